@@ -1,0 +1,142 @@
+"""The MCR's routing rules (MCR-SEMANTICS.md section 2), one function per rule.
+
+Every "Decision" (a choice mcrd makes where Megaport's sources are silent) is a named constant or function here,
+so it can be found and changed in one place.
+"""
+
+from __future__ import annotations
+
+from mcrd.policy.peer import PeerPolicy, PeerType
+from mcrd.policy.prefix_list import ParsedPrefix
+from mcrd.policy.rejection import Rejection
+from mcrd.rib.attributes import Origin, PathAttributes
+
+# --- 2.1 Default propagation by peer type ------------------------------------------------------------------
+
+_MAY_PROPAGATE: dict[PeerType, frozenset[PeerType]] = {
+    "NON_CLOUD": frozenset({"NON_CLOUD", "PRIV_CLOUD", "PUB_CLOUD"}),
+    "PRIV_CLOUD": frozenset({"NON_CLOUD", "PRIV_CLOUD"}),
+    "PUB_CLOUD": frozenset({"NON_CLOUD"}),
+}
+
+# Decision: routes the MCR originates (static routes) count as NON_CLOUD.
+STATIC_PEER_TYPE: PeerType = "NON_CLOUD"
+
+
+def may_propagate(learned_from: PeerType, to: PeerType) -> bool:
+    """MCR does not exchange routes between private and public cloud peerings (DOC route-advertisement)."""
+    return to in _MAY_PROPAGATE[learned_from]
+
+
+# --- 2.3 step 2: per-peer export control, configured on the source ------------------------------------------
+
+
+def export_control_permits(source: PeerPolicy, target: PeerPolicy) -> bool:
+    if target.key in source.deny_export_to:
+        return False
+    if target.key in source.permit_export_to:
+        return True
+    return source.export_policy == "permit"
+
+
+# Decision: iBGP-learned routes are not sent to other iBGP peers (RFC 4271 9.2; the MCR does no route
+# reflection).
+IBGP_SPLIT_HORIZON = True
+
+
+def may_export(source: PeerPolicy | None, target: PeerPolicy) -> bool:
+    """Whether routes learned from `source` (None: originated by the MCR) may be offered to `target` at all,
+    before the target's export lists. Does not depend on the prefix, so the processor caches it per pair."""
+    if source is None:
+        return may_propagate(STATIC_PEER_TYPE, target.peer_type)
+    if source.key == target.key or source.family != target.family:
+        return False
+    # Decision: a permit in the export control never overrides the PRIV/PUB isolation of 2.1.
+    if not may_propagate(source.peer_type, target.peer_type):
+        return False
+    if IBGP_SPLIT_HORIZON and source.ibgp and target.ibgp:
+        return False
+    return export_control_permits(source, target)
+
+
+# --- 2.2 Import ----------------------------------------------------------------------------------------------
+
+
+def as_loop(peer: PeerPolicy, attrs: PathAttributes) -> Rejection | None:
+    if attrs.holds_as(peer.local_asn):
+        return Rejection("as-loop", f"AS path holds the local AS {peer.local_asn} (loop)")
+    return None
+
+
+def wrong_family(peer: PeerPolicy) -> Rejection:
+    # Decision: a connection carries the unicast family of its peer address only.
+    return Rejection("family", f"an IPv{peer.family} session carries IPv{peer.family} routes only")
+
+
+def import_rejection(peer: PeerPolicy, parsed: ParsedPrefix) -> Rejection | None:
+    """Import Permit List then Import Deny List; both apply when both are set."""
+    if peer.import_whitelist is not None:
+        rejected = peer.import_whitelist.verdict(parsed, permit_list=True, role="import")
+        if rejected is not None:
+            return rejected
+    if peer.import_blacklist is not None:
+        return peer.import_blacklist.verdict(parsed, permit_list=False, role="import")
+    return None
+
+
+def import_attributes(peer: PeerPolicy, attrs: PathAttributes) -> PathAttributes:
+    """medIn overwrites the MED of every route received on the session."""
+    if peer.med_in is None or attrs.med == peer.med_in:
+        return attrs
+    return _replace(attrs, med=peer.med_in)
+
+
+# --- 2.3 steps 3-5: export lists and attributes --------------------------------------------------------------
+
+
+def export_lists_permit(target: PeerPolicy, parsed: ParsedPrefix) -> bool:
+    if target.export_whitelist is not None and not target.export_whitelist.matches(parsed):
+        return False
+    return target.export_blacklist is None or not target.export_blacklist.matches(parsed)
+
+
+# Decision: LOCAL_PREF sent to iBGP peers (the MCR sets no local preference; RFC 4271 default).
+DEFAULT_LOCAL_PREF = 100
+
+
+def export_attributes(attrs: PathAttributes, target: PeerPolicy) -> PathAttributes | None:
+    """The attributes `target` receives for a route with `attrs`, or None when it must not receive it."""
+    path = attrs.as_path
+    if attrs.holds_as(target.peer_asn) and not target.ibgp:
+        if not target.as_override:
+            # Decision: the peer would drop a route holding its own AS; do not send it.
+            return None
+        path = tuple(target.local_asn if asn == target.peer_asn else asn for asn in path)
+    if target.ibgp:
+        out_path, local_pref = path, DEFAULT_LOCAL_PREF
+    else:
+        out_path, local_pref = (target.local_asn,) * (1 + target.prepend) + path, None
+    return PathAttributes(
+        next_hop=target.local_ip,
+        as_path=out_path,
+        origin=attrs.origin,
+        # A MED is not passed from one neighbouring AS to another (RFC 4271 5.1.4): medOut or none.
+        med=target.med_out,
+        local_pref=local_pref,
+        # Decision: communities are transitive and pass unchanged (the MCR offers no community config).
+        communities=attrs.communities,
+        as_set=attrs.as_set,
+    )
+
+
+# --- 2.5 What the MCR originates -----------------------------------------------------------------------------
+
+# Static routes are redistributed into BGP with origin INCOMPLETE, as `redistribute static` does.
+STATIC_ORIGIN = Origin.INCOMPLETE
+
+# Decision: connected subnets are not advertised over BGP unless `mcr.advertiseConnected` is set.
+
+
+def _replace(attrs: PathAttributes, *, med: int | None) -> PathAttributes:
+    return PathAttributes(attrs.next_hop, attrs.as_path, attrs.origin, med, attrs.local_pref, attrs.communities,
+                          attrs.as_set)

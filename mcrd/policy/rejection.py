@@ -1,0 +1,17 @@
+"""Why a received route is not used."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """`code` is stable for scripts (as-loop, family, import-permit-list, import-deny-list, route-limit);
+    `detail` names the rule, for the looking glass."""
+
+    code: str
+    detail: str
+
+    def __str__(self) -> str:
+        return self.detail

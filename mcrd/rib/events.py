@@ -1,0 +1,51 @@
+"""What the route processor is told. Peers are named by their peer address (`peerIpAddress`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mcrd.config.model import Config
+from mcrd.rib.attributes import PathAttributes
+
+
+@dataclass(frozen=True, slots=True)
+class PeerUp:
+    peer: str
+    router_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerDown:
+    peer: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RoutesAnnounced:
+    """Prefixes (canonical strings) that share one set of attributes, as in one UPDATE."""
+
+    peer: str
+    attrs: PathAttributes
+    prefixes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RoutesWithdrawn:
+    peer: str
+    prefixes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfRib:
+    peer: str
+    family: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigChanged:
+    """A new, valid config (checked by `mcrd.config.change_problems` against the running one)."""
+
+    config: Config
+
+
+Event = PeerUp | PeerDown | RoutesAnnounced | RoutesWithdrawn | EndOfRib | ConfigChanged

@@ -1,0 +1,585 @@
+"""The route processor: MCR semantics applied to BGP sessions, pure and synchronous.
+
+It is told events (`mcrd.rib.events`) and answers each with `Effects`: per-peer announcements and withdrawals
+grouped by identical attributes, kernel route changes, and records. No I/O, no logging, no clock: the time is
+passed in. The update path follows OpenBGPD's `rde_update_update()`: keep the route as received (rejected ones
+too, with the reason), run import policy, update the Loc-RIB and the best path of that prefix only, then the
+Adj-RIB-Out of each other peer for that prefix only.
+
+State, per peer: `accepted` (prefix -> entry after import policy), `rejected` (prefix -> (entry, why)), `out`
+(Adj-RIB-Out: prefix -> attributes sent). Global: `best` (Loc-RIB: prefix -> best entry), `fib` (prefix -> next
+hop wanted in the kernel). One `RouteEntry` and one `PathAttributes` are shared by all prefixes of an UPDATE.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from mcrd.config.model import Config
+from mcrd.policy import mcr
+from mcrd.policy.peer import PeerPolicy, compile_peers
+from mcrd.policy.prefix_list import ParsedPrefix, parse_prefix, prefix_version
+from mcrd.policy.rejection import Rejection
+from mcrd.rib import decision
+from mcrd.rib.attributes import PathAttributes
+from mcrd.rib.effects import (
+    Announce,
+    ConfigApplied,
+    Effects,
+    EventIgnored,
+    FibInstall,
+    FibNextHop,
+    ReceivedChanged,
+    Record,
+    RouteLimitReached,
+    SessionChanged,
+    Withdraw,
+)
+from mcrd.rib.entry import RouteEntry, Source, address_key
+from mcrd.rib.events import ConfigChanged, EndOfRib, Event, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
+
+# Decision: when the MCR's route limit is reached, a new prefix is refused (kept as rejected with this reason
+# and counted), and admitted in arrival order when room frees up. Routes for prefixes already in the table
+# are never refused; lowering the limit evicts nothing.
+ROUTE_LIMIT = "route-limit"
+
+_OUT_CACHE_MAX = 4096
+_NO_SUCH_PEER = "no BGP connection has this peer address"
+
+
+class PeerState:
+    """One BGP connection's routes and session state."""
+
+    __slots__ = (
+        "accepted",
+        "eor",
+        "out",
+        "out_cache",
+        "out_orig",
+        "policy",
+        "recv_orig",
+        "recv_rejected",
+        "rejected",
+        "since",
+        "slot",
+        "source",
+        "state_reason",
+    )
+
+    def __init__(self, policy: PeerPolicy, slot: int) -> None:
+        self.policy = policy
+        self.slot = slot
+        self.source: Source | None = None  # set while the session is up
+        self.since = 0.0
+        self.state_reason = ""
+        self.eor: set[int] = set()
+        self.accepted: dict[str, RouteEntry] = {}
+        self.rejected: dict[str, tuple[RouteEntry, Rejection]] = {}
+        self.out: dict[str, PathAttributes] = {}
+        # Per round: prefix -> what was sent / accepted before the round, to report net changes only.
+        self.out_orig: dict[str, PathAttributes | None] = {}
+        self.recv_orig: dict[str, bool] = {}
+        self.recv_rejected = 0
+        # id(attrs) -> (attrs, attributes sent to this peer); holding attrs keeps the id from being reused.
+        self.out_cache: dict[int, tuple[PathAttributes, PathAttributes | None]] = {}
+
+    @property
+    def up(self) -> bool:
+        return self.source is not None
+
+    @property
+    def key(self) -> str:
+        return self.policy.key
+
+
+@dataclass(frozen=True, slots=True)
+class StaticKey:
+    prefix: str
+    next_hop: str
+    ifname: str
+
+
+class RouteProcessor:
+    """Feed it `handle(event, now)`; the first event must be a `ConfigChanged`."""
+
+    def __init__(self) -> None:
+        self._config: Config | None = None
+        self._peers: dict[str, PeerState] = {}
+        self._order: list[PeerState] = []
+        self._up: list[PeerState] = []
+        self._best: dict[str, RouteEntry] = {}
+        self._fib: dict[str, FibNextHop] = {}
+        self._local: dict[str, list[RouteEntry]] = {}  # static (and, if advertised, connected) routes
+        self._statics: dict[StaticKey, RouteEntry] = {}
+        self._connected: dict[str, str] = {}  # interface subnet -> Linux interface
+        self._local_sources: dict[tuple[str, int], Source] = {}
+        self._gate: dict[str, list[bool]] = {}  # source peer key or local source name -> allowed[target slot]
+        self._max_routes = 0
+        self._limit_rejection = Rejection(ROUTE_LIMIT, "")
+        self._waiting: dict[tuple[str, str], None] = {}  # refused (peer, prefix), in arrival order
+        self._refused_total = 0
+        # Per round.
+        self._now = 0.0
+        self._best_orig: dict[str, RouteEntry | None] = {}
+        self._fib_orig: dict[str, FibNextHop | None] = {}
+        self._touched: dict[str, PeerState] = {}
+        self._records: list[Record] = []
+        self._refused_round = 0
+
+    # --- events -------------------------------------------------------------------------------------------
+
+    def handle(self, event: Event, now: float) -> Effects:
+        self._now = now
+        if isinstance(event, ConfigChanged):
+            self._apply_config(event.config)
+        elif self._config is None:
+            self._records.append(EventIgnored(type(event).__name__, "no config applied yet"))
+        elif isinstance(event, RoutesAnnounced):
+            self._announce(event)
+        elif isinstance(event, RoutesWithdrawn):
+            self._withdraw(event)
+        elif isinstance(event, PeerUp):
+            self._peer_up(event)
+        elif isinstance(event, PeerDown):
+            self._peer_down(event.peer, event.reason)
+        elif isinstance(event, EndOfRib):
+            peer = self._live_peer(event.peer, "EndOfRib")
+            if peer is not None:
+                peer.eor.add(event.family)
+        self._admit_waiting()
+        return self._finish_round()
+
+    def _live_peer(self, key: str, what: str) -> PeerState | None:
+        peer = self._peers.get(key)
+        if peer is None:
+            self._records.append(EventIgnored(f"{what} from {key}", _NO_SUCH_PEER))
+            return None
+        if not peer.up:
+            self._records.append(EventIgnored(f"{what} from {key}", "the session is not up"))
+            return None
+        return peer
+
+    def _announce(self, event: RoutesAnnounced) -> None:
+        peer = self._live_peer(event.peer, "routes")
+        if peer is None:
+            return
+        policy, source = peer.policy, peer.source
+        assert source is not None
+        attrs = event.attrs
+        effective = mcr.import_attributes(policy, attrs)
+        entry = RouteEntry(source, effective, attrs, self._now, address_key(attrs.next_hop), policy.ifname,
+                           FibNextHop(attrs.next_hop, policy.ifname))
+        whole = mcr.as_loop(policy, attrs)
+        needs_lists = policy.import_whitelist is not None or policy.import_blacklist is not None
+        family = policy.family
+        for prefix in event.prefixes:
+            rejection = whole
+            if rejection is None:
+                if prefix_version(prefix) != family:
+                    rejection = mcr.wrong_family(policy)
+                elif needs_lists:
+                    rejection = mcr.import_rejection(policy, parse_prefix(prefix))
+            self._store(peer, prefix, entry, rejection)
+
+    def _store(self, peer: PeerState, prefix: str, entry: RouteEntry, rejection: Rejection | None) -> None:
+        """Put one received route in the peer's Adj-RIB-In, accepted or rejected, and reselect if it matters."""
+        was_accepted = peer.accepted.pop(prefix, None)
+        if peer.rejected.pop(prefix, None) is not None:
+            self._waiting.pop((peer.key, prefix), None)
+        if rejection is None and prefix not in self._best and len(self._best) >= self._max_routes:
+            rejection = self._refuse(peer, prefix)
+        if prefix not in peer.recv_orig:
+            peer.recv_orig[prefix] = was_accepted is not None
+            self._touched[peer.key] = peer
+        if rejection is None:
+            peer.accepted[prefix] = entry
+            self._reselect(prefix)
+        else:
+            peer.rejected[prefix] = (entry, rejection)
+            peer.recv_rejected += 1
+            if was_accepted is not None:
+                self._reselect(prefix)
+
+    def _refuse(self, peer: PeerState, prefix: str) -> Rejection:
+        self._waiting[(peer.key, prefix)] = None
+        self._refused_round += 1
+        self._refused_total += 1
+        return self._limit_rejection
+
+    def _withdraw(self, event: RoutesWithdrawn) -> None:
+        peer = self._live_peer(event.peer, "withdrawals")
+        if peer is None:
+            return
+        for prefix in event.prefixes:
+            self._remove(peer, prefix)
+
+    def _remove(self, peer: PeerState, prefix: str) -> None:
+        if peer.rejected.pop(prefix, None) is not None:
+            self._waiting.pop((peer.key, prefix), None)
+            return
+        if prefix not in peer.accepted:
+            return
+        if prefix not in peer.recv_orig:
+            peer.recv_orig[prefix] = True
+            self._touched[peer.key] = peer
+        del peer.accepted[prefix]
+        self._reselect(prefix)
+
+    def _peer_up(self, event: PeerUp) -> None:
+        peer = self._peers.get(event.peer)
+        if peer is None:
+            self._records.append(EventIgnored(f"session up with {event.peer}", _NO_SUCH_PEER))
+            return
+        if peer.policy.shutdown:
+            self._records.append(EventIgnored(f"session up with {event.peer}", "the connection is shut down"))
+            return
+        if peer.up:
+            self._peer_down(peer.key, "session re-established")
+        try:
+            router_id = int(ipaddress.IPv4Address(event.router_id))
+        except ValueError:
+            router_id = 0
+        policy = peer.policy
+        peer.source = Source(policy.key, "bgp", not policy.ibgp, router_id, address_key(policy.key),
+                             self._gate[policy.key])
+        peer.since, peer.state_reason = self._now, ""
+        peer.eor.clear()
+        self._up = [p for p in self._order if p.up]
+        self._records.append(SessionChanged(peer.key, policy.vxc, "UP"))
+        self._refresh_out(peer, list(self._best))
+
+    def _peer_down(self, key: str, reason: str) -> None:
+        peer = self._peers.get(key)
+        if peer is None or not peer.up:
+            if peer is None:
+                self._records.append(EventIgnored(f"session down with {key}", _NO_SUCH_PEER))
+            return
+        peer.source = None
+        peer.since, peer.state_reason = self._now, reason
+        peer.out.clear()  # nothing to withdraw from a peer that is gone
+        peer.out_orig.clear()
+        peer.out_cache.clear()
+        self._up = [p for p in self._order if p.up]
+        self._records.append(SessionChanged(key, peer.policy.vxc, "DOWN", reason))
+        for prefix in list(peer.rejected):
+            self._waiting.pop((key, prefix), None)
+        peer.rejected.clear()
+        for prefix in list(peer.accepted):
+            self._remove(peer, prefix)
+
+    # --- Loc-RIB, export, FIB --------------------------------------------------------------------------------
+
+    def _candidates(self, prefix: str) -> Iterator[RouteEntry]:
+        local = self._local.get(prefix)
+        if local:
+            yield from local
+        for peer in self._up:
+            entry = peer.accepted.get(prefix)
+            if entry is not None:
+                yield entry
+
+    def _reselect(self, prefix: str) -> None:
+        old = self._best.get(prefix)
+        new, _ = decision.select(self._candidates(prefix))
+        if new is old:
+            return
+        if prefix not in self._best_orig:
+            self._best_orig[prefix] = old
+        if new is None:
+            del self._best[prefix]
+        else:
+            self._best[prefix] = new
+        self._set_fib(prefix, new)
+        parsed: ParsedPrefix | None = None
+        for target in self._up:
+            if target.policy.export_whitelist is not None or target.policy.export_blacklist is not None:
+                if parsed is None:
+                    parsed = parse_prefix(prefix)
+                self._set_out(target, prefix, self._out_for(new, target, parsed))
+            else:
+                self._set_out(target, prefix, self._out_for(new, target, None))
+
+    def _out_for(
+        self, entry: RouteEntry | None, target: PeerState, parsed: ParsedPrefix | None
+    ) -> PathAttributes | None:
+        """What `target` should hold for a prefix whose best route is `entry` (MCR-SEMANTICS.md 2.3)."""
+        if entry is None or not entry.source.allowed[target.slot]:
+            return None
+        if parsed is not None and not mcr.export_lists_permit(target.policy, parsed):
+            return None
+        attrs = entry.attrs
+        cached = target.out_cache.get(id(attrs))
+        if cached is not None and cached[0] is attrs:
+            return cached[1]
+        out = mcr.export_attributes(attrs, target.policy)
+        if len(target.out_cache) >= _OUT_CACHE_MAX:
+            target.out_cache.clear()
+        target.out_cache[id(attrs)] = (attrs, out)
+        return out
+
+    def _set_out(self, target: PeerState, prefix: str, out: PathAttributes | None) -> None:
+        current = target.out.get(prefix)
+        if out is current:
+            return
+        if prefix not in target.out_orig:
+            target.out_orig[prefix] = current
+            self._touched[target.key] = target
+        if out is None:
+            del target.out[prefix]
+        else:
+            target.out[prefix] = out
+
+    def _refresh_out(self, target: PeerState, prefixes: Iterable[str]) -> None:
+        needs_lists = target.policy.export_whitelist is not None or target.policy.export_blacklist is not None
+        for prefix in prefixes:
+            parsed = parse_prefix(prefix) if needs_lists else None
+            self._set_out(target, prefix, self._out_for(self._best.get(prefix), target, parsed))
+
+    def _set_fib(self, prefix: str, best: RouteEntry | None) -> None:
+        # Connected subnets belong to the kernel already (CONNECTED beats every other protocol).
+        want = None if best is None or prefix in self._connected else best.fib
+        current = self._fib.get(prefix)
+        if want == current:
+            return
+        if prefix not in self._fib_orig:
+            self._fib_orig[prefix] = current
+        if want is None:
+            del self._fib[prefix]
+        else:
+            self._fib[prefix] = want
+
+    def _admit_waiting(self) -> None:
+        while self._waiting and len(self._best) < self._max_routes:
+            key, prefix = next(iter(self._waiting))
+            del self._waiting[key, prefix]
+            peer = self._peers.get(key)
+            if peer is None or prefix not in peer.rejected:
+                continue
+            entry, _ = peer.rejected.pop(prefix)
+            if prefix not in peer.recv_orig:
+                peer.recv_orig[prefix] = False
+                self._touched[key] = peer
+            peer.accepted[prefix] = entry
+            self._reselect(prefix)
+
+    # --- config ----------------------------------------------------------------------------------------------
+
+    def _apply_config(self, config: Config) -> None:
+        old_policies = {key: peer.policy for key, peer in self._peers.items()}
+        new_policies = {policy.key: policy for policy in compile_peers(config)}
+        removed = [key for key in old_policies if key not in new_policies]
+        for key in removed:
+            self._peer_down(key, "removed from the config")
+            del self._peers[key]
+        self._config = config
+        self._max_routes = config.mcr.max_routes
+        self._limit_rejection = Rejection(
+            ROUTE_LIMIT, f"the MCR holds its limit of {self._max_routes} routes; waiting for room"
+        )
+        self._order = []
+        for slot, policy in enumerate(new_policies.values()):
+            peer = self._peers.get(policy.key)
+            if peer is None:
+                peer = self._peers[policy.key] = PeerState(policy, slot)
+            peer.policy, peer.slot = policy, slot
+            self._order.append(peer)
+        self._up = [p for p in self._order if p.up]
+        gate_changed = self._rebuild_gate()
+        for peer in self._order:
+            if peer.up and peer.policy.shutdown:
+                self._peer_down(peer.key, "shut down by config")
+        self._apply_local_routes(config)
+        reevaluated = []
+        for peer in self._up:
+            old = old_policies.get(peer.key)
+            if old is not None and old.import_signature() != peer.policy.import_signature():
+                self._reimport(peer)
+                reevaluated.append(peer.key)
+        for peer in self._up:
+            old = old_policies.get(peer.key)
+            if gate_changed or old is None or old.export_signature() != peer.policy.export_signature():
+                peer.out_cache.clear()
+                self._refresh_out(peer, [*self._best, *(p for p in peer.out if p not in self._best)])
+        added = tuple(key for key in new_policies if key not in old_policies)
+        self._records.append(ConfigApplied(added, tuple(removed), tuple(reevaluated)))
+
+    def _rebuild_gate(self) -> bool:
+        """Which sources may send to which targets at all (2.1, 2.3 step 2); True when that changed."""
+        targets = [peer.policy for peer in self._order]
+        gate: dict[str, list[bool]] = {}
+        for peer in self._order:
+            gate[peer.key] = [mcr.may_export(peer.policy, target) for target in targets]
+        for family in (4, 6):
+            gate[f"local{family}"] = [target.family == family and mcr.may_export(None, target) for target in targets]
+        changed = gate != self._gate
+        self._gate = gate
+        for peer in self._order:
+            if peer.source is not None:
+                peer.source.allowed = gate[peer.key]
+        for (_, family), source in self._local_sources.items():
+            source.allowed = gate[f"local{family}"]
+        return changed
+
+    def _local_source(self, kind: str, family: int) -> Source:
+        source = self._local_sources.get((kind, family))
+        if source is None:
+            source = Source(kind, kind, True, 0, (0, 0), self._gate[f"local{family}"])
+            self._local_sources[kind, family] = source
+        return source
+
+    def _apply_local_routes(self, config: Config) -> None:
+        """Static routes (redistributed into BGP) and connected subnets, as a difference to what is there."""
+        wanted: dict[StaticKey, tuple[str, int]] = {}
+        connected: dict[str, str] = {}
+        for vxc in config.vxcs:
+            for iface in vxc.vrouter.interfaces:
+                for route in iface.ip_routes:
+                    wanted[StaticKey(str(route.prefix), str(route.next_hop), vxc.interface)] = (
+                        "static", route.prefix.version)
+                for address in iface.ip_addresses:
+                    connected.setdefault(str(address.network), vxc.interface)
+                    if config.mcr.advertise_connected:
+                        wanted[StaticKey(str(address.network), "", vxc.interface)] = ("connected", address.version)
+        touched: set[str] = set()
+        for key in [key for key in self._statics if key not in wanted]:
+            entry = self._statics.pop(key)
+            self._local[key.prefix].remove(entry)
+            if not self._local[key.prefix]:
+                del self._local[key.prefix]
+            touched.add(key.prefix)
+        for key, (kind, family) in wanted.items():
+            if key in self._statics:
+                continue
+            hop = key.next_hop or ("0.0.0.0" if family == 4 else "::")
+            attrs = PathAttributes(next_hop=hop, origin=mcr.STATIC_ORIGIN)
+            entry = RouteEntry(self._local_source(kind, family), attrs, attrs, self._now, address_key(hop),
+                               key.ifname, FibNextHop(hop, key.ifname))
+            self._statics[key] = entry
+            self._local.setdefault(key.prefix, []).append(entry)
+            self._local[key.prefix].sort(key=lambda e: e.next_hop_key)
+            touched.add(key.prefix)
+        changed_connected = set(connected) ^ set(self._connected)
+        self._connected = connected
+        for prefix in sorted(touched):
+            self._reselect(prefix)
+        for prefix in changed_connected - touched:
+            self._set_fib(prefix, self._best.get(prefix))
+
+    def _reimport(self, peer: PeerState) -> None:
+        """Run import policy again over everything the peer sent (a filter change, no session reset)."""
+        policy = peer.policy
+        stored = [(prefix, entry) for prefix, entry in peer.accepted.items()]
+        stored += [(prefix, entry) for prefix, (entry, _) in peer.rejected.items()]
+        renewed: dict[int, RouteEntry] = {}
+        for prefix, entry in stored:
+            fresh = renewed.get(id(entry))
+            if fresh is None:
+                attrs = entry.received
+                fresh = RouteEntry(entry.source, mcr.import_attributes(policy, attrs), attrs, entry.since,
+                                   entry.next_hop_key, policy.ifname, FibNextHop(attrs.next_hop, policy.ifname))
+                renewed[id(entry)] = fresh
+            rejection = mcr.as_loop(policy, fresh.received)
+            if rejection is None:
+                rejection = mcr.import_rejection(policy, parse_prefix(prefix))
+            self._store(peer, prefix, fresh, rejection)
+
+    # --- results ---------------------------------------------------------------------------------------------
+
+    def _finish_round(self) -> Effects:
+        announce: list[Announce] = []
+        withdraw: list[Withdraw] = []
+        records = self._records
+        for peer in self._touched.values():
+            groups: dict[int, tuple[PathAttributes, list[str]]] = {}
+            gone: list[str] = []
+            for prefix, before in peer.out_orig.items():
+                sent = peer.out.get(prefix)
+                if sent is before or sent == before:
+                    continue
+                if sent is None:
+                    gone.append(prefix)
+                else:
+                    group = groups.get(id(sent))
+                    if group is None:
+                        groups[id(sent)] = (sent, [prefix])
+                    else:
+                        group[1].append(prefix)
+            peer.out_orig.clear()
+            if gone:
+                withdraw.append(Withdraw(peer.key, tuple(gone)))
+            announce.extend(Announce(peer.key, attrs, tuple(prefixes)) for attrs, prefixes in groups.values())
+            if peer.recv_orig or peer.recv_rejected:
+                accepted = tuple(p for p, was in peer.recv_orig.items() if not was and p in peer.accepted)
+                removed = tuple(p for p, was in peer.recv_orig.items() if was and p not in peer.accepted)
+                if accepted or removed or peer.recv_rejected:
+                    records.append(ReceivedChanged(peer.key, accepted, removed, peer.recv_rejected))
+                peer.recv_orig.clear()
+                peer.recv_rejected = 0
+        installs: dict[FibNextHop, list[str]] = {}
+        removals: list[str] = []
+        for prefix, hop_before in self._fib_orig.items():
+            now_hop = self._fib.get(prefix)
+            if now_hop == hop_before:
+                continue
+            if now_hop is None:
+                removals.append(prefix)
+            else:
+                installs.setdefault(now_hop, []).append(prefix)
+        best_added = tuple(p for p, old in self._best_orig.items() if old is None and p in self._best)
+        best_removed = tuple(p for p, old in self._best_orig.items() if old is not None and p not in self._best)
+        if self._refused_round:
+            records.append(RouteLimitReached(self._max_routes, self._refused_round, len(self._waiting)))
+        effects = Effects(
+            announce=tuple(announce),
+            withdraw=tuple(withdraw),
+            fib_install=tuple(FibInstall(hop, tuple(prefixes)) for hop, prefixes in installs.items()),
+            fib_remove=tuple(removals),
+            best_added=best_added,
+            best_removed=best_removed,
+            records=tuple(records),
+        )
+        self._touched = {}
+        self._records = []
+        self._fib_orig = {}
+        self._best_orig = {}
+        self._refused_round = 0
+        return effects
+
+    # --- read-only views (looking glass, tests) ------------------------------------------------------------------
+
+    @property
+    def config(self) -> Config | None:
+        return self._config
+
+    def peers(self) -> list[PeerState]:
+        return list(self._order)
+
+    def peer(self, key: str) -> PeerState | None:
+        return self._peers.get(key)
+
+    def best(self) -> dict[str, RouteEntry]:
+        return dict(self._best)
+
+    def fib(self) -> dict[str, FibNextHop]:
+        return dict(self._fib)
+
+    def connected(self) -> dict[str, str]:
+        return dict(self._connected)
+
+    def advertised(self, key: str) -> dict[str, PathAttributes]:
+        peer = self._peers.get(key)
+        return {} if peer is None else dict(peer.out)
+
+    @property
+    def route_count(self) -> int:
+        return len(self._best)
+
+    @property
+    def refused_total(self) -> int:
+        return self._refused_total
+
+    @property
+    def waiting_for_room(self) -> int:
+        return len(self._waiting)
