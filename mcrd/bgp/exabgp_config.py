@@ -1,0 +1,77 @@
+"""Render the ExaBGP configuration for a config: one neighbor per BGP connection that is not shut down."""
+
+from __future__ import annotations
+
+import base64
+import shlex
+from collections.abc import Sequence
+
+from mcrd.config.model import Config
+
+PROCESS_NAME = "mcrd"
+
+
+def render(config: Config, api_command: Sequence[str]) -> str:
+    """`api_command` runs the bridge that connects ExaBGP's API to the daemon."""
+    router_id = config.effective_router_id()
+    lines = [
+        f"process {PROCESS_NAME} {{",
+        f"    run {shlex.join(api_command)};",
+        "    encoder json;",
+        "}",
+        "",
+    ]
+    for vxc, _, conn in config.connections():
+        if config.shutdown(vxc, conn):
+            continue
+        family = "ipv4" if conn.peer_ip_address.version == 4 else "ipv6"
+        lines += [
+            f"neighbor {conn.peer_ip_address} {{",
+            f"    router-id {router_id};",
+            f"    local-address {conn.local_ip_address};",
+            f"    local-as {config.local_asn(conn)};",
+            f"    peer-as {conn.peer_asn};",
+            f"    hold-time {conn.hold_time};",
+            # The session is started from our side too: a lab peer may be passive.
+            "    passive false;",
+            "    group-updates true;",
+        ]
+        if conn.password:
+            # Base64 so that no character of the key can break out of the configuration syntax.
+            encoded = base64.b64encode(conn.password.encode()).decode()
+            lines += [f"    md5-password {encoded};", "    md5-base64 true;"]
+        lines += [
+            f"    family {{ {family} unicast; }}",
+            # Graceful restart is advertised only so that peers such as FRR send End-of-RIB.
+            "    capability { route-refresh; graceful-restart 120; }",
+            "    api {",
+            f"        processes [ {PROCESS_NAME} ];",
+            "        receive { parsed; update; open; notification; }",
+            "        neighbor-changes;",
+            "    }",
+            "}",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def environment(log_file: str | None = None) -> dict[str, str]:
+    """ExaBGP settings passed as environment variables (`exabgp env` lists them)."""
+    return {
+        "exabgp_api_ack": "true",  # one `done`/`error` per command: lets the daemon bound what is in flight
+        "exabgp_api_encoder": "json",
+        # A dead bridge means the daemon lost ExaBGP: stop and let the daemon restart both with a clean state.
+        "exabgp_api_respawn": "false",
+        "exabgp_api_terminate": "true",
+        "exabgp_api_cli": "false",
+        "exabgp_daemon_daemonize": "false",
+        "exabgp_daemon_user": "root",
+        "exabgp_daemon_drop": "false",
+        "exabgp_log_destination": log_file or "stderr",
+        "exabgp_log_short": "true",
+        "exabgp_log_statistics": "false",
+        "exabgp_log_packets": "false",
+        "exabgp_log_rib": "false",
+        "exabgp_log_routes": "false",
+        "exabgp_log_processes": "false",  # it would log every command, routes and all
+    }

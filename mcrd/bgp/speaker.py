@@ -1,0 +1,226 @@
+"""ExaBGP as mcrd's BGP session engine: a supervised child process, its API wired to the daemon.
+
+- ExaBGP runs `python -m mcrd.bgp.bridge SOCKET`, which connects to the unix socket served here.
+- Everything ExaBGP writes is read at once, without pause (a stalled reader makes ExaBGP miss keepalives), decoded
+  and handed to `on_message`; the daemon queues it for the route processor.
+- Commands go out with at most `max_in_flight` awaiting their `done`/`error` (unread acks fill the pipe after
+  ~13,000 lines and both sides block).
+- When ExaBGP dies it is restarted with backoff; `on_lost` tells the daemon that every session is down.
+- A new config is applied by rewriting ExaBGP's configuration and sending SIGUSR1: ExaBGP starts new neighbors,
+  stops removed ones and keeps the sessions whose own settings did not change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from mcrd.bgp import exabgp_config
+from mcrd.bgp.messages import Ack, Decoder, Parsed
+from mcrd.config.model import Config
+
+MAX_IN_FLIGHT = 200
+BACKOFF_START, BACKOFF_MAX = 0.5, 30.0
+STABLE_AFTER = 60.0  # seconds up after which the backoff starts again from the beginning
+
+
+class ExaBgpSpeaker:
+    def __init__(
+        self,
+        state_dir: Path,
+        on_message: Callable[[Parsed], None],
+        on_lost: Callable[[str], None],
+        log: Any,
+        *,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        exabgp_command: list[str] | None = None,
+    ) -> None:
+        self._dir = state_dir
+        self._conf = state_dir / "exabgp.conf"
+        self._socket = state_dir / "api.sock"
+        self._on_message = on_message
+        self._on_lost = on_lost
+        self._log = log
+        self._max_in_flight = max_in_flight
+        self._exabgp = exabgp_command or [sys.executable, "-m", "exabgp"]
+        self._process: asyncio.subprocess.Process | None = None
+        self._server: asyncio.Server | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._pending: collections.deque[str] = collections.deque()
+        self._in_flight: collections.deque[str] = collections.deque()
+        self._wake_writer = asyncio.Event()
+        self._connected = asyncio.Event()
+        self._stopping = False
+        self._stderr_tail: collections.deque[str] = collections.deque(maxlen=20)
+        self._secrets: list[str] = []
+        self.restarts = 0
+        self.commands_sent = 0
+        self.command_errors = 0
+
+    # --- public -----------------------------------------------------------------------------------------------
+
+    def write_config(self, config: Config) -> None:
+        bridge = [sys.executable, "-m", "mcrd.bgp.bridge", str(self._socket)]
+        text = exabgp_config.render(config, bridge)
+        tmp = self._conf.with_suffix(".tmp")
+        # The file holds MD5 keys: readable by root only.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        tmp.replace(self._conf)
+        self._secrets = [conn.password for _, _, conn in config.connections() if conn.password]
+
+    def reconfigure(self, config: Config) -> None:
+        self.write_config(config)
+        if self._process is not None and self._process.returncode is None:
+            self._process.send_signal(signal.SIGUSR1)
+
+    def send(self, commands: Iterable[str]) -> None:
+        self._pending.extend(commands)
+        self._wake_writer.set()
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.returncode is None and self._connected.is_set()
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    async def run(self) -> None:
+        """Serve the API socket and keep ExaBGP running until `stop()`."""
+        self._server = await asyncio.start_unix_server(self._serve, path=str(self._socket))
+        os.chmod(self._socket, 0o600)
+        writer_task = asyncio.create_task(self._write_loop(), name="exabgp-writer")
+        backoff = BACKOFF_START
+        try:
+            while not self._stopping:
+                started = asyncio.get_running_loop().time()
+                code = await self._run_once()
+                if self._stopping:
+                    break
+                self.restarts += 1
+                up_for = asyncio.get_running_loop().time() - started
+                if up_for > STABLE_AFTER:
+                    backoff = BACKOFF_START
+                reason = f"ExaBGP exited with status {code}"
+                self._log.error("exabgp_died", status=code, restart_in=backoff, restarts=self.restarts,
+                                stderr=self._redact(" | ".join(self._stderr_tail)))
+                self._on_lost(reason)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+        finally:
+            writer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer_task
+            self._server.close()
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop ExaBGP: on SIGTERM it closes every session with a Cease notification."""
+        self._stopping = True
+        process = self._process
+        if process is None or process.returncode is not None:
+            return
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), timeout)
+        except TimeoutError:
+            self._log.warning("exabgp_kill", pid=process.pid, reason=f"no exit {timeout}s after SIGTERM")
+            process.kill()
+            await process.wait()
+
+    # --- internals --------------------------------------------------------------------------------------------
+
+    async def _run_once(self) -> int:
+        self._connected.clear()
+        self._stderr_tail.clear()
+        env = {**os.environ, **exabgp_config.environment()}
+        self._process = await asyncio.create_subprocess_exec(
+            *self._exabgp, "server", str(self._conf),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            start_new_session=True,  # the daemon decides when ExaBGP stops, after or before a terminal's ^C
+        )
+        self._log.info("exabgp_started", pid=self._process.pid, config=str(self._conf))
+        assert self._process.stderr is not None
+        stderr_task = asyncio.create_task(self._read_stderr(self._process.stderr), name="exabgp-stderr")
+        code = await self._process.wait()
+        await stderr_task
+        self._connected.clear()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        # Commands not yet acknowledged died with ExaBGP; the processor re-sends everything when sessions return.
+        self._pending.clear()
+        self._in_flight.clear()
+        return code
+
+    async def _read_stderr(self, stream: asyncio.StreamReader) -> None:
+        while line := await stream.readline():
+            text = self._redact(line.decode(errors="replace").rstrip())
+            self._stderr_tail.append(text)
+            self._log.debug("exabgp_log", line=text)
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "****")
+        return text
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._writer is not None:  # one ExaBGP at a time: a stale bridge is dropped
+            self._writer.close()
+        self._writer = writer
+        self._in_flight.clear()
+        self._connected.set()
+        self._wake_writer.set()
+        decoder = Decoder()
+        try:
+            while line := await reader.readline():
+                for parsed in decoder.decode(line.decode(errors="replace")):
+                    if isinstance(parsed, Ack):
+                        self._acked(parsed)
+                    else:
+                        self._on_message(parsed)
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError) as exc:
+            self._log.warning("exabgp_api_read_failed", error=str(exc))
+        finally:
+            if self._writer is writer:
+                self._writer = None
+                self._connected.clear()
+
+    def _acked(self, ack: Ack) -> None:
+        command = self._in_flight.popleft() if self._in_flight else "?"
+        if not ack.ok:
+            self.command_errors += 1
+            self._log.error("exabgp_command_failed", command=command[:300])
+        self._wake_writer.set()
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._wake_writer.wait()
+            self._wake_writer.clear()
+            writer = self._writer
+            if writer is None:
+                continue
+            batch: list[str] = []
+            while self._pending and len(self._in_flight) < self._max_in_flight:
+                command = self._pending.popleft()
+                self._in_flight.append(command)
+                batch.append(command + "\n")
+            if not batch:
+                continue
+            self.commands_sent += len(batch)
+            try:
+                writer.write("".join(batch).encode())
+                await writer.drain()
+            except ConnectionError as exc:
+                self._log.warning("exabgp_api_write_failed", error=str(exc))

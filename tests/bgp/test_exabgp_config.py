@@ -1,0 +1,48 @@
+"""The rendered ExaBGP configuration, checked by ExaBGP itself (`exabgp validate`)."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mcrd.bgp.exabgp_config import render
+from mcrd.config.load import load_config
+
+EXAMPLES = sorted((Path(__file__).parents[2] / "config").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_exabgp_accepts_the_configuration_of_every_example(example: Path, tmp_path: Path) -> None:
+    conf = tmp_path / "exabgp.conf"
+    conf.write_text(render(load_config(example), ["/bin/cat"]))
+    result = subprocess.run([sys.executable, "-m", "exabgp", "validate", str(conf)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_neighbor_per_connection_with_its_asns_key_and_family() -> None:
+    config = load_config(EXAMPLES[0].parent / "aws-azure-hub.yaml")
+    text = render(config, ["python", "-m", "mcrd.bgp.bridge", "/run/x.sock"])
+    assert "run python -m mcrd.bgp.bridge /run/x.sock;" in text
+    for _, _, conn in config.connections():
+        block = text.split(f"neighbor {conn.peer_ip_address} {{")[1].split("\n}")[0]
+        assert f"local-address {conn.local_ip_address};" in block
+        assert f"peer-as {conn.peer_asn};" in block
+        assert f"local-as {config.local_asn(conn)};" in block
+        family = "ipv4" if conn.peer_ip_address.version == 4 else "ipv6"
+        assert f"family {{ {family} unicast; }}" in block
+        if conn.password:
+            # Never the key itself: base64, so no character of it can escape the syntax.
+            assert conn.password not in text
+            assert f"md5-password {base64.b64encode(conn.password.encode()).decode()};" in block
+
+
+def test_shut_down_connections_get_no_neighbor(tmp_path: Path) -> None:
+    source = (EXAMPLES[0].parent / "aws-azure-hub.yaml").read_text()
+    path = tmp_path / "c.yaml"
+    path.write_text(source.replace("bgpShutdownDefault: false", "bgpShutdownDefault: true", 1))
+    assert "neighbor " not in render(load_config(path), ["/bin/cat"])

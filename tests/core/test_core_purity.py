@@ -1,0 +1,37 @@
+"""The core (config model, policy, route processor) does no I/O, keeps no clock and logs nothing (DESIGN.md)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import mcrd
+
+CORE = ["rib", "policy", "config/model.py", "config/rules.py", "config/diff.py"]
+FORBIDDEN = {"asyncio", "logging", "structlog", "socket", "os", "subprocess", "threading", "time", "random",
+             "pyroute2", "aiomqtt", "exabgp", "uvloop", "io", "pathlib", "shutil"}
+
+
+def core_files() -> list[Path]:
+    root = Path(mcrd.__file__).parent
+    files: list[Path] = []
+    for part in CORE:
+        path = root / part
+        files.extend(sorted(path.rglob("*.py")) if path.is_dir() else [path])
+    return files
+
+
+@pytest.mark.parametrize("path", core_files(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_core_module_imports_no_io(path: Path) -> None:
+    tree = ast.parse(path.read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            imported.add(node.module.split(".")[0])
+    assert not imported & FORBIDDEN, f"{path} imports {sorted(imported & FORBIDDEN)}"
+    calls = {n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}
+    assert not calls & {"now", "utcnow", "today", "time", "monotonic", "perf_counter"}, path
