@@ -171,25 +171,23 @@ class RouteProcessor:
         effective = mcr.import_attributes(policy, attrs)
         entry = RouteEntry(source, effective, attrs, self._now, address_key(attrs.next_hop), policy.ifname,
                            FibNextHop(attrs.next_hop, policy.ifname))
-        whole = mcr.as_loop(policy, attrs)
-        needs_lists = policy.import_whitelist is not None or policy.import_blacklist is not None
-        family = policy.family
+        loop = mcr.as_loop(policy, attrs)
         for prefix in event.prefixes:
-            rejection = whole
-            if rejection is None:
-                if prefix_version(prefix) != family:
-                    rejection = mcr.wrong_family(policy)
-                elif needs_lists:
-                    rejection = mcr.import_rejection(policy, parse_prefix(prefix))
-            self._store(peer, prefix, entry, rejection)
+            self._store(peer, prefix, entry, loop or _import_rejection(policy, prefix))
 
     def _store(self, peer: PeerState, prefix: str, entry: RouteEntry, rejection: Rejection | None) -> None:
         """Put one received route in the peer's Adj-RIB-In, accepted or rejected, and reselect if it matters."""
         was_accepted = peer.accepted.pop(prefix, None)
-        if peer.rejected.pop(prefix, None) is not None:
-            self._waiting.pop((peer.key, prefix), None)
+        peer.rejected.pop(prefix, None)
+        key = (peer.key, prefix)
         if rejection is None and prefix not in self._best and len(self._best) >= self._max_routes:
-            rejection = self._refuse(peer, prefix)
+            rejection = self._limit_rejection
+            if key not in self._waiting:  # a route already waiting keeps its place in the queue
+                self._waiting[key] = None
+                self._refused_round += 1
+                self._refused_total += 1
+        else:
+            self._waiting.pop(key, None)
         if prefix not in peer.recv_orig:
             peer.recv_orig[prefix] = was_accepted is not None
             self._touched[peer.key] = peer
@@ -201,12 +199,6 @@ class RouteProcessor:
             peer.recv_rejected += 1
             if was_accepted is not None:
                 self._reselect(prefix)
-
-    def _refuse(self, peer: PeerState, prefix: str) -> Rejection:
-        self._waiting[(peer.key, prefix)] = None
-        self._refused_round += 1
-        self._refused_total += 1
-        return self._limit_rejection
 
     def _withdraw(self, event: RoutesWithdrawn) -> None:
         peer = self._live_peer(event.peer, "withdrawals")
@@ -480,10 +472,7 @@ class RouteProcessor:
                 fresh = RouteEntry(entry.source, mcr.import_attributes(policy, attrs), attrs, entry.since,
                                    entry.next_hop_key, policy.ifname, FibNextHop(attrs.next_hop, policy.ifname))
                 renewed[id(entry)] = fresh
-            rejection = mcr.as_loop(policy, fresh.received)
-            if rejection is None:
-                rejection = mcr.import_rejection(policy, parse_prefix(prefix))
-            self._store(peer, prefix, fresh, rejection)
+            self._store(peer, prefix, fresh, mcr.as_loop(policy, fresh.received) or _import_rejection(policy, prefix))
 
     # --- results ---------------------------------------------------------------------------------------------
 
@@ -583,3 +572,12 @@ class RouteProcessor:
     @property
     def waiting_for_room(self) -> int:
         return len(self._waiting)
+
+
+def _import_rejection(policy: PeerPolicy, prefix: str) -> Rejection | None:
+    """Import policy for one prefix, after the AS-path loop check (which is per UPDATE)."""
+    if prefix_version(prefix) != policy.family:
+        return mcr.wrong_family(policy)
+    if policy.import_whitelist is None and policy.import_blacklist is None:
+        return None
+    return mcr.import_rejection(policy, parse_prefix(prefix))
