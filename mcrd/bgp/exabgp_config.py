@@ -35,6 +35,9 @@ def render(config: Config, api_command: Sequence[str]) -> str:
             # The session is started from our side too: a lab peer may be passive.
             "    passive false;",
             "    group-updates true;",
+            # mcrd keeps the Adj-RIB-Out and sends the whole table when a session comes up; a copy kept by
+            # ExaBGP would be replayed on reconnect, routes withdrawn meanwhile included.
+            "    adj-rib-out false;",
         ]
         if conn.password:
             # Base64 so that no character of the key can break out of the configuration syntax.
@@ -42,8 +45,9 @@ def render(config: Config, api_command: Sequence[str]) -> str:
             lines += [f"    md5-password {encoded};", "    md5-base64 true;"]
         lines += [
             f"    family {{ {family} unicast; }}",
-            # Graceful restart is advertised only so that peers such as FRR send End-of-RIB.
-            "    capability { route-refresh; graceful-restart 120; }",
+            # No graceful restart: peers would keep our routes as stale after ExaBGP dies while the hub has
+            # withdrawn them from its kernel. No route-refresh: without an Adj-RIB-Out ExaBGP could not answer.
+            "    capability { route-refresh disable; graceful-restart disable; }",
             "    api {",
             f"        processes [ {PROCESS_NAME} ];",
             "        receive { parsed; update; open; notification; }",

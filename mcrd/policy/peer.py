@@ -6,7 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from mcrd.config.model import BgpConnection, Config, PrefixFilterList, VrouterInterface, Vxc
+from mcrd.config.model import BgpConnection, Config, PrefixFilterList, Vxc
+from mcrd.iface.plan import layer3_ifnames
 from mcrd.policy.prefix_list import CompiledPrefixList
 
 PeerType = Literal["NON_CLOUD", "PRIV_CLOUD", "PUB_CLOUD"]
@@ -18,7 +19,7 @@ class PeerPolicy:
 
     key: str
     vxc: str
-    ifname: str
+    ifname: str  # the Linux device of its VXC (a VLAN device when the VXC is tagged)
     family: int
     local_ip: str
     peer_asn: int
@@ -72,20 +73,26 @@ def compile_peers(config: Config) -> tuple[PeerPolicy, ...]:
             compiled[plist.id] = CompiledPrefixList(plist)
         return compiled[plist.id]
 
-    return tuple(_peer(config, vxc, iface, conn, lookup) for vxc, iface, conn in config.connections())
+    ifnames = layer3_ifnames(config)
+    return tuple(
+        _peer(config, vxc, ifnames[v, i], conn, lookup)
+        for v, vxc in enumerate(config.vxcs)
+        for i, iface in enumerate(vxc.vrouter.interfaces)
+        for conn in iface.bgp_connections
+    )
 
 
 def _peer(
     config: Config,
     vxc: Vxc,
-    iface: VrouterInterface,
+    ifname: str,
     conn: BgpConnection,
     lookup: Callable[[int | str | None], CompiledPrefixList | None],
 ) -> PeerPolicy:
     return PeerPolicy(
         key=str(conn.peer_ip_address),
         vxc=vxc.product_name,
-        ifname=vxc.interface,
+        ifname=ifname,
         family=conn.peer_ip_address.version,
         local_ip=str(conn.local_ip_address),
         peer_asn=conn.peer_asn,

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from mcrd.config.model import Config
+from mcrd.iface.plan import layer3_ifnames
 from mcrd.policy import mcr
 from mcrd.policy.peer import PeerPolicy, compile_peers
 from mcrd.policy.prefix_list import ParsedPrefix, parse_prefix, prefix_version
@@ -425,15 +426,16 @@ class RouteProcessor:
         """Static routes (redistributed into BGP) and connected subnets, as a difference to what is there."""
         wanted: dict[StaticKey, tuple[str, int]] = {}
         connected: dict[str, str] = {}
-        for vxc in config.vxcs:
-            for iface in vxc.vrouter.interfaces:
+        ifnames = layer3_ifnames(config)
+        for v, vxc in enumerate(config.vxcs):
+            for i, iface in enumerate(vxc.vrouter.interfaces):
+                ifname = ifnames[v, i]
                 for route in iface.ip_routes:
-                    wanted[StaticKey(str(route.prefix), str(route.next_hop), vxc.interface)] = (
-                        "static", route.prefix.version)
+                    wanted[StaticKey(str(route.prefix), str(route.next_hop), ifname)] = ("static", route.prefix.version)
                 for address in iface.ip_addresses:
-                    connected.setdefault(str(address.network), vxc.interface)
+                    connected.setdefault(str(address.network), ifname)
                     if config.mcr.advertise_connected:
-                        wanted[StaticKey(str(address.network), "", vxc.interface)] = ("connected", address.version)
+                        wanted[StaticKey(str(address.network), "", ifname)] = ("connected", address.version)
         touched: set[str] = set()
         for key in [key for key in self._statics if key not in wanted]:
             entry = self._statics.pop(key)

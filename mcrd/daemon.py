@@ -1,0 +1,248 @@
+"""`mcrd run`: wiring only. ExaBGP messages and reloads go through one queue to the route processor; its effects
+go to ExaBGP (commands) and to the kernel (routes)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import signal
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from mcrd.bgp.commands import announce_commands, withdraw_commands
+from mcrd.bgp.messages import Ack, Ignored, Malformed, Notification, Parsed
+from mcrd.bgp.speaker import ExaBgpSpeaker
+from mcrd.config.diff import change_problems
+from mcrd.config.load import ConfigError, ConfigProblem, format_path, load_config
+from mcrd.config.model import Config
+from mcrd.fib.worker import FibWorker
+from mcrd.iface.links import InterfaceManager
+from mcrd.log import REDACTOR, get_logger
+from mcrd.rib.effects import (
+    ConfigApplied,
+    Effects,
+    EventIgnored,
+    FibInstall,
+    FibNextHop,
+    ReceivedChanged,
+    RouteLimitReached,
+    SessionChanged,
+)
+from mcrd.rib.events import ConfigChanged, Event, PeerDown
+from mcrd.rib.processor import RouteProcessor
+
+BATCH = 512  # queued items handled in one round before commands and kernel changes go out
+
+
+@dataclass(frozen=True, slots=True)
+class Reload:
+    """Re-read the config file (SIGHUP)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakerLost:
+    reason: str
+
+
+Item = Event | Reload | SpeakerLost
+
+
+class Daemon:
+    def __init__(self, config_path: Path, config: Config, *, state_dir: Path | None = None) -> None:
+        self.config_path = config_path
+        self.config = config
+        self._own_state_dir = state_dir is None
+        self.state_dir = state_dir or Path(tempfile.mkdtemp(prefix="mcrd-"))
+        self.log = get_logger("mcrd")
+        self.processor = RouteProcessor()
+        self.queue: asyncio.Queue[Item] = asyncio.Queue()
+        self.speaker = ExaBgpSpeaker(self.state_dir, self._on_message, self._on_lost, self.log)
+        self.fib = FibWorker()
+        self.interfaces = InterfaceManager(self.log)
+        self.stopping = asyncio.Event()
+        self.ready = asyncio.Event()  # set once the kernel is reconciled and ExaBGP is started
+        self.fib_errors = 0
+        REDACTOR.set(_secrets(config))
+
+    # --- lifecycle ----------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: self.queue.put_nowait(Reload()))
+        try:
+            await self._start()
+            async with asyncio.TaskGroup() as group:
+                tasks = [
+                    group.create_task(self._consume(), name="processor"),
+                    group.create_task(self.speaker.run(), name="exabgp"),
+                    group.create_task(self.interfaces.run(), name="interfaces"),
+                ]
+                self.ready.set()
+                await self.stopping.wait()
+                self.log.info("stopping")
+                await self.speaker.stop()
+                for task in tasks:
+                    task.cancel()
+        finally:
+            await self._cleanup()
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+
+    async def _start(self) -> None:
+        config = self.config
+        self.log.info("starting", config=str(self.config_path), mcr=config.mcr.product_name,
+                      asn=config.mcr.mcr_asn, router_id=str(config.effective_router_id()),
+                      connections=len(config.connections()))
+        await self.fib.start()
+        await self.interfaces.apply(config)
+        effects = self.processor.handle(ConfigChanged(config), time.time())
+        self._log_records(effects)
+        # Routes an earlier run left in the kernel: kept if still wanted, replaced or removed if not.
+        result = await self.fib.reconcile(self.processor.fib())
+        self.log.info("kernel_reconciled", added=result.added, removed=result.removed, kept=result.kept)
+        self.speaker.write_config(config)
+
+    async def _cleanup(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.speaker.stop()
+        try:
+            result = await self.fib.flush()
+            self.log.info("kernel_routes_removed", count=result.removed, errors=[str(e) for e in result.errors])
+        except Exception as exc:  # shutting down: report and go on
+            self.log.error("kernel_flush_failed", error=str(exc))
+        await self.fib.close()
+        if self._own_state_dir:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+        self.log.info("stopped")
+
+    # --- input --------------------------------------------------------------------------------------------
+
+    def _on_message(self, parsed: Parsed) -> None:
+        if isinstance(parsed, Notification):
+            self.log.info("bgp_notification", peer=parsed.peer, direction=parsed.direction,
+                          code=parsed.code, subcode=parsed.subcode)
+        elif isinstance(parsed, Malformed):
+            self.log.warning("exabgp_message_not_understood", why=parsed.why, line=parsed.line)
+        elif not isinstance(parsed, Ignored | Ack):
+            self.queue.put_nowait(parsed)
+
+    def _on_lost(self, reason: str) -> None:
+        self.queue.put_nowait(SpeakerLost(reason))
+
+    # --- the one consumer ---------------------------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        while True:
+            batch = [await self.queue.get()]
+            while len(batch) < BATCH and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            commands: list[str] = []
+            kernel: dict[str, FibNextHop | None] = {}
+            for item in batch:
+                for effects in self._handle(item):
+                    self._log_records(effects)
+                    for withdraw in effects.withdraw:
+                        commands.extend(withdraw_commands(withdraw))
+                    for announce in effects.announce:
+                        commands.extend(announce_commands(announce))
+                    for prefix in effects.fib_remove:
+                        kernel[prefix] = None
+                    for install in effects.fib_install:
+                        for prefix in install.prefixes:
+                            kernel[prefix] = install.next_hop
+            if commands:
+                self.speaker.send(commands)
+            if kernel:
+                await self._program_kernel(kernel)
+
+    def _handle(self, item: Item) -> list[Effects]:
+        now = time.time()
+        if isinstance(item, Reload):
+            return self._reload(now)
+        if isinstance(item, SpeakerLost):
+            return [self.processor.handle(PeerDown(peer.key, item.reason), now)
+                    for peer in self.processor.peers() if peer.up]
+        return [self.processor.handle(item, now)]
+
+    async def _program_kernel(self, kernel: dict[str, FibNextHop | None]) -> None:
+        groups: dict[FibNextHop, list[str]] = {}
+        removes: list[str] = []
+        for prefix, hop in kernel.items():
+            if hop is None:
+                removes.append(prefix)
+            else:
+                groups.setdefault(hop, []).append(prefix)
+        installs = [FibInstall(hop, tuple(prefixes)) for hop, prefixes in groups.items()]
+        errors = await self.fib.apply(installs, removes)
+        for error in errors[:20]:
+            self.log.error("kernel_route_failed", prefix=error.prefix, error=error.message)
+        self.fib_errors += len(errors)
+
+    # --- reload -------------------------------------------------------------------------------------------
+
+    def _reload(self, now: float) -> list[Effects]:
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            self._reject(exc.problems)
+            return []
+        problems = [ConfigProblem(str(self.config_path), 0, format_path(path), message)
+                    for path, message in change_problems(self.config, new)]
+        if problems:
+            self._reject(problems)
+            return []
+        self.config = new
+        REDACTOR.set(_secrets(new))
+        effects = self.processor.handle(ConfigChanged(new), now)
+        self.speaker.reconfigure(new)
+        self.interfaces.update(new)
+        self.log.info("config_reloaded", config=str(self.config_path))
+        return [effects]
+
+    def _reject(self, problems: list[ConfigProblem]) -> None:
+        for problem in problems:
+            self.log.error("config_rejected", problem=str(problem))
+        self.log.error("config_not_applied", config=str(self.config_path), problems=len(problems),
+                       running="unchanged")
+
+    # --- logs ---------------------------------------------------------------------------------------------
+
+    def _log_records(self, effects: Effects) -> None:
+        for record in effects.records:
+            if isinstance(record, SessionChanged):
+                self.log.info(f"session_{record.state.lower()}", peer=record.peer, vxc=record.vxc,
+                              reason=record.reason or None)
+            elif isinstance(record, ReceivedChanged):
+                self.log.debug("received", peer=record.peer, accepted=len(record.accepted),
+                               removed=len(record.removed), rejected=record.rejected)
+            elif isinstance(record, RouteLimitReached):
+                self.log.warning("route_limit_reached", limit=record.limit, refused=record.refused,
+                                 waiting=record.waiting)
+            elif isinstance(record, EventIgnored):
+                self.log.warning("event_ignored", what=record.what, why=record.why)
+            elif isinstance(record, ConfigApplied):
+                self.log.info("config_applied", peers_added=list(record.peers_added),
+                              peers_removed=list(record.peers_removed), reevaluated=list(record.reevaluated))
+
+
+def _secrets(config: Config) -> list[str]:
+    secrets = [conn.password for _, _, conn in config.connections() if conn.password]
+    if config.api.token:
+        secrets.append(config.api.token)
+    if config.events.mqtt and config.events.mqtt.password:
+        secrets.append(config.events.mqtt.password)
+    return [s for s in secrets if s]
+
+
+def main(config_path: str, config: Config, state_dir: str | None = None) -> int:
+    import uvloop
+
+    daemon = Daemon(Path(config_path), config, state_dir=Path(state_dir) if state_dir else None)
+    # uvloop.run, not uvloop.install: pyroute2 fails under a global uvloop policy, even in threads.
+    uvloop.run(daemon.run())
+    return 0

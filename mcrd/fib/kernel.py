@@ -1,0 +1,256 @@
+"""The kernel FIB as mcrd sees it: the routes of protocol 252 in table main, nothing else.
+
+`KernelFib` is synchronous and owns a netlink socket: create it and use it in one thread (`FibWorker` does).
+Failures come back as `FibError` values, one per route, never as exceptions; an interface that does not exist
+yet is such a failure.
+
+Our routes carry metric 20 as well as protocol 252, so that a route of another protocol for the same prefix
+(`ip route add`: metric 0, IPv6 1024) lives beside ours instead of being replaced by it: the kernel's replace
+matches prefix and metric, whatever the protocol. A foreign route with the very same metric would still be
+replaced: give `metric` another value if such a daemon shares the table.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from mcrd.fib import netlink as nl
+from mcrd.rib.effects import FibInstall, FibNextHop
+
+
+@dataclass(frozen=True, slots=True)
+class FibError:
+    """One route the kernel did not take (or that could not be sent)."""
+
+    prefix: str
+    op: str  # "install" or "remove"
+    errno: int
+    message: str  # strerror, with the kernel's extended-ack text when it gave one
+    next_hop: FibNextHop | None = None
+
+    def __str__(self) -> str:
+        via, hop = "", self.next_hop
+        if hop is not None:
+            via = f" via {hop.gateway or 'direct'}" + (f" dev {hop.ifname}" if hop.ifname else "")
+        return f"cannot {self.op} {self.prefix}{via}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileResult:
+    added: int
+    removed: int
+    kept: int
+    replaced: int = 0
+    errors: tuple[FibError, ...] = ()
+
+
+def canonical_prefix(prefix: str) -> str:
+    """The kernel's spelling of a prefix ('2001:DB8:0::/32' -> '2001:db8::/32'); ValueError if it is none."""
+    family, raw, plen = nl.parse_prefix(prefix)
+    return f"{socket.inet_ntop(family, raw)}/{plen}"
+
+
+def _reason(code: int, text: str) -> str:
+    return f"{os.strerror(code)} ({text})" if text else os.strerror(code)
+
+
+class KernelFib:
+    """Install, replace, remove and list mcrd's routes (protocol 252, table main, metric `metric`)."""
+
+    def __init__(self, *, metric: int = nl.MCRD_METRIC, route_socket: nl.RouteSocket | None = None) -> None:
+        self.metric = metric
+        self._sock = route_socket or nl.RouteSocket()
+        self._index: dict[str, int] = {}
+        self._name: dict[int, str] = {}
+        self._may_refresh = True
+        self.refresh_links()
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __enter__(self) -> KernelFib:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def refresh_links(self) -> None:
+        """Re-read interface names and indexes (done by itself when a name or index is unknown)."""
+        self._name = self._sock.links()
+        self._index = {name: index for index, name in self._name.items()}
+
+    def ifindex(self, name: str) -> int | None:
+        """The index of interface `name`; an unknown name re-reads the links once per call of `apply`."""
+        if name not in self._index and self._may_refresh:
+            self._may_refresh = False
+            self.refresh_links()
+        return self._index.get(name)
+
+    # --- reading ------------------------------------------------------------------------------------------------
+
+    def _entries(self) -> list[tuple[str, FibNextHop, int]]:
+        """(prefix, next hop, metric) of every route of ours in table main."""
+        raw = []
+        for family in (socket.AF_INET, socket.AF_INET6):
+            for _, payload in self._sock.dump(nl.RTM_GETROUTE, family):
+                route = nl.decode_route(payload)
+                if route is not None and route[4] == nl.MCRD_RTPROT:
+                    raw.append(route)
+        if any(oif and oif not in self._name for _, _, oif, _, _ in raw):
+            self.refresh_links()
+        return [(p, FibNextHop(gw, self._name.get(oif, "")), metric) for p, gw, oif, metric, _ in raw]
+
+    def dump(self) -> dict[str, FibNextHop]:
+        """{prefix: next hop} of the routes mcrd made (protocol 252); routes of other protocols are not listed."""
+        out: dict[str, FibNextHop] = {}
+        for prefix, hop, metric in self._entries():
+            if metric == self.metric or prefix not in out:
+                out[prefix] = hop
+        return out
+
+    # --- writing ------------------------------------------------------------------------------------------------
+
+    def apply(self, installs: Sequence[FibInstall], removes: Sequence[str]) -> list[FibError]:
+        """Remove then install (create or replace), in batches; the routes that failed. Removing a route that
+        is not there is not a failure."""
+        return self._apply(installs, [(prefix, self.metric) for prefix in removes])
+
+    def reconcile(self, desired: Mapping[str, FibNextHop]) -> ReconcileResult:
+        """Make our routes equal `desired`: keep what matches, replace what differs, remove the rest."""
+        errors: list[FibError] = []
+        want: dict[str, FibNextHop] = {}
+        for prefix, hop in desired.items():
+            try:
+                want[canonical_prefix(prefix)] = hop
+            except ValueError as exc:
+                errors.append(FibError(prefix, "install", errno.EINVAL, str(exc), hop))
+        ours: dict[str, FibNextHop] = {}
+        removes: list[tuple[str, int]] = []
+        for prefix, hop, metric in self._entries():
+            if metric == self.metric and prefix in want:
+                ours[prefix] = hop
+            else:  # not wanted, or left with another metric by an older mcrd
+                removes.append((prefix, metric))
+        groups: dict[FibNextHop, list[str]] = {}
+        kept = replaced = 0
+        for prefix, hop in want.items():
+            if prefix in ours and _same(hop, ours[prefix]):
+                kept += 1
+                continue
+            replaced += prefix in ours
+            groups.setdefault(hop, []).append(prefix)
+        installs = [FibInstall(hop, tuple(prefixes)) for hop, prefixes in groups.items()]
+        errors += self._apply(installs, removes)
+        failed = {e.prefix for e in errors if e.op == "install"}
+        failed_replace = sum(1 for prefix in ours if prefix in failed)
+        return ReconcileResult(
+            added=sum(1 for i in installs for p in i.prefixes if p not in ours and p not in failed),
+            removed=len(removes) - sum(1 for e in errors if e.op == "remove"),
+            kept=kept,
+            replaced=replaced - failed_replace,
+            errors=tuple(errors),
+        )
+
+    def flush(self) -> ReconcileResult:
+        """Remove every route of ours (at shutdown); routes of other protocols stay."""
+        return self.reconcile({})
+
+    def _apply(self, installs: Iterable[FibInstall], removes: Sequence[tuple[str, int]]) -> list[FibError]:
+        self._may_refresh = True
+        batch = _Batch()
+        for prefix, metric in removes:
+            batch.remove(prefix, metric)
+        for install in installs:
+            self._encode(batch, install)
+        used = dict(self._index)
+        failed = batch.send(self._sock)
+        if any(e.next_hop is not None and e.next_hop.ifname in used for e in failed):
+            # An interface re-created under the same name has a new index: refresh, and send those once more.
+            self.refresh_links()
+            stale = {n for n, i in used.items() if self._index.get(n, i) != i}
+            again = [e for e in failed if e.next_hop is not None and e.next_hop.ifname in stale]
+            if again:
+                retry = _Batch(batch.errors)
+                for e in again:
+                    assert e.next_hop is not None
+                    self._encode(retry, FibInstall(e.next_hop, (e.prefix,)))
+                failed = [e for e in failed if e not in again] + retry.send(self._sock)
+        return batch.errors + failed
+
+    def _encode(self, batch: _Batch, install: FibInstall) -> None:
+        hop = install.next_hop
+        try:
+            tail, scope, v6 = self._next_hop(hop)
+        except LookupError as exc:
+            batch.errors += [FibError(p, "install", errno.ENODEV, str(exc), hop) for p in install.prefixes]
+            return
+        except (OSError, ValueError):
+            reason = f"{hop.gateway!r} is not an IP address"
+            batch.errors += [FibError(p, "install", errno.EINVAL, reason, hop) for p in install.prefixes]
+            return
+        for prefix in install.prefixes:
+            if hop.gateway and (":" in prefix) != v6:
+                batch.errors.append(FibError(prefix, "install", errno.EINVAL, "gateway of another address family", hop))
+            else:
+                batch.install(prefix, tail, scope, hop)
+
+    def _next_hop(self, hop: FibNextHop) -> tuple[bytes, int, bool]:
+        """(attributes, scope, is IPv6) of a next hop; LookupError when its interface does not exist."""
+        oif = 0
+        if hop.ifname:
+            found = self.ifindex(hop.ifname)
+            if found is None:
+                raise LookupError(f"interface {hop.ifname} does not exist")
+            oif = found
+        scope = nl.RT_SCOPE_UNIVERSE if hop.gateway else nl.RT_SCOPE_LINK
+        return nl.nexthop_attrs(hop.gateway, oif, self.metric), scope, ":" in hop.gateway
+
+
+class _Batch:
+    """Requests for one round, what each one is about, and the failures found while encoding them."""
+
+    def __init__(self, errors: list[FibError] | None = None) -> None:
+        self.requests: list[tuple[int, int, bytes]] = []
+        self.what: list[tuple[str, str, FibNextHop | None]] = []
+        self.errors = errors if errors is not None else []
+
+    def remove(self, prefix: str, metric: int) -> None:
+        try:
+            tail = nl.RTA_U32.pack(8, nl.RTA_PRIORITY, metric)
+            self.requests.append((nl.RTM_DELROUTE, nl.DEL_FLAGS, nl.route_body(prefix, tail, delete=True)))
+            self.what.append((prefix, "remove", None))
+        except ValueError as exc:
+            self.errors.append(FibError(prefix, "remove", errno.EINVAL, str(exc)))
+
+    def install(self, prefix: str, tail: bytes, scope: int, hop: FibNextHop) -> None:
+        try:
+            self.requests.append((nl.RTM_NEWROUTE, nl.NEW_FLAGS, nl.route_body(prefix, tail, scope=scope)))
+            self.what.append((prefix, "install", hop))
+        except ValueError as exc:
+            self.errors.append(FibError(prefix, "install", errno.EINVAL, str(exc), hop))
+
+    def send(self, sock: nl.RouteSocket) -> list[FibError]:
+        """The requests the kernel refused; removing a route that is not there (ESRCH) is no failure."""
+        out = []
+        for i, (code, text) in sorted(sock.request(self.requests).items()):
+            prefix, op, hop = self.what[i]
+            if not (op == "remove" and code == errno.ESRCH):
+                out.append(FibError(prefix, op, code, _reason(code, text), hop))
+        return out
+
+
+def _same(want: FibNextHop, have: FibNextHop) -> bool:
+    """The kernel always names the interface: a wanted next hop without one matches any."""
+    if want.ifname and want.ifname != have.ifname:
+        return False
+    if not want.gateway or not have.gateway:
+        return want.gateway == have.gateway
+    family = socket.AF_INET6 if ":" in want.gateway else socket.AF_INET
+    try:
+        return socket.inet_ntop(family, socket.inet_pton(family, want.gateway)) == have.gateway
+    except OSError:
+        return False
