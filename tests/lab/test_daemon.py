@@ -355,6 +355,20 @@ def test_a_peer_going_down_takes_its_routes_everywhere_and_they_return(topo: Top
     wait_rib(topo, expected_v4(topo))
 
 
+def test_nothing_sent_is_lost_in_bulk(topo: Topology) -> None:
+    """3,000 prefixes from on-prem reach the public cloud peer through ExaBGP's API in grouped commands, with
+    acknowledgements bounding what is in flight: every one arrives, and every withdrawal too."""
+    bulk = [f"100.{64 + i // 256}.{i % 256}.0/24" for i in range(3000)]
+    af = ["router bgp 65010", "address-family ipv4 unicast"]
+    topo.onprem.configure(*af, *(f"network {p}" for p in bulk))
+    want = expected_v4(topo)["pub"] | {p: (mcr_path(ONPREM_AS), None, HUB["pub"][0]) for p in bulk}
+    wait_peer_rib("pub", topo.pub, want)
+    poll(topo.hub.kernel, TIMEOUT, "hub kernel with the bulk routes", until=lambda got: set(bulk) <= set(got))
+    topo.onprem.configure(*af, *(f"no network {p}" for p in bulk))
+    wait_peer_rib("pub", topo.pub, expected_v4(topo)["pub"])
+    poll(topo.hub.kernel, TIMEOUT, "hub kernel without the bulk routes", until=lambda got: got == expected_kernel())
+
+
 def test_killing_exabgp_heals(topo: Topology) -> None:
     old = topo.hub.exabgp_pid()
     os.kill(old, signal.SIGKILL)
