@@ -36,8 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_check(commands)
     _add_run(commands)
-    # Later subcommands register here the same way:
-    #   _add_lg(commands)   # `mcrd lg ...`: the looking glass client
+    _add_lab(commands)
+    _add_lg(commands)
     return parser
 
 
@@ -91,6 +91,79 @@ def _run(args: argparse.Namespace) -> int:
 
     log.configure(args.log_format, args.log_level)
     return daemon.main(args.config, config, args.state_dir)
+
+
+def _add_lab(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    lab = commands.add_parser(
+        "lab",
+        help="build a containerlab topology on network namespaces (up, status, exec, down)",
+        description="Build a containerlab topology file on bare network namespaces (one per node, named "
+        "clab-<lab>-<node>, a veth pair per link) with mcrd, FRR, BIRD and host nodes; needs root. "
+        "What was created is recorded in /run/mcrd-lab/<lab>/ so that `down` removes exactly that.",
+    )
+    actions = lab.add_subparsers(dest="lab_command", required=True, metavar="ACTION")
+    up = actions.add_parser("up", help="build the lab, wait until every BGP session is established")
+    up.add_argument("topology", metavar="TOPOLOGY", help="a containerlab topology file (*.clab.yml)")
+    up.add_argument("--timeout", type=float, default=90.0, metavar="SECONDS",
+                    help="how long to wait for the BGP sessions (default 90)")
+    status = actions.add_parser("status", help="show the nodes, their processes and BGP sessions")
+    status.add_argument("topology", metavar="TOPOLOGY")
+    down = actions.add_parser("down", help="remove everything the lab created (also after a crash)")
+    down.add_argument("topology", metavar="TOPOLOGY")
+    run_in = actions.add_parser("exec", help="run a command in a node: mcrd lab exec TOPOLOGY NODE -- COMMAND...")
+    run_in.add_argument("topology", metavar="TOPOLOGY")
+    run_in.add_argument("node", metavar="NODE")
+    run_in.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND")
+    lab.set_defaults(handler=_lab)
+
+
+def _lab(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mcrd.lab import runner  # the lab runner loads only for `lab`
+    from mcrd.lab.system import LabError
+    from mcrd.lab.topology import TopologyError
+
+    topology = Path(args.topology)
+    try:
+        if args.lab_command == "up":
+            return runner.up(topology, sys.stdout, args.timeout)
+        if args.lab_command == "status":
+            return runner.status(topology, sys.stdout)
+        if args.lab_command == "down":
+            return runner.down(topology, sys.stdout)
+        command = args.command[1:] if args.command[:1] == ["--"] else args.command
+        return runner.exec_in(topology, args.node, command)
+    except TopologyError as exc:
+        for problem in exc.problems:
+            print(f"{exc.path}: {problem}", file=sys.stderr)
+        return EXIT_INVALID
+    except LabError as exc:
+        print(f"mcrd lab {args.lab_command}: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        print(f"mcrd lab {args.lab_command}: interrupted; `mcrd lab down {args.topology}` removes what was "
+              "created", file=sys.stderr)
+        return 130
+
+
+def _add_lg(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from mcrd.lg.cli import DEFAULT_API, add_arguments
+
+    lg = commands.add_parser(
+        "lg",
+        help="the looking glass: sessions, routes, BGP table, a peer's routes (through the daemon's HTTP API)",
+        description="Query a running mcrd's looking glass. Tables by default, --json for scripts; --api URL "
+        f"points at another daemon (default: $MCRD_API, else {DEFAULT_API}).",
+    )
+    add_arguments(lg)
+    lg.set_defaults(handler=_lg)
+
+
+def _lg(args: argparse.Namespace) -> int:
+    from mcrd.lg.cli import run
+
+    return run(args)
 
 
 def summary(config: Config) -> str:

@@ -1,5 +1,6 @@
-"""`mcrd run`: wiring only. ExaBGP messages and reloads go through one queue to the route processor; its effects
-go to ExaBGP (commands) and to the kernel (routes)."""
+"""`mcrd run`: wiring only. ExaBGP messages and reloads (SIGHUP, PUT /config) go through one queue to the route
+processor; its effects go to ExaBGP (commands) and to the kernel (routes). The HTTP API (looking glass, config,
+metrics, health) reads the processor between rounds and never changes it."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ from mcrd.config.load import ConfigError, ConfigProblem, format_path, load_confi
 from mcrd.config.model import Config
 from mcrd.fib.worker import FibWorker
 from mcrd.iface.links import InterfaceManager
+from mcrd.lg.configapi import ConfigOutcome
+from mcrd.lg.http import ApiServer
+from mcrd.lg.metrics import DaemonMetrics
 from mcrd.log import REDACTOR, get_logger
 from mcrd.rib.effects import (
     ConfigApplied,
@@ -39,7 +43,12 @@ BATCH = 512  # queued items handled in one round before commands and kernel chan
 
 @dataclass(frozen=True, slots=True)
 class Reload:
-    """Re-read the config file (SIGHUP)."""
+    """Apply a new config: re-read the config file (SIGHUP), or `config`, already parsed (PUT /config, `source`
+    names it in problems and logs). `done`, when given, receives the outcome."""
+
+    config: Config | None = None
+    source: str = ""
+    done: asyncio.Future[ConfigOutcome] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +57,10 @@ class SpeakerLost:
 
 
 Item = Event | Reload | SpeakerLost
+
+
+class StartupError(Exception):
+    """The daemon cannot start (already logged)."""
 
 
 class Daemon:
@@ -65,11 +78,16 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.ready = asyncio.Event()  # set once the kernel is reconciled and ExaBGP is started
         self.fib_errors = 0
+        self.speaker_lost = ""  # why ExaBGP last stopped, for /healthz
+        self.metrics = DaemonMetrics(self)
+        self.api = ApiServer(self, self.log)
+        self._processor_task: asyncio.Task[None] | None = None
         REDACTOR.set(_secrets(config))
 
     # --- lifecycle ----------------------------------------------------------------------------------------
 
     async def run(self) -> None:
+        await self._start_api()  # first: an address in use stops the daemon before it touches the kernel
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
@@ -77,14 +95,16 @@ class Daemon:
         try:
             await self._start()
             async with asyncio.TaskGroup() as group:
+                self._processor_task = group.create_task(self._consume(), name="processor")
                 tasks = [
-                    group.create_task(self._consume(), name="processor"),
+                    self._processor_task,
                     group.create_task(self.speaker.run(), name="exabgp"),
                     group.create_task(self.interfaces.run(), name="interfaces"),
                 ]
                 self.ready.set()
                 await self.stopping.wait()
                 self.log.info("stopping")
+                await self.api.stop()  # requests in flight finish first (a PUT /config is applied or refused)
                 await self.speaker.stop()
                 for task in tasks:
                     task.cancel()
@@ -107,7 +127,20 @@ class Daemon:
         self.log.info("kernel_reconciled", added=result.added, removed=result.removed, kept=result.kept)
         self.speaker.write_config(config)
 
+    async def _start_api(self) -> None:
+        listen = self.config.api.listen
+        try:
+            await self.api.start(listen)
+        except OSError as exc:
+            self.log.error("api_listen_failed", listen=listen, error=str(exc))
+            if self._own_state_dir:
+                shutil.rmtree(self.state_dir, ignore_errors=True)
+            raise StartupError(f"cannot listen on {listen}: {exc}") from None
+        self.log.info("api_listening", listen=listen)
+
     async def _cleanup(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.api.stop()
         with contextlib.suppress(Exception):
             await self.speaker.stop()
         try:
@@ -132,6 +165,7 @@ class Daemon:
             self.queue.put_nowait(parsed)
 
     def _on_lost(self, reason: str) -> None:
+        self.speaker_lost = reason
         self.queue.put_nowait(SpeakerLost(reason))
 
     # --- the one consumer ---------------------------------------------------------------------------------
@@ -139,6 +173,7 @@ class Daemon:
     async def _consume(self) -> None:
         while True:
             batch = [await self.queue.get()]
+            started = time.perf_counter()
             while len(batch) < BATCH and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
             commands: list[str] = []
@@ -159,11 +194,12 @@ class Daemon:
                 self.speaker.send(commands)
             if kernel:
                 await self._program_kernel(kernel)
+            self.metrics.processing.observe(time.perf_counter() - started)
 
     def _handle(self, item: Item) -> list[Effects]:
         now = time.time()
         if isinstance(item, Reload):
-            return self._reload(now)
+            return self._reload(item, now)
         if isinstance(item, SpeakerLost):
             return [self.processor.handle(PeerDown(peer.key, item.reason), now)
                     for peer in self.processor.peers() if peer.up]
@@ -185,30 +221,61 @@ class Daemon:
 
     # --- reload -------------------------------------------------------------------------------------------
 
-    def _reload(self, now: float) -> list[Effects]:
-        try:
-            new = load_config(self.config_path)
-        except ConfigError as exc:
-            self._reject(exc.problems)
-            return []
-        problems = [ConfigProblem(str(self.config_path), 0, format_path(path), message)
+    def _reload(self, reload: Reload, now: float) -> list[Effects]:
+        source = reload.source or str(self.config_path)
+        new = reload.config
+        if new is None:
+            try:
+                new = load_config(self.config_path)
+            except ConfigError as exc:
+                return self._reject(reload, source, exc.problems)
+        problems = [ConfigProblem(source, 0, format_path(path), message)
                     for path, message in change_problems(self.config, new)]
         if problems:
-            self._reject(problems)
-            return []
+            return self._reject(reload, source, problems)
+        if new.api.listen != self.config.api.listen:
+            self.log.warning("api_listen_unchanged", listen=self.config.api.listen, configured=new.api.listen,
+                             why="api.listen takes effect at the next start")
         self.config = new
         REDACTOR.set(_secrets(new))
         effects = self.processor.handle(ConfigChanged(new), now)
         self.speaker.reconfigure(new)
         self.interfaces.update(new)
-        self.log.info("config_reloaded", config=str(self.config_path))
+        self.log.info("config_reloaded", config=source)
+        self.metrics.config_reloads.labels("applied").inc()
+        applied = next((r for r in effects.records if isinstance(r, ConfigApplied)), None)
+        _settle(reload, ConfigOutcome(applied=applied))
         return [effects]
 
-    def _reject(self, problems: list[ConfigProblem]) -> None:
+    def _reject(self, reload: Reload, source: str, problems: list[ConfigProblem]) -> list[Effects]:
         for problem in problems:
             self.log.error("config_rejected", problem=str(problem))
-        self.log.error("config_not_applied", config=str(self.config_path), problems=len(problems),
-                       running="unchanged")
+        self.log.error("config_not_applied", config=source, problems=len(problems), running="unchanged")
+        self.metrics.config_reloads.labels("rejected").inc()
+        _settle(reload, ConfigOutcome(problems=tuple(problems)))
+        return []
+
+    # --- for the HTTP API (mcrd.lg.http.Backend) ----------------------------------------------------------------
+
+    async def apply_config(self, config: Config, source: str) -> ConfigOutcome:
+        """Apply `config` through the one queue, as SIGHUP does, and wait for the outcome."""
+        done: asyncio.Future[ConfigOutcome] = asyncio.get_running_loop().create_future()
+        self.queue.put_nowait(Reload(config, source, done))
+        return await done
+
+    def health(self) -> list[str]:
+        reasons = []
+        if self.stopping.is_set():
+            reasons.append("the daemon is stopping")
+        elif not self.ready.is_set():
+            reasons.append("the daemon is starting")
+        elif self._processor_task is None or self._processor_task.done():
+            reasons.append("the route processor has stopped")
+        if self.ready.is_set() and not self.speaker.alive:
+            why = (f"{self.speaker_lost}; restarts: {self.speaker.restarts}" if self.speaker_lost
+                   else "starting, or its API is not connected yet")
+            reasons.append(f"ExaBGP is down ({why})")
+        return reasons
 
     # --- logs ---------------------------------------------------------------------------------------------
 
@@ -230,6 +297,11 @@ class Daemon:
                               peers_removed=list(record.peers_removed), reevaluated=list(record.reevaluated))
 
 
+def _settle(reload: Reload, outcome: ConfigOutcome) -> None:
+    if reload.done is not None and not reload.done.done():  # done: the requester went away
+        reload.done.set_result(outcome)
+
+
 def _secrets(config: Config) -> list[str]:
     secrets = [conn.password for _, _, conn in config.connections() if conn.password]
     if config.api.token:
@@ -244,5 +316,8 @@ def main(config_path: str, config: Config, state_dir: str | None = None) -> int:
 
     daemon = Daemon(Path(config_path), config, state_dir=Path(state_dir) if state_dir else None)
     # uvloop.run, not uvloop.install: pyroute2 fails under a global uvloop policy, even in threads.
-    uvloop.run(daemon.run())
+    try:
+        uvloop.run(daemon.run())
+    except StartupError:
+        return 1
     return 0

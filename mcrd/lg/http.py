@@ -1,0 +1,310 @@
+"""The HTTP API, embedded in the daemon (aiohttp `AppRunner` + `TCPSite` on `api.listen`).
+
+- The looking glass, with the paths and field names of Megaport's MCR looking glass, each answer wrapped as
+  `{"message", "terms", "data"}`: `/v2/product/mcr2/{uid}/lookingGlass/routes`, `.../bgp`, `.../bgpSessions`,
+  `.../bgpSessions/{sessionId}/advertised` and `.../received` (`?filtered=true`: the rejected routes, an mcrd
+  extension). `{uid}` is the MCR's `productName`; `GET /v2/product/mcr2` (an extension) lists it.
+- `GET /config` (secrets hidden) and `PUT /config` (applied through the daemon's one queue, like SIGHUP; needs
+  `Authorization: Bearer <api.token>` when `api.token` is set).
+- `GET /metrics` (Prometheus), `GET /healthz`.
+
+Handlers are thin: the rows come from `mcrd.lg.views`, the secrets handling from `mcrd.lg.configapi`. Every error is
+JSON in the same envelope with `data: null` (or the config problems), with a proper status. Handlers run on the event
+loop thread, as the route processor does, so they read it between two of its rounds and never change it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from mcrd.config.load import ConfigError, ConfigProblem, parse_config
+from mcrd.config.model import Config
+from mcrd.lg import views
+from mcrd.lg.configapi import ConfigOutcome, keep_running_secrets, problem_record, redacted
+from mcrd.lg.metrics import CONTENT_TYPE, DaemonMetrics
+from mcrd.rib.processor import PeerState, RouteProcessor
+
+BASE = "/v2/product/mcr2"
+TERMS = "mcrd emulates a Megaport Cloud Router for network labs; it is not Megaport's service."
+PUT_SOURCE = "PUT /config"  # names the request body in config problems, as a file name does for `mcrd check`
+SHUTDOWN_TIMEOUT = 3.0  # seconds that requests in flight get at shutdown
+BIG_ANSWER = 2000  # rows from which an answer is JSON-encoded off the event loop
+
+
+class Backend(Protocol):
+    """What the API reads and asks of the daemon."""
+
+    @property
+    def processor(self) -> RouteProcessor: ...
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def metrics(self) -> DaemonMetrics: ...
+
+    def health(self) -> list[str]:
+        """Why the daemon is not healthy; empty when it is."""
+        ...
+
+    async def apply_config(self, config: Config, source: str) -> ConfigOutcome:
+        """Validate `config` against the running one and apply it, as SIGHUP does."""
+        ...
+
+
+class ApiError(Exception):
+    def __init__(
+        self, status: int, message: str, *, data: Any = None, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.data = data
+        self.headers = dict(headers or {})
+
+
+def envelope(message: str, data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.json_response({"message": message, "terms": TERMS, "data": data}, status=status, headers=headers)
+
+
+async def rows_envelope(message: str, rows: Sequence[Any]) -> web.Response:
+    """A looking glass answer. A big one is encoded in a worker thread, so the event loop (and with it ExaBGP's
+    reader) is not held: the rows are new objects that nothing else changes."""
+    body = {"message": message, "terms": TERMS, "data": rows}
+    text = await asyncio.to_thread(json.dumps, body) if len(rows) > BIG_ANSWER else json.dumps(body)
+    return web.Response(text=text, content_type="application/json")
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def build_app(backend: Backend, log: Any, *, clock: Callable[[], float] = time.time) -> web.Application:
+    api = _Api(backend, log, clock)
+
+    @web.middleware
+    async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            return envelope(exc.message, exc.data, exc.status, exc.headers)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return envelope(_http_message(request, exc), None, exc.status, _keep_headers(exc))
+        except Exception as exc:
+            log.error("api_request_failed", method=request.method, path=request.path, error=repr(exc))
+            return envelope("internal error: see the daemon's log", None, 500)
+
+    app = web.Application(middlewares=[json_errors])
+    lg = BASE + "/{uid}/lookingGlass"
+    app.router.add_get(BASE, api.products)
+    app.router.add_get(lg + "/routes", api.routes)
+    app.router.add_get(lg + "/bgp", api.bgp)
+    app.router.add_get(lg + "/bgpSessions", api.sessions)
+    app.router.add_get(lg + "/bgpSessions/{session}/{direction:advertised|received}", api.neighbor)
+    app.router.add_get("/config", api.get_config)
+    app.router.add_put("/config", api.put_config)
+    app.router.add_get("/metrics", api.metrics)
+    app.router.add_get("/healthz", api.healthz)
+    return app
+
+
+def _http_message(request: web.Request, exc: web.HTTPException) -> str:
+    if exc.status == 404:
+        return f"no such path: {request.path}"
+    if exc.status == 405:
+        return f"{request.method} is not allowed on {request.path}"
+    if exc.status == 413:
+        return "the request body is too large"
+    return exc.reason
+
+
+def _keep_headers(exc: web.HTTPException) -> dict[str, str]:
+    return {name: exc.headers[name] for name in ("Allow",) if name in exc.headers}
+
+
+class _Api:
+    def __init__(self, backend: Backend, log: Any, clock: Callable[[], float]) -> None:
+        self.backend = backend
+        self.log = log
+        self.clock = clock
+
+    # --- looking glass ------------------------------------------------------------------------------------------
+
+    def _mcr(self, request: web.Request) -> str:
+        name = self.backend.config.mcr.product_name
+        uid = request.match_info["uid"]
+        if uid != name:
+            raise ApiError(404, f"no MCR {uid!r} here: this mcrd plays MCR {name!r}")
+        return name
+
+    async def products(self, request: web.Request) -> web.Response:
+        return envelope("the MCR this mcrd plays", views.products(self.backend.config))
+
+    async def routes(self, request: web.Request) -> web.Response:
+        name = self._mcr(request)
+        protocol, ip = _query(lambda: (views.parse_protocol(request.query.get("protocol")),
+                                       views.parse_ip(request.query.get("ip"))))
+        rows = views.routes(self.backend.processor, self.backend.config, self.clock(), protocol=protocol, ip=ip)
+        return await rows_envelope(f"IP routes of MCR {name}: {len(rows)}", rows)
+
+    async def bgp(self, request: web.Request) -> web.Response:
+        name = self._mcr(request)
+        ip = _query(lambda: views.parse_ip(request.query.get("ip")))
+        rows = views.bgp(self.backend.processor, self.backend.config, self.clock(), ip=ip)
+        return await rows_envelope(f"BGP routes of MCR {name}: {len(rows)}", rows)
+
+    async def sessions(self, request: web.Request) -> web.Response:
+        name = self._mcr(request)
+        rows = views.sessions(self.backend.processor, self.clock())
+        return await rows_envelope(f"BGP sessions of MCR {name}: {len(rows)}", rows)
+
+    async def neighbor(self, request: web.Request) -> web.Response:
+        name = self._mcr(request)
+        peer = self._session(request, name)
+        direction = request.match_info["direction"]
+        ip, show_filtered = _query(lambda: (views.parse_ip(request.query.get("ip")),
+                                            views.parse_bool("filtered", request.query.get("filtered"))))
+        processor = self.backend.processor
+        rows: list[Any]
+        if direction == "advertised":
+            if show_filtered:
+                raise ApiError(400, "filtered: only received routes can be filtered (received?filtered=true)")
+            rows = list(views.advertised(processor, peer, ip=ip))
+            what = "advertised to"
+        elif show_filtered:
+            rows = list(views.filtered(peer, ip=ip))
+            what = "rejected by import policy from"
+        else:
+            rows = list(views.received(processor, peer, ip=ip))
+            what = "received from"
+        return await rows_envelope(f"routes {what} {peer.key} on MCR {name}: {len(rows)}", rows)
+
+    def _session(self, request: web.Request, name: str) -> PeerState:
+        session_id = request.match_info["session"]
+        peer = views.find_session(self.backend.processor, session_id)
+        if peer is None:
+            known = ", ".join(p.key for p in self.backend.processor.peers()) or "none"
+            raise ApiError(404, f"no BGP session {session_id!r} on MCR {name} (sessions: {known})")
+        return peer
+
+    # --- config ---------------------------------------------------------------------------------------------------
+
+    async def get_config(self, request: web.Request) -> web.Response:
+        return web.json_response(redacted(self.backend.config))
+
+    async def put_config(self, request: web.Request) -> web.Response:
+        running = self.backend.config
+        try:
+            _authorize(request, running.api.token)
+        except ApiError as exc:
+            self.log.warning("api_unauthorized", method=request.method, path=request.path, why=exc.message,
+                             remote=request.remote)
+            raise
+        try:
+            text = (await request.read()).decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        problems: list[ConfigProblem]
+        try:
+            if text is None:
+                raise ConfigError([ConfigProblem(PUT_SOURCE, 0, "", "the config is not UTF-8 text")])
+            new = parse_config(text, PUT_SOURCE)
+            new, problems = keep_running_secrets(new, running, PUT_SOURCE)
+        except ConfigError as exc:
+            problems = exc.problems
+        if problems:
+            # Refused before it reaches the daemon: logged and counted as the daemon does for the ones it refuses.
+            for problem in problems:
+                self.log.error("config_rejected", problem=str(problem))
+            self.log.error("config_not_applied", config=PUT_SOURCE, problems=len(problems), running="unchanged")
+            self.backend.metrics.config_reloads.labels("rejected").inc()
+            raise _rejected(problems)
+        outcome = await self.backend.apply_config(new, PUT_SOURCE)
+        if not outcome.ok:
+            raise _rejected(list(outcome.problems))
+        applied = outcome.applied
+        return envelope("config applied", {
+            "applied": True,
+            "peersAdded": list(applied.peers_added) if applied else [],
+            "peersRemoved": list(applied.peers_removed) if applied else [],
+            "reevaluated": list(applied.reevaluated) if applied else [],
+        })
+
+    # --- operations ------------------------------------------------------------------------------------------------
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.backend.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        reasons = self.backend.health()
+        if reasons:
+            return envelope("; ".join(reasons), {"healthy": False, "reasons": reasons}, 503)
+        return envelope("ok", {"healthy": True, "reasons": []})
+
+
+def _query(parse: Callable[[], Any]) -> Any:
+    try:
+        return parse()
+    except views.QueryError as exc:
+        raise ApiError(400, f"bad query parameter {exc.parameter}: {exc.message}") from None
+
+
+def _rejected(problems: list[ConfigProblem]) -> ApiError:
+    count = f"{len(problems)} problem" + ("" if len(problems) == 1 else "s")
+    return ApiError(400, f"config not applied ({count}); the running config is unchanged",
+                    data={"applied": False, "problems": [problem_record(p) for p in problems]})
+
+
+def _authorize(request: web.Request, token: str | None) -> None:
+    if token is None:
+        return
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        message = "PUT /config needs the API token (Authorization: Bearer <api.token>)"
+    elif not hmac.compare_digest(given.strip().encode(), token.encode()):
+        message = "wrong API token"
+    else:
+        return
+    raise ApiError(401, message, headers={"WWW-Authenticate": 'Bearer realm="mcrd"'})
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """`api.listen` (`HOST:PORT`, `[V6]:PORT`) as host and port."""
+    host, _, port = listen.rpartition(":")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+class ApiServer:
+    """The API's listening side: `start()` binds (raising OSError when it cannot), `stop()` closes."""
+
+    def __init__(self, backend: Backend, log: Any, *, clock: Callable[[], float] = time.time) -> None:
+        self.app = build_app(backend, log, clock=clock)
+        self._runner: web.AppRunner | None = None
+
+    async def start(self, listen: str) -> None:
+        host, port = split_listen(listen)
+        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port, reuse_address=True).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+
+    @property
+    def addresses(self) -> list[Any]:
+        return [] if self._runner is None else list(self._runner.addresses)
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()

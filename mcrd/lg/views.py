@@ -1,0 +1,485 @@
+"""The looking glass views: Megaport-shaped rows built from the route processor, the config and the time.
+
+Pure functions (no I/O, no clock: `now` is passed in); the HTTP layer only wraps what they return. Field names are
+those of Megaport's MCR looking glass (MCR-SEMANTICS.md section 3, Go SDK `mcr_looking_glass_types.go`); `age`,
+`uptime` and `lastStateChange` are whole seconds. mcrd has no numeric VXC ids: `vxcId` is always null and `vxcName`
+is the VXC's `productName`.
+
+Decisions (where Megaport's documentation says nothing), kept here:
+- `sessionId` is the peer address (`peerIpAddress`), unique on an MCR.
+- `interface` is the Linux device that carries the VXC (`mcrd.iface.plan`).
+- CONNECTED and LOCAL routes have next hop `0.0.0.0` (`::` for IPv6): directly connected.
+- `metric` is the MED for BGP routes and 0 for STATIC, CONNECTED and LOCAL routes.
+- In `routes` (the IP routing table) `best` marks the route the kernel uses: a connected subnet wins over a static or
+  BGP route for the same prefix, a static route over a BGP route (MCR-SEMANTICS.md 2.4).
+- In `bgp`, routes the MCR originates (static routes, and connected subnets when `advertiseConnected` is set) have
+  `neighborIp` and `neighborAsn` null and weight 32768; learned routes have weight 0 and local preference 100
+  (`mcrd.rib.decision.LEARNED_LOCAL_PREF`); only accepted routes are candidates, so `valid` is true there.
+- `received` holds the routes import policy accepted, with their attributes after import policy (`medIn` applied);
+  `received` with `filtered` (an mcrd extension) holds the rejected ones as the peer sent them, each with the rule
+  that rejected it (`rejection.code`, `rejection.detail`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TypedDict
+
+from mcrd.config.model import Config, IPNetwork
+from mcrd.iface.plan import layer3_ifnames
+from mcrd.policy.mcr import STATIC_ORIGIN
+from mcrd.policy.prefix_list import ParsedPrefix, parse_prefix
+from mcrd.rib.attributes import Origin, PathAttributes
+from mcrd.rib.decision import LEARNED_LOCAL_PREF
+from mcrd.rib.entry import RouteEntry
+from mcrd.rib.processor import PeerState, RouteProcessor
+
+PROTOCOLS = ("BGP", "STATIC", "CONNECTED", "LOCAL")
+LOCAL_WEIGHT = 32768  # vendors' weight for routes the router originates (see mcrd.rib.decision step 0)
+LEARNED_WEIGHT = 0
+
+
+class IpRoute(TypedDict):
+    """One route of the IP routing table (`routes`)."""
+
+    prefix: str
+    nextHop: str
+    protocol: str
+    metric: int | None
+    localPref: int | None
+    asPath: list[int]
+    age: int | None
+    interface: str
+    vxcId: int | None
+    vxcName: str
+    communities: list[str]
+    origin: str
+    med: int | None
+    best: bool | None
+
+
+class BgpRoute(TypedDict):
+    """One path of the BGP table (`bgp`)."""
+
+    prefix: str
+    nextHop: str
+    asPath: list[int]
+    localPref: int | None
+    med: int | None
+    origin: str
+    communities: list[str]
+    weight: int | None
+    valid: bool
+    best: bool
+    neighborIp: str | None
+    neighborAsn: int | None
+    age: int | None
+    vxcId: int | None
+    vxcName: str
+
+
+class BgpSession(TypedDict):
+    """One BGP connection (`bgpSessions`); `prefixesRejected` and `stateReason` are mcrd extensions."""
+
+    sessionId: str
+    neighborAddress: str
+    neighborAsn: int
+    localAsn: int
+    status: str
+    uptime: int | None
+    prefixesIn: int | None
+    prefixesOut: int | None
+    vxcId: int | None
+    vxcName: str
+    lastStateChange: int | None
+    description: str
+    prefixesRejected: int
+    stateReason: str
+
+
+class Rejected(TypedDict):
+    code: str
+    detail: str
+
+
+class NeighborRoute(TypedDict):
+    """One route received from or advertised to a peer (`bgpSessions/{id}/received`, `.../advertised`)."""
+
+    prefix: str
+    nextHop: str
+    asPath: list[int]
+    localPref: int | None
+    med: int | None
+    origin: str
+    communities: list[str]
+    valid: bool
+    best: bool
+
+
+class FilteredRoute(NeighborRoute):
+    rejection: Rejected  # mcrd extension: why import policy rejected the route
+
+
+
+# --- queries -----------------------------------------------------------------------------------------------------
+
+
+class QueryError(ValueError):
+    """A bad query value; `parameter` names it."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(f"{parameter}: {message}")
+        self.parameter = parameter
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class IpQuery:
+    """`ip=`: an address selects the longest matching prefixes, a prefix the equal and covered ones."""
+
+    network: IPNetwork
+    address: bool
+
+    def select(self, prefixes: Iterable[str]) -> set[str]:
+        """The prefixes (canonical strings, as the RIB holds them) that the query selects. Integer arithmetic on
+        parsed prefixes: a view of 100,000 routes must not hold the event loop for long."""
+        version = self.network.version
+        bits = self.network.max_prefixlen
+        query = int(self.network.network_address)
+        if self.address:
+            hits: list[tuple[str, int]] = []
+            for prefix in prefixes:
+                v, net, length = parse_prefix(prefix)
+                if v == version and (query >> (bits - length)) == (net >> (bits - length)):
+                    hits.append((prefix, length))
+            longest = max((length for _, length in hits), default=-1)
+            return {prefix for prefix, length in hits if length == longest}
+        qlen = self.network.prefixlen
+        shift = bits - qlen
+        selected: set[str] = set()
+        for prefix in prefixes:
+            v, net, length = parse_prefix(prefix)
+            if v == version and length >= qlen and (net >> shift) == (query >> shift):
+                selected.add(prefix)
+        return selected
+
+
+def _keeper(query: IpQuery | None, prefixes: Iterable[str]) -> Callable[[str], bool]:
+    """Whether a prefix is in the answer: all of them without a query."""
+    if query is None:
+        return _everything
+    return query.select(prefixes).__contains__
+
+
+def _everything(_: str) -> bool:
+    return True
+
+
+def parse_ip(text: str | None) -> IpQuery | None:
+    """The `ip` parameter: an address (`10.1.2.3`) or a prefix (`10.1.0.0/16`; host bits are ignored)."""
+    if text is None or text == "":
+        return None
+    value = text.strip()
+    try:
+        if "/" in value:
+            return IpQuery(ipaddress.ip_network(value, strict=False), address=False)
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        raise QueryError("ip", f"{text!r} is not an IP address or prefix (e.g. 10.1.2.3 or 10.1.0.0/16)") from None
+    return IpQuery(ipaddress.ip_network(address), address=True)
+
+
+def parse_protocol(text: str | None) -> str | None:
+    if text is None or text == "":
+        return None
+    value = text.strip().upper()
+    if value not in PROTOCOLS:
+        raise QueryError("protocol", f"{text!r} is not one of {', '.join(PROTOCOLS)}")
+    return value
+
+
+def parse_bool(parameter: str, text: str | None) -> bool:
+    if text is None or text == "":
+        return False
+    value = text.strip().lower()
+    if value not in ("true", "false"):
+        raise QueryError(parameter, f"{text!r} is not true or false")
+    return value == "true"
+
+
+# --- helpers -----------------------------------------------------------------------------------------------------
+
+
+def _age(now: float, since: float) -> int:
+    age = int(now - since)
+    return age if age > 0 else 0
+
+
+_ORIGIN = {origin: origin.name for origin in Origin}  # Enum.name is a slow property; views call it per route
+
+
+def _prefix_order() -> Callable[[str], ParsedPrefix]:
+    """A sort key for prefixes, parsed once each (a prefix has one row per path in `bgp`)."""
+    keys: dict[str, ParsedPrefix] = {}
+
+    def key(prefix: str) -> ParsedPrefix:
+        found = keys.get(prefix)
+        if found is None:
+            found = keys[prefix] = parse_prefix(prefix)
+        return found
+
+    return key
+
+
+def _path(attrs: PathAttributes) -> list[int]:
+    # The AS_SET, if any, follows the sequence (the Megaport field is a flat list of integers).
+    return [*attrs.as_path, *attrs.as_set]
+
+
+def _unspecified(version: int) -> str:
+    return "0.0.0.0" if version == 4 else "::"
+
+
+@dataclass(frozen=True, slots=True)
+class _Static:
+    prefix: str
+    next_hop: str
+    ifname: str
+    vxc: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """Where the config puts things: static routes, interface addresses, VXC of each Linux device."""
+
+    statics: list[_Static]
+    addresses: list[tuple[ipaddress.IPv4Interface | ipaddress.IPv6Interface, str, str]]  # (address, ifname, vxc)
+    vxc_of: dict[str, str]  # Linux device -> VXC name
+
+
+def _layout(config: Config) -> _Layout:
+    ifnames = layer3_ifnames(config)
+    statics: list[_Static] = []
+    addresses: list[tuple[ipaddress.IPv4Interface | ipaddress.IPv6Interface, str, str]] = []
+    vxc_of: dict[str, str] = {}
+    for v, vxc in enumerate(config.vxcs):
+        for i, iface in enumerate(vxc.vrouter.interfaces):
+            ifname = ifnames[v, i]
+            vxc_of.setdefault(ifname, vxc.product_name)
+            statics.extend(_Static(str(r.prefix), str(r.next_hop), ifname, vxc.product_name) for r in iface.ip_routes)
+            addresses.extend((address, ifname, vxc.product_name) for address in iface.ip_addresses)
+    return _Layout(statics, addresses, vxc_of)
+
+
+def _static_entry(best: dict[str, RouteEntry], static: _Static) -> RouteEntry | None:
+    """The Loc-RIB entry of a configured static route when it is the best route for its prefix."""
+    entry = best.get(static.prefix)
+    if entry is None or entry.source.kind != "static":
+        return None
+    return entry if entry.attrs.next_hop == static.next_hop and entry.ifname == static.ifname else None
+
+
+# --- views -------------------------------------------------------------------------------------------------------
+
+
+def routes(
+    processor: RouteProcessor,
+    config: Config,
+    now: float,
+    *,
+    protocol: str | None = None,
+    ip: IpQuery | None = None,
+) -> list[IpRoute]:
+    """The IP routing table: best BGP routes, static routes, connected subnets and the MCR's own addresses."""
+    best = processor.best()
+    connected = processor.connected()
+    layout = _layout(config)
+    learned = [(p, e) for p, e in best.items() if e.source.kind == "bgp"] if protocol in (None, "BGP") else []
+    statics = layout.statics if protocol in (None, "STATIC") else []
+    attached = list(connected.items()) if protocol in (None, "CONNECTED") else []
+    hosts = _hosts(layout) if protocol in (None, "LOCAL") else []
+    keep = _keeper(ip, [*(p for p, _ in learned), *(s.prefix for s in statics), *(p for p, _ in attached),
+                        *(h for h, _, _ in hosts)])
+    rows: list[IpRoute] = []
+    for prefix, entry in learned:
+        if not keep(prefix):
+            continue
+        peer = processor.peer(entry.source.key)
+        attrs = entry.attrs
+        rows.append({
+            "prefix": prefix, "nextHop": attrs.next_hop, "protocol": "BGP", "metric": attrs.med,
+            "localPref": LEARNED_LOCAL_PREF, "asPath": _path(attrs), "age": _age(now, entry.since),
+            "interface": entry.ifname, "vxcId": None,
+            "vxcName": peer.policy.vxc if peer is not None else layout.vxc_of.get(entry.ifname, ""),
+            "communities": list(attrs.communities), "origin": _ORIGIN[attrs.origin], "med": attrs.med,
+            "best": prefix not in connected,
+        })
+    for static in statics:
+        if not keep(static.prefix):
+            continue
+        mine = _static_entry(best, static)
+        rows.append({
+            "prefix": static.prefix, "nextHop": static.next_hop, "protocol": "STATIC", "metric": 0,
+            "localPref": None, "asPath": [], "age": _age(now, mine.since) if mine else None,
+            "interface": static.ifname, "vxcId": None, "vxcName": static.vxc, "communities": [], "origin": "",
+            "med": None, "best": mine is not None and static.prefix not in connected,
+        })
+    rows.extend(_attached(p, "CONNECTED", ifname, layout.vxc_of.get(ifname, "")) for p, ifname in attached if keep(p))
+    rows.extend(_attached(host, "LOCAL", ifname, vxc) for host, ifname, vxc in hosts if keep(host))
+    order = {name: n for n, name in enumerate(("CONNECTED", "LOCAL", "STATIC", "BGP"))}
+    rows.sort(key=lambda row: (parse_prefix(row["prefix"]), order[row["protocol"]]))
+    return rows
+
+
+def _hosts(layout: _Layout) -> list[tuple[str, str, str]]:
+    """The MCR's own addresses as host prefixes, each once: (prefix, Linux device, VXC)."""
+    seen: dict[str, tuple[str, str, str]] = {}
+    for address, ifname, vxc in layout.addresses:
+        host = str(ipaddress.ip_network(address.ip))
+        seen.setdefault(host, (host, ifname, vxc))
+    return list(seen.values())
+
+
+def _attached(prefix: str, protocol: str, ifname: str, vxc: str) -> IpRoute:
+    return {
+        "prefix": prefix, "nextHop": _unspecified(ipaddress.ip_network(prefix).version), "protocol": protocol,
+        "metric": 0, "localPref": None, "asPath": [], "age": None, "interface": ifname, "vxcId": None,
+        "vxcName": vxc, "communities": [], "origin": "", "med": None, "best": True,
+    }
+
+
+def bgp(processor: RouteProcessor, config: Config, now: float, *, ip: IpQuery | None = None) -> list[BgpRoute]:
+    """Every path in the BGP table: the MCR's own routes and every accepted route of every session that is up."""
+    best = processor.best()
+    layout = _layout(config)
+    originated = processor.connected() if config.mcr.advertise_connected else {}
+    up = [peer for peer in processor.peers() if peer.up]
+    keep = _keeper(ip, {*(s.prefix for s in layout.statics), *originated,
+                        *(prefix for peer in up for prefix in peer.accepted)})
+    rows: list[BgpRoute] = []
+    for static in layout.statics:
+        if keep(static.prefix):
+            rows.append(_local_bgp(static.prefix, static.next_hop, static.vxc, _static_entry(best, static), now))
+    for prefix, ifname in originated.items():
+        if keep(prefix):
+            entry = best.get(prefix)
+            mine = entry if entry is not None and entry.source.kind == "connected" else None
+            hop = _unspecified(ipaddress.ip_network(prefix).version)
+            rows.append(_local_bgp(prefix, hop, layout.vxc_of.get(ifname, ""), mine, now))
+    for peer in up:
+        policy = peer.policy
+        for prefix, path in peer.accepted.items():
+            if not keep(prefix):
+                continue
+            attrs = path.attrs
+            rows.append({
+                "prefix": prefix, "nextHop": attrs.next_hop, "asPath": _path(attrs), "localPref": LEARNED_LOCAL_PREF,
+                "med": attrs.med, "origin": _ORIGIN[attrs.origin], "communities": list(attrs.communities),
+                "weight": LEARNED_WEIGHT, "valid": True, "best": best.get(prefix) is path, "neighborIp": policy.key,
+                "neighborAsn": policy.peer_asn, "age": _age(now, path.since), "vxcId": None, "vxcName": policy.vxc,
+            })
+    order = _prefix_order()
+    rows.sort(key=lambda row: (order(row["prefix"]), not row["best"]))
+    return rows
+
+
+def _local_bgp(prefix: str, next_hop: str, vxc: str, best: RouteEntry | None, now: float) -> BgpRoute:
+    """A route the MCR originates; `best` is its Loc-RIB entry when it is the best route for the prefix."""
+    return {
+        "prefix": prefix, "nextHop": next_hop, "asPath": [], "localPref": LEARNED_LOCAL_PREF, "med": None,
+        "origin": STATIC_ORIGIN.name, "communities": [], "weight": LOCAL_WEIGHT, "valid": True,
+        "best": best is not None, "neighborIp": None, "neighborAsn": None,
+        "age": _age(now, best.since) if best else None, "vxcId": None, "vxcName": vxc,
+    }
+
+
+def sessions(processor: RouteProcessor, now: float) -> list[BgpSession]:
+    """Every BGP connection of the config, in config order."""
+    return [_session(peer, now) for peer in processor.peers()]
+
+
+def _session(peer: PeerState, now: float) -> BgpSession:
+    policy = peer.policy
+    reason = peer.state_reason
+    if not peer.up and policy.shutdown:
+        reason = "shut down by config"
+    return {
+        "sessionId": policy.key,
+        "neighborAddress": policy.key,
+        "neighborAsn": policy.peer_asn,
+        "localAsn": policy.local_asn,
+        "status": "UP" if peer.up else "DOWN",
+        "uptime": _age(now, peer.since) if peer.up else None,
+        "prefixesIn": len(peer.accepted),
+        "prefixesOut": len(peer.out),
+        "vxcId": None,
+        "vxcName": policy.vxc,
+        "lastStateChange": _age(now, peer.since) if peer.since else None,
+        "description": policy.description,
+        "prefixesRejected": len(peer.rejected),
+        "stateReason": "" if peer.up else reason,
+    }
+
+
+def find_session(processor: RouteProcessor, session_id: str) -> PeerState | None:
+    """The session named `session_id` (its peer address, in any spelling of it)."""
+    try:
+        key = str(ipaddress.ip_address(session_id.strip()))
+    except ValueError:
+        return None
+    return processor.peer(key)
+
+
+def advertised(processor: RouteProcessor, peer: PeerState, *, ip: IpQuery | None = None) -> list[NeighborRoute]:
+    """What the MCR sends this peer (its Adj-RIB-Out), with the attributes as sent."""
+    out = processor.advertised(peer.key)
+    keep = _keeper(ip, out)
+    rows = [_neighbor_route(prefix, attrs, best=True) for prefix, attrs in out.items() if keep(prefix)]
+    rows.sort(key=lambda row: parse_prefix(row["prefix"]))
+    return rows
+
+
+def received(processor: RouteProcessor, peer: PeerState, *, ip: IpQuery | None = None) -> list[NeighborRoute]:
+    """What import policy accepted from this peer, with the attributes after import policy."""
+    best = processor.best()
+    keep = _keeper(ip, peer.accepted)
+    rows = [
+        _neighbor_route(prefix, entry.attrs, best=best.get(prefix) is entry)
+        for prefix, entry in peer.accepted.items()
+        if keep(prefix)
+    ]
+    rows.sort(key=lambda row: parse_prefix(row["prefix"]))
+    return rows
+
+
+def filtered(peer: PeerState, *, ip: IpQuery | None = None) -> list[FilteredRoute]:
+    """What the peer sent and the MCR rejected (import lists, AS-path loop, family, route limit), and why."""
+    keep = _keeper(ip, peer.rejected)
+    rows: list[FilteredRoute] = []
+    for prefix, (entry, rejection) in peer.rejected.items():
+        if not keep(prefix):
+            continue
+        attrs = entry.received
+        rows.append({
+            "prefix": prefix, "nextHop": attrs.next_hop, "asPath": _path(attrs), "localPref": attrs.local_pref,
+            "med": attrs.med, "origin": _ORIGIN[attrs.origin], "communities": list(attrs.communities), "valid": False,
+            "best": False, "rejection": {"code": rejection.code, "detail": rejection.detail},
+        })
+    rows.sort(key=lambda row: parse_prefix(row["prefix"]))
+    return rows
+
+
+def _neighbor_route(prefix: str, attrs: PathAttributes, *, best: bool) -> NeighborRoute:
+    return {
+        "prefix": prefix, "nextHop": attrs.next_hop, "asPath": _path(attrs), "localPref": attrs.local_pref,
+        "med": attrs.med, "origin": _ORIGIN[attrs.origin], "communities": list(attrs.communities), "valid": True,
+        "best": best,
+    }
+
+
+def products(config: Config) -> list[dict[str, object]]:
+    """The extension index `GET /v2/product/mcr2`: the one MCR this daemon plays."""
+    return [{"productUid": config.mcr.product_name, "productName": config.mcr.product_name,
+             "productType": "MCR2", "mcrAsn": config.mcr.mcr_asn, "provisioningStatus": "LIVE"}]
