@@ -123,7 +123,7 @@ class Daemon:
         effects = self.processor.handle(ConfigChanged(config), time.time())
         self._log_records(effects)
         # Routes an earlier run left in the kernel: kept if still wanted, replaced or removed if not.
-        result = await self.fib.reconcile(self.processor.fib())
+        result = await self.fib.reconcile(dict(self.processor.fib()))  # a copy: the worker thread reads it
         self.log.info("kernel_reconciled", added=result.added, removed=result.removed, kept=result.kept)
         self.speaker.write_config(config)
 

@@ -23,7 +23,7 @@ Decisions (where Megaport's documentation says nothing), kept here:
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TypedDict
 
@@ -273,7 +273,7 @@ def _layout(config: Config) -> _Layout:
     return _Layout(statics, addresses, vxc_of)
 
 
-def _static_entry(best: dict[str, RouteEntry], static: _Static) -> RouteEntry | None:
+def _static_entry(best: Mapping[str, RouteEntry], static: _Static) -> RouteEntry | None:
     """The Loc-RIB entry of a configured static route when it is the best route for its prefix."""
     entry = best.get(static.prefix)
     if entry is None or entry.source.kind != "static":

@@ -14,8 +14,9 @@ hop wanted in the kernel). One `RouteEntry` and one `PathAttributes` are shared 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from mcrd.config.model import Config
 from mcrd.iface.plan import layer3_ifnames
@@ -550,18 +551,21 @@ class RouteProcessor:
     def peer(self, key: str) -> PeerState | None:
         return self._peers.get(key)
 
-    def best(self) -> dict[str, RouteEntry]:
-        return dict(self._best)
+    # Read-only views, not copies: a scrape or a looking-glass answer must not copy 100k entries. They change with
+    # the next event, so a reader finishes with one before it yields to the event loop.
 
-    def fib(self) -> dict[str, FibNextHop]:
-        return dict(self._fib)
+    def best(self) -> Mapping[str, RouteEntry]:
+        return MappingProxyType(self._best)
 
-    def connected(self) -> dict[str, str]:
-        return dict(self._connected)
+    def fib(self) -> Mapping[str, FibNextHop]:
+        return MappingProxyType(self._fib)
 
-    def advertised(self, key: str) -> dict[str, PathAttributes]:
+    def connected(self) -> Mapping[str, str]:
+        return MappingProxyType(self._connected)
+
+    def advertised(self, key: str) -> Mapping[str, PathAttributes]:
         peer = self._peers.get(key)
-        return {} if peer is None else dict(peer.out)
+        return MappingProxyType({} if peer is None else peer.out)
 
     @property
     def route_count(self) -> int:
