@@ -19,6 +19,7 @@ from mcrd.bgp.speaker import ExaBgpSpeaker
 from mcrd.config.diff import change_problems
 from mcrd.config.load import ConfigError, ConfigProblem, format_path, load_config
 from mcrd.config.model import Config
+from mcrd.events import Events, iso_utc
 from mcrd.fib.worker import FibWorker
 from mcrd.iface.links import InterfaceManager
 from mcrd.lg.configapi import ConfigOutcome
@@ -79,7 +80,9 @@ class Daemon:
         self.ready = asyncio.Event()  # set once the kernel is reconciled and ExaBGP is started
         self.fib_errors = 0
         self.speaker_lost = ""  # why ExaBGP last stopped, for /healthz
+        self.events = Events.from_config(config, self.log)
         self.metrics = DaemonMetrics(self)
+        self.metrics.dropped_events = lambda: self.events.dropped
         self.api = ApiServer(self, self.log)
         self._processor_task: asyncio.Task[None] | None = None
         REDACTOR.set(_secrets(config))
@@ -100,6 +103,7 @@ class Daemon:
                     self._processor_task,
                     group.create_task(self.speaker.run(), name="exabgp"),
                     group.create_task(self.interfaces.run(), name="interfaces"),
+                    group.create_task(self.events.run(), name="events"),
                 ]
                 self.ready.set()
                 await self.stopping.wait()
@@ -122,6 +126,7 @@ class Daemon:
         await self.interfaces.apply(config)
         effects = self.processor.handle(ConfigChanged(config), time.time())
         self._log_records(effects)
+        self.events.emit_effects(effects, iso_utc(time.time()))
         # Routes an earlier run left in the kernel: kept if still wanted, replaced or removed if not.
         result = await self.fib.reconcile(dict(self.processor.fib()))  # a copy: the worker thread reads it
         self.log.info("kernel_reconciled", added=result.added, removed=result.removed, kept=result.kept)
@@ -149,6 +154,7 @@ class Daemon:
         except Exception as exc:  # shutting down: report and go on
             self.log.error("kernel_flush_failed", error=str(exc))
         await self.fib.close()
+        await self.events.close()  # sends what is queued, 2 s at most
         if self._own_state_dir:
             shutil.rmtree(self.state_dir, ignore_errors=True)
         self.log.info("stopped")
@@ -166,6 +172,7 @@ class Daemon:
 
     def _on_lost(self, reason: str) -> None:
         self.speaker_lost = reason
+        self.events.emit_exabgp_restart(reason, self.speaker.restarts, iso_utc(time.time()))
         self.queue.put_nowait(SpeakerLost(reason))
 
     # --- the one consumer ---------------------------------------------------------------------------------
@@ -178,8 +185,10 @@ class Daemon:
                 batch.append(self.queue.get_nowait())
             commands: list[str] = []
             kernel: dict[str, FibNextHop | None] = {}
+            round_effects: list[Effects] = []
             for item in batch:
                 for effects in self._handle(item):
+                    round_effects.append(effects)
                     self._log_records(effects)
                     for withdraw in effects.withdraw:
                         commands.extend(withdraw_commands(withdraw))
@@ -194,6 +203,7 @@ class Daemon:
                 self.speaker.send(commands)
             if kernel:
                 await self._program_kernel(kernel)
+            self.events.emit_effects(round_effects, iso_utc(time.time()))  # at most one routes message a round
             self.metrics.processing.observe(time.perf_counter() - started)
 
     def _handle(self, item: Item) -> list[Effects]:
@@ -238,6 +248,7 @@ class Daemon:
                              why="api.listen takes effect at the next start")
         self.config = new
         REDACTOR.set(_secrets(new))
+        self.events.update(new)
         effects = self.processor.handle(ConfigChanged(new), now)
         self.speaker.reconfigure(new)
         self.interfaces.update(new)
@@ -251,6 +262,7 @@ class Daemon:
         for problem in problems:
             self.log.error("config_rejected", problem=str(problem))
         self.log.error("config_not_applied", config=source, problems=len(problems), running="unchanged")
+        self.events.emit_config_rejected(problems, iso_utc(time.time()))
         self.metrics.config_reloads.labels("rejected").inc()
         _settle(reload, ConfigOutcome(problems=tuple(problems)))
         return []

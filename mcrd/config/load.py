@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,8 @@ def _parse_document(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
         # Not a syntax error: a key given twice, where YAML would silently keep one of the two.
         line = exc.problem_mark.line + 1 if exc.problem_mark is not None else 1
         what = _one_line(exc.problem or "duplicate key").removeprefix("found ")
+        if re.match(r'duplicate key "(password|token)"', what):
+            what = what.split(" with value ")[0]  # the values are keys: never shown
         raise ConfigError([ConfigProblem(source, line, "", what)]) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

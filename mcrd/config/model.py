@@ -105,6 +105,18 @@ def _text(max_len: int, *, required: StrictBool = False) -> PlainValidator:
     return PlainValidator(check)
 
 
+def _secret(max_len: int) -> PlainValidator:
+    """Like `_text`, but a message never shows the value: it is a key."""
+    text = _text(max_len).func
+
+    def check(value: object) -> str:
+        if not isinstance(value, str):
+            raise _problem("is not a string (write the key as text, in quotes if it looks like a number)")
+        return text(value)  # type: ignore[call-arg,no-any-return]
+
+    return PlainValidator(check)
+
+
 def _codepoint(char: str) -> str:
     return f"U+{ord(char):04X}"
 
@@ -237,7 +249,7 @@ class BgpConnection(_Model):
     local_asn: LocalAsn | None = None
     local_ip_address: Address
     peer_ip_address: Address
-    password: Annotated[str, _text(25)] | None = None
+    password: Annotated[str, _secret(25)] | None = None
     shutdown: StrictBool | None = None  # None: the MCR's bgpShutdownDefault
     description: Annotated[str, _text(100)] = ""
     med_in: Med | None = None
@@ -310,14 +322,14 @@ class Mcr(_Model):
 
 class Api(_Model):
     listen: Annotated[str, PlainValidator(rules.host_port)] = "127.0.0.1:8080"
-    token: Annotated[str, _text(200)] | None = None
+    token: Annotated[str, _secret(200)] | None = None
 
 
 class Mqtt(_Model):
     host: Annotated[str, _text(253, required=True)]
     port: Annotated[int, _int_in(1, 65535)] = 1883
     username: Annotated[str, _text(200)] | None = None
-    password: Annotated[str, _text(200)] | None = None
+    password: Annotated[str, _secret(200)] | None = None
     tls: StrictBool = False
     topic_prefix: Annotated[str, _text(200, required=True)] = "mcrd"
 
