@@ -13,6 +13,7 @@ hop wanted in the kernel). One `RouteEntry` and one `PathAttributes` are shared 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ from mcrd.rib.events import ConfigChanged, EndOfRib, Event, PeerDown, PeerUp, Ro
 ROUTE_LIMIT = "route-limit"
 
 _OUT_CACHE_MAX = 4096
+_INTERN_MAX = 4096
 _NO_SUCH_PEER = "no BGP connection has this peer address"
 
 
@@ -57,6 +59,7 @@ class PeerState:
     __slots__ = (
         "accepted",
         "eor",
+        "key",
         "out",
         "out_cache",
         "out_orig",
@@ -72,6 +75,7 @@ class PeerState:
 
     def __init__(self, policy: PeerPolicy, slot: int) -> None:
         self.policy = policy
+        self.key = policy.key  # a peer's key never changes: peers are found by it
         self.slot = slot
         self.source: Source | None = None  # set while the session is up
         self.since = 0.0
@@ -90,10 +94,6 @@ class PeerState:
     @property
     def up(self) -> bool:
         return self.source is not None
-
-    @property
-    def key(self) -> str:
-        return self.policy.key
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +122,9 @@ class RouteProcessor:
         self._limit_rejection = Rejection(ROUTE_LIMIT, "")
         self._waiting: dict[tuple[str, str], None] = {}  # refused (peer, prefix), in arrival order
         self._refused_total = 0
+        # Received attributes -> the one object used for all equal ones, so that routes of successive UPDATEs with
+        # equal attributes share their export results (out_cache, Announce groups) and memory.
+        self._interned: dict[PathAttributes, PathAttributes] = {}
         # Per round.
         self._now = 0.0
         self._best_orig: dict[str, RouteEntry | None] = {}
@@ -169,9 +172,13 @@ class RouteProcessor:
             return
         policy, source = peer.policy, peer.source
         assert source is not None
-        attrs = event.attrs
+        attrs = self._interned.get(event.attrs)
+        if attrs is None:
+            if len(self._interned) >= _INTERN_MAX:
+                self._interned.clear()
+            attrs = self._interned[event.attrs] = event.attrs
         effective = mcr.import_attributes(policy, attrs)
-        entry = RouteEntry(source, effective, attrs, self._now, address_key(attrs.next_hop), policy.ifname,
+        entry = RouteEntry(source, effective, attrs, self._now, _next_hop_key(attrs.next_hop), policy.ifname,
                            FibNextHop(attrs.next_hop, policy.ifname))
         loop = mcr.as_loop(policy, attrs)
         for prefix in event.prefixes:
@@ -276,7 +283,14 @@ class RouteProcessor:
 
     def _reselect(self, prefix: str) -> None:
         old = self._best.get(prefix)
-        new, _ = decision.select(self._candidates(prefix))
+        if prefix in self._local:
+            new, _ = decision.select(self._candidates(prefix))
+        else:
+            found = [entry for peer in self._up if (entry := peer.accepted.get(prefix)) is not None]
+            if len(found) > 1:
+                new, _ = decision.select(found)
+            else:
+                new = found[0] if found else None
         if new is old:
             return
         if prefix not in self._best_orig:
@@ -286,14 +300,40 @@ class RouteProcessor:
         else:
             self._best[prefix] = new
         self._set_fib(prefix, new)
+        touched = self._touched
+        if new is None:
+            for target in self._up:
+                sent = target.out.pop(prefix, None)
+                if sent is not None and prefix not in target.out_orig:
+                    target.out_orig[prefix] = sent
+                    touched[target.key] = target
+            return
+        # _out_for and _set_out inlined: this loop runs once per target for every change of a best route.
+        allowed, attrs = new.source.allowed, new.attrs
+        attrs_id = id(attrs)
         parsed: ParsedPrefix | None = None
         for target in self._up:
-            if target.policy.export_whitelist is not None or target.policy.export_blacklist is not None:
-                if parsed is None:
-                    parsed = parse_prefix(prefix)
-                self._set_out(target, prefix, self._out_for(new, target, parsed))
+            out: PathAttributes | None = None
+            if allowed[target.slot]:
+                policy = target.policy
+                permitted = True
+                if policy.export_whitelist is not None or policy.export_blacklist is not None:
+                    if parsed is None:
+                        parsed = parse_prefix(prefix)
+                    permitted = mcr.export_lists_permit(policy, parsed)
+                if permitted:
+                    cached = target.out_cache.get(attrs_id)
+                    out = cached[1] if cached is not None and cached[0] is attrs else self._export(attrs, target)
+            current = target.out.get(prefix)
+            if out is current:
+                continue
+            if prefix not in target.out_orig:
+                target.out_orig[prefix] = current
+                touched[target.key] = target
+            if out is None:
+                del target.out[prefix]
             else:
-                self._set_out(target, prefix, self._out_for(new, target, None))
+                target.out[prefix] = out
 
     def _out_for(
         self, entry: RouteEntry | None, target: PeerState, parsed: ParsedPrefix | None
@@ -307,6 +347,10 @@ class RouteProcessor:
         cached = target.out_cache.get(id(attrs))
         if cached is not None and cached[0] is attrs:
             return cached[1]
+        return self._export(attrs, target)
+
+    @staticmethod
+    def _export(attrs: PathAttributes, target: PeerState) -> PathAttributes | None:
         out = mcr.export_attributes(attrs, target.policy)
         if len(target.out_cache) >= _OUT_CACHE_MAX:
             target.out_cache.clear()
@@ -335,7 +379,7 @@ class RouteProcessor:
         # Connected subnets belong to the kernel already (CONNECTED beats every other protocol).
         want = None if best is None or prefix in self._connected else best.fib
         current = self._fib.get(prefix)
-        if want == current:
+        if want is current or want == current:
             return
         if prefix not in self._fib_orig:
             self._fib_orig[prefix] = current
@@ -465,17 +509,24 @@ class RouteProcessor:
     def _reimport(self, peer: PeerState) -> None:
         """Run import policy again over everything the peer sent (a filter change, no session reset)."""
         policy = peer.policy
-        stored = [(prefix, entry) for prefix, entry in peer.accepted.items()]
-        stored += [(prefix, entry) for prefix, (entry, _) in peer.rejected.items()]
-        renewed: dict[int, RouteEntry] = {}
-        for prefix, entry in stored:
-            fresh = renewed.get(id(entry))
-            if fresh is None:
+        stored = [(prefix, entry, True) for prefix, entry in peer.accepted.items()]
+        stored += [(prefix, entry, False) for prefix, (entry, _) in peer.rejected.items()]
+        renewed: dict[int, tuple[RouteEntry, Rejection | None]] = {}  # id(entry) -> (entry to use, AS loop)
+        for prefix, entry, was_accepted in stored:
+            got = renewed.get(id(entry))
+            if got is None:
                 attrs = entry.received
-                fresh = RouteEntry(entry.source, mcr.import_attributes(policy, attrs), attrs, entry.since,
-                                   entry.next_hop_key, policy.ifname, FibNextHop(attrs.next_hop, policy.ifname))
-                renewed[id(entry)] = fresh
-            self._store(peer, prefix, fresh, mcr.as_loop(policy, fresh.received) or _import_rejection(policy, prefix))
+                effective = mcr.import_attributes(policy, attrs)
+                fresh = entry
+                if effective != entry.attrs or policy.ifname != entry.ifname:
+                    fresh = RouteEntry(entry.source, effective, attrs, entry.since, entry.next_hop_key,
+                                       policy.ifname, FibNextHop(attrs.next_hop, policy.ifname))
+                got = renewed[id(entry)] = (fresh, mcr.as_loop(policy, attrs))
+            fresh, loop = got
+            rejection = loop or _import_rejection(policy, prefix)
+            if rejection is None and was_accepted and fresh is entry:
+                continue  # accepted before and after, same entry: nothing to do
+            self._store(peer, prefix, fresh, rejection)
 
     # --- results ---------------------------------------------------------------------------------------------
 
@@ -486,13 +537,14 @@ class RouteProcessor:
         for peer in self._touched.values():
             groups: dict[int, tuple[PathAttributes, list[str]]] = {}
             gone: list[str] = []
+            out = peer.out
             for prefix, before in peer.out_orig.items():
-                sent = peer.out.get(prefix)
-                if sent is before or sent == before:
+                sent = out.get(prefix)
+                if sent is before:
                     continue
                 if sent is None:
                     gone.append(prefix)
-                else:
+                elif before is None or sent != before:
                     group = groups.get(id(sent))
                     if group is None:
                         groups[id(sent)] = (sent, [prefix])
@@ -503,10 +555,17 @@ class RouteProcessor:
                 withdraw.append(Withdraw(peer.key, tuple(gone)))
             announce.extend(Announce(peer.key, attrs, tuple(prefixes)) for attrs, prefixes in groups.values())
             if peer.recv_orig or peer.recv_rejected:
-                accepted = tuple(p for p, was in peer.recv_orig.items() if not was and p in peer.accepted)
-                removed = tuple(p for p, was in peer.recv_orig.items() if was and p not in peer.accepted)
+                now_accepted = peer.accepted
+                accepted: list[str] = []
+                removed: list[str] = []
+                for p, was in peer.recv_orig.items():
+                    if was:
+                        if p not in now_accepted:
+                            removed.append(p)
+                    elif p in now_accepted:
+                        accepted.append(p)
                 if accepted or removed or peer.recv_rejected:
-                    records.append(ReceivedChanged(peer.key, accepted, removed, peer.recv_rejected))
+                    records.append(ReceivedChanged(peer.key, tuple(accepted), tuple(removed), peer.recv_rejected))
                 peer.recv_orig.clear()
                 peer.recv_rejected = 0
         installs: dict[FibNextHop, list[str]] = {}
@@ -519,8 +578,15 @@ class RouteProcessor:
                 removals.append(prefix)
             else:
                 installs.setdefault(now_hop, []).append(prefix)
-        best_added = tuple(p for p, old in self._best_orig.items() if old is None and p in self._best)
-        best_removed = tuple(p for p, old in self._best_orig.items() if old is not None and p not in self._best)
+        best = self._best
+        best_added: list[str] = []
+        best_removed: list[str] = []
+        for p, old in self._best_orig.items():
+            if old is None:
+                if p in best:
+                    best_added.append(p)
+            elif p not in best:
+                best_removed.append(p)
         if self._refused_round:
             records.append(RouteLimitReached(self._max_routes, self._refused_round, len(self._waiting)))
         effects = Effects(
@@ -528,8 +594,8 @@ class RouteProcessor:
             withdraw=tuple(withdraw),
             fib_install=tuple(FibInstall(hop, tuple(prefixes)) for hop, prefixes in installs.items()),
             fib_remove=tuple(removals),
-            best_added=best_added,
-            best_removed=best_removed,
+            best_added=tuple(best_added),
+            best_removed=tuple(best_removed),
             records=tuple(records),
         )
         self._touched = {}
@@ -578,6 +644,11 @@ class RouteProcessor:
     @property
     def waiting_for_room(self) -> int:
         return len(self._waiting)
+
+
+@functools.lru_cache(maxsize=1024)
+def _next_hop_key(address: str) -> tuple[int, int]:
+    return address_key(address)
 
 
 def _import_rejection(policy: PeerPolicy, prefix: str) -> Rejection | None:
