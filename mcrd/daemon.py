@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mcrd.bgp.commands import announce_commands, withdraw_commands
+from mcrd.bgp.commands import effects_commands
 from mcrd.bgp.messages import Ack, Ignored, Malformed, Notification, Parsed
 from mcrd.bgp.speaker import ExaBgpSpeaker
 from mcrd.config.diff import change_problems
@@ -190,10 +190,7 @@ class Daemon:
                 for effects in self._handle(item):
                     round_effects.append(effects)
                     self._log_records(effects)
-                    for withdraw in effects.withdraw:
-                        commands.extend(withdraw_commands(withdraw))
-                    for announce in effects.announce:
-                        commands.extend(announce_commands(announce))
+                    commands.extend(effects_commands(effects))
                     for prefix in effects.fib_remove:
                         kernel[prefix] = None
                     for install in effects.fib_install:

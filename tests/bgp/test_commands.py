@@ -2,29 +2,48 @@
 
 from __future__ import annotations
 
-from mcrd.bgp.commands import announce_commands, withdraw_commands
+from mcrd.bgp.commands import effects_commands
 from mcrd.rib.attributes import Origin, PathAttributes
-from mcrd.rib.effects import Announce, Withdraw
+from mcrd.rib.effects import Announce, Effects, Withdraw
 
 
 def test_prefixes_sharing_attributes_go_in_one_command() -> None:
     attrs = PathAttributes("169.254.10.1", (133937, 133937, 12076), Origin.IGP, med=50, communities=("65000:1",))
-    [command] = announce_commands(Announce("169.254.10.2", attrs, ("10.30.0.0/16", "10.31.0.0/16")))
+    [command] = effects_commands(Effects(announce=(Announce("169.254.10.2", attrs, ("10.30.0.0/16", "10.31.0.0/16")),)))
     assert command == (
-        "neighbor 169.254.10.2 announce attributes next-hop 169.254.10.1 origin igp "
+        "neighbor 169.254.10.2 announce attributes next-hop self origin igp "
         "as-path [ 133937 133937 12076 ] med 50 community [ 65000:1 ] nlri 10.30.0.0/16 10.31.0.0/16"
     )
 
 
+def test_the_same_change_for_several_sessions_is_one_command_with_next_hop_self() -> None:
+    prefixes = ("10.10.0.0/16", "10.20.0.0/16")
+    to_azure = PathAttributes("169.254.20.1", (133937, 64512))
+    to_onprem = PathAttributes("172.16.1.1", (133937, 64512))
+    to_pub = PathAttributes("169.254.40.1", (133937, 133937, 64512))  # prepended: other attributes
+    effects = Effects(
+        withdraw=(Withdraw("169.254.20.2", ("10.50.0.0/16",)), Withdraw("172.16.1.2", ("10.50.0.0/16",))),
+        announce=(Announce("169.254.20.2", to_azure, prefixes), Announce("172.16.1.2", to_onprem, prefixes),
+                  Announce("169.254.40.2", to_pub, prefixes)),
+    )
+    assert list(effects_commands(effects)) == [
+        "neighbor 169.254.20.2, neighbor 172.16.1.2 withdraw attributes nlri 10.50.0.0/16",
+        "neighbor 169.254.20.2, neighbor 172.16.1.2 announce attributes next-hop self origin igp "
+        "as-path [ 133937 64512 ] nlri 10.10.0.0/16 10.20.0.0/16",
+        "neighbor 169.254.40.2 announce attributes next-hop self origin igp as-path [ 133937 133937 64512 ] "
+        "nlri 10.10.0.0/16 10.20.0.0/16",
+    ]
+
+
 def test_ibgp_local_preference_and_as_sets() -> None:
     attrs = PathAttributes("10.0.0.1", (), Origin.INCOMPLETE, local_pref=100, as_set=(1, 2))
-    [command] = announce_commands(Announce("10.0.0.2", attrs, ("10.9.0.0/16",)))
+    [command] = effects_commands(Effects(announce=(Announce("10.0.0.2", attrs, ("10.9.0.0/16",)),)))
     assert "origin incomplete as-path [  ( 1 2 ) ] local-preference 100 nlri 10.9.0.0/16" in command
 
 
 def test_long_lists_are_split_and_nothing_is_lost() -> None:
     prefixes = tuple(f"10.{i // 256}.{i % 256}.0/24" for i in range(1234))
-    commands = list(withdraw_commands(Withdraw("10.0.0.2", prefixes), size=500))
+    commands = list(effects_commands(Effects(withdraw=(Withdraw("10.0.0.2", prefixes),)), size=500))
     assert len(commands) == 3
     sent = [p for c in commands for p in c.removeprefix("neighbor 10.0.0.2 withdraw attributes nlri ").split()]
     assert tuple(sent) == prefixes
