@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Generator, Iterator
 
@@ -55,3 +56,20 @@ def lab(lab_ready: None, request: pytest.FixtureRequest) -> Iterator[Lab]:
             the_lab.dump_logs()
     finally:
         the_lab.close()  # raises LabLeakError if anything of the run is left
+
+
+@contextlib.contextmanager
+def module_lab(label: str, request: pytest.FixtureRequest) -> Iterator[Lab]:
+    """A Lab shared by a module's tests: daemon logs are printed when its setup or one of its tests failed, and
+    everything is removed at the end whatever happened."""
+    failed_before = request.session.testsfailed
+    the_lab = Lab(label)
+    try:
+        yield the_lab
+        if request.session.testsfailed > failed_before:
+            the_lab.dump_logs(lines=80)
+    except BaseException:
+        the_lab.dump_logs(lines=80)
+        raise
+    finally:
+        the_lab.close()

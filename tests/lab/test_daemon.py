@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from tests.lab.conftest import module_lab
 from tests.lab.harness import (
     BirdNeighbor,
     BirdPeer,
@@ -156,17 +157,8 @@ class Topology:
 
 @pytest.fixture(scope="module")
 def topo(lab_ready: None, request: pytest.FixtureRequest) -> Iterator[Topology]:
-    failed_before = request.session.testsfailed
-    lab = Lab("test_daemon")
-    try:
+    with module_lab("test_daemon", request) as lab:
         yield _build(lab)
-        if request.session.testsfailed > failed_before:
-            lab.dump_logs(lines=80)
-    except BaseException:
-        lab.dump_logs(lines=80)
-        raise
-    finally:
-        lab.close()
 
 
 def _build(lab: Lab) -> Topology:

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.lab.conftest import module_lab
 from tests.lab.harness import (
     BirdNeighbor,
     BirdPeer,
@@ -148,17 +149,8 @@ def lg_lab_ready() -> None:
 
 @pytest.fixture(scope="module")
 def topo(lg_lab_ready: None, request: pytest.FixtureRequest) -> Iterator[Topo]:
-    failed_before = request.session.testsfailed
-    lab = Lab("test_lg_lab")
-    try:
+    with module_lab("test_lg_lab", request) as lab:
         yield _build(lab)
-        if request.session.testsfailed > failed_before:
-            lab.dump_logs(lines=80)
-    except BaseException:
-        lab.dump_logs(lines=80)
-        raise
-    finally:
-        lab.close()
 
 
 def _build(lab: Lab) -> Topo:
