@@ -11,8 +11,8 @@ daemons.  Rules it enforces so that lab tests stay safe to run side by side and 
   closing the lab (SIGKILL, crash): it only ever touches names carrying this run's id.
 * Synchronisation is done by :func:`poll` (a condition and a deadline), never by a fixed sleep.
 
-This module imports the standard library only: it is also run as a script (watchdog, ``--list-stale``,
-``--reap-stale``).
+This module imports the standard library and `mcrd.lab`'s process helpers only (the ones `mcrd lab down` uses): it
+is also run as a script (watchdog, ``--list-stale``, ``--reap-stale``).
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
+
+from mcrd.lab.state import proc_start_time
+from mcrd.lab.system import stop_pids
 
 T = TypeVar("T")
 
@@ -149,39 +152,14 @@ def run_id_of(name: str) -> str | None:
     return m.group(1) if m else None
 
 
-def _proc_start_time(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    if fields[0] == "Z":  # a zombie is dead for our purposes
-        return None
-    return int(fields[19])
-
-
 def pid_alive(pid: int) -> bool:
     """True while ``pid`` is a running (non-zombie) process."""
-    return _proc_start_time(pid) is not None
+    return proc_start_time(pid) is not None
 
 
 def _kill_pids(pids: Iterable[int], timeout: float) -> list[int]:
     """SIGTERM ``pids``, wait up to ``timeout`` for them to go, SIGKILL the rest.  Returns the pids SIGKILLed."""
-    pending = [p for p in pids if pid_alive(p)]
-    for pid in pending:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while pending and time.monotonic() < deadline:
-        time.sleep(0.05)
-        pending = [p for p in pending if pid_alive(p)]
-    for pid in pending:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5.0
-    while [p for p in pending if pid_alive(p)] and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return pending
+    return stop_pids(dict.fromkeys(pids), timeout)
 
 
 def _frr_tmp_dirs(pids: Iterable[int], newer_than: float = 0.0) -> list[Path]:
@@ -224,7 +202,7 @@ def _owner_alive(run_id: str) -> bool | None:
         entry = json.loads((REGISTRY_DIR / f"{run_id}.json").read_text())
     except (OSError, ValueError):
         return None
-    return _proc_start_time(int(entry["pid"])) == int(entry["start_time"])
+    return proc_start_time(int(entry["pid"])) == int(entry["start_time"])
 
 
 def stale_runs() -> dict[str, list[str]]:
@@ -407,7 +385,7 @@ class Lab:
         self._dirs = 0
         self._closed = False
         me = os.getpid()
-        entry = json.dumps({"pid": me, "start_time": _proc_start_time(me), "workdir": str(self.workdir),
+        entry = json.dumps({"pid": me, "start_time": proc_start_time(me), "workdir": str(self.workdir),
                             "label": label})
         for _ in range(3):  # another run may remove the (empty) registry directory in between
             REGISTRY_DIR.mkdir(parents=True, exist_ok=True)
