@@ -45,7 +45,7 @@ from mcrd.rib.events import ConfigChanged, EndOfRib, Event, PeerDown, PeerUp, Ro
 
 # Decision: when the MCR's route limit is reached, a new prefix is refused (kept as rejected with this reason
 # and counted), and admitted in arrival order when room frees up. Routes for prefixes already in the table
-# are never refused; lowering the limit evicts nothing.
+# are never refused; lowering the limit evicts nothing; static routes are config and always enter.
 ROUTE_LIMIT = "route-limit"
 
 _OUT_CACHE_MAX = 4096
