@@ -12,6 +12,12 @@ from tests.lab.harness import Lab, missing_requirements
 
 APT_PACKAGES = "frr bird2 iputils-ping iproute2"
 
+# The marks of every module that builds a namespace lab (`pytestmark = LAB_MARKS`).
+LAB_MARKS = [
+    pytest.mark.lab,
+    pytest.mark.skipif(os.geteuid() != 0, reason="lab tests need root: they create network namespaces (CI is root)"),
+]
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "lab: needs root, network namespaces and real FRR/BIRD (tests/lab)")

@@ -6,19 +6,14 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import textwrap
 from typing import Any
 
-import pytest
-
+from tests.lab.conftest import LAB_MARKS
 from tests.lab.harness import FrrNeighbor, FrrPeer, Lab, frr_config, poll
 
-pytestmark = [
-    pytest.mark.lab,
-    pytest.mark.skipif(os.geteuid() != 0, reason="lab tests need root: they create network namespaces (CI is root)"),
-]
+pytestmark = LAB_MARKS
 
 SUBSCRIBER = textwrap.dedent("""\
     import asyncio, sys

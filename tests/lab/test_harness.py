@@ -11,7 +11,6 @@ Topology (documentation addresses; traffic never leaves the namespaces this modu
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.lab.conftest import LAB_MARKS
 from tests.lab.harness import (
     REGISTRY_DIR,
     BirdNeighbor,
@@ -42,10 +42,7 @@ from tests.lab.harness import (
     run_id_of,
 )
 
-pytestmark = [
-    pytest.mark.lab,
-    pytest.mark.skipif(os.geteuid() != 0, reason="lab tests need root: they create network namespaces (CI is root)"),
-]
+pytestmark = LAB_MARKS
 
 FRR_AS, BIRD_AS = 64512, 12076
 PASSWORD = "lab-md5-secret"

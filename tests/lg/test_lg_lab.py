@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.lab.conftest import module_lab
+from tests.lab.conftest import LAB_MARKS, module_lab
 from tests.lab.harness import (
     BirdNeighbor,
     BirdPeer,
@@ -41,10 +41,7 @@ from tests.lab.harness import (
     poll,
 )
 
-pytestmark = [
-    pytest.mark.lab,
-    pytest.mark.skipif(os.geteuid() != 0, reason="lab tests need root: they create network namespaces (CI is root)"),
-]
+pytestmark = LAB_MARKS
 
 MCR_AS, AWS_AS, AZURE_AS = 133937, 64512, 12076
 AWS_KEY, TOKEN = "aws-md5-key", "lab-api-token"
