@@ -29,7 +29,7 @@ EXA_ASN = 65000
 # name -> settings; defaults: 5.0.15, reactor.speed 1.0, 500 prefixes per command, window 200, one neighbor per
 # command, adj-rib-out false, one ExaBGP process (what mcrd does today)
 BASE: dict[str, Any] = {"version": "5.0.15", "speed": 1.0, "per_command": 500, "window": 200, "multi": False,
-                        "adj_rib_out": False, "processes": 1, "nosleep": False, "shallow": False}
+                        "adj_rib_out": False, "processes": 1, "nosleep": False, "shallow": False, "sort": False}
 IDLE = 3.0  # seconds of idle ExaBGP CPU measured after each run
 OPTIONS: dict[str, dict[str, Any]] = {
     "5.0 baseline (mcrd today)": {},
@@ -57,6 +57,11 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "5.0 nosleep+shallow patch multi-neighbor": {"nosleep": True, "shallow": True, "multi": True},
     "5.0 nosleep+shallow patch multi-neighbor 2 processes": {"nosleep": True, "shallow": True, "multi": True,
                                                              "processes": 2},
+    # What mcrd ships (mcrd/bgp/exabgp_launch.py): all three fixes, one command for all sessions.
+    "5.0 poll+copy+sort fixes multi-neighbor (mcrd now)": {"nosleep": True, "shallow": True, "sort": True,
+                                                           "multi": True},
+    "5.0 poll+copy+sort fixes multi-neighbor 2 processes": {"nosleep": True, "shallow": True, "sort": True,
+                                                            "multi": True, "processes": 2},
     "4.2 baseline": {"version": "4.2.25"},
     "4.2 speed 0.01": {"version": "4.2.25", "speed": 0.01},
     "4.2 multi-neighbor speed 0.01": {"version": "4.2.25", "multi": True, "speed": 0.01},
@@ -108,8 +113,14 @@ def environment(settings: dict[str, Any]) -> list[str]:
         "exabgp_log_level=WARNING", "exabgp_log_processes=false", "exabgp_log_routes=false",
         "exabgp_log_packets=false", "exabgp_log_rib=false", "exabgp_log_statistics=false",
         f"exabgp_reactor_speed={settings['speed']}",
-        f"EXABGP_BENCH_SHALLOW={1 if settings['shallow'] else 0}",
+        f"EXABGP_BENCH_FIXES={','.join(_fixes(settings))}",
+        f"PYTHONPATH={ROOT}",
     ]
+
+
+def _fixes(settings: dict[str, Any]) -> list[str]:
+    """mcrd's ExaBGP fixes (mcrd/bgp/exabgp_launch.py) chosen by a row: nosleep = poll, shallow = copy."""
+    return [fix for fix, key in (("poll", "nosleep"), ("copy", "shallow"), ("sort", "sort")) if settings[key]]
 
 
 def run_option(name: str, settings: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -147,8 +158,8 @@ def run_option(name: str, settings: dict[str, Any], args: argparse.Namespace) ->
             (work / f"exabgp{g}.conf").write_text(exabgp_config(indexes, api, settings))
             cpu = "1" if g == 0 else "0"
             cmd = [python, "-m", "exabgp"] + (["server"] if settings["version"].startswith("5") else [])
-            if settings["nosleep"]:  # bench/hub/exabgp_nosleep.py: no poll timeout while commands are queued
-                cmd = [python, str(ROOT / "bench" / "hub" / "exabgp_nosleep.py"), "server"]
+            if _fixes(settings):  # ExaBGP with some of mcrd's fixes
+                cmd = [python, str(ROOT / "bench" / "hub" / "exabgp_fixes.py"), "server"]
             proc = exa.popen("env", *environment(settings), "taskset", "-c", cpu, *cmd, str(work / f"exabgp{g}.conf"),
                              label=f"exabgp{g}")
             pids.append(proc.pid)

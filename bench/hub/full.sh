@@ -21,11 +21,11 @@ for shape in $shapes; do
   done
 done
 [ "${VARIANTS:-1}" = 0 ] && exit 0
-# ExaBGP pacing (docs/BENCHMARK-HUB.md): no poll timeout while API commands are queued (bench/hub/exabgp_nosleep.py)
+# mcrd with ExaBGP stock, none of mcrd/bgp/exabgp_launch.py's fixes (docs/BENCHMARK-HUB.md)
 for shape in $shapes; do
   n=$runs
   [ "$shape" = S4 ] && n=$s4
   [ "$shape" = S1 ] && continue
-  echo "== $(date +%T) $shape mcrd ExaBGP nosleep patch runs=$n load: $(cut -d' ' -f1-3 /proc/loadavg)"
-  python -m bench.hub.run --shape "$shape" --hub mcrd --runs "$n" --exabgp-env MCRD_BENCH_EXABGP=nosleep --json "$out"
+  echo "== $(date +%T) $shape mcrd ExaBGP stock runs=$n load: $(cut -d' ' -f1-3 /proc/loadavg)"
+  python -m bench.hub.run --shape "$shape" --hub mcrd --runs "$n" --exabgp-env MCRD_EXABGP_STOCK=1 --json "$out"
 done

@@ -22,7 +22,8 @@ def _name(frame: str) -> str:
 # Frames that only wrap everything (interpreter start-up, asyncio, ExaBGP's entry points): left out of the inclusive
 # table so that it shows where the work is.
 WRAPPERS = re.compile(r"\((?:<frozen runpy>|runners\.py|base_events\.py|events\.py|server\.py|main\.py|__main__\.py|"
-                      r"threading\.py|thread\.py|exabgp_nosleep\.py|mcrd/cli\.py)\)$|^main \(mcrd/daemon\.py\)$")
+                      r"threading\.py|thread\.py|exabgp_nosleep\.py|exabgp_launch\.py|mcrd/cli\.py)\)$"
+                      r"|^main \(mcrd/daemon\.py\)$")
 
 
 def top(path: str, count: int) -> str:

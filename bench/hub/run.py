@@ -220,7 +220,7 @@ def run_once(args: argparse.Namespace, run: int) -> dict[str, Any]:
         sampler.sample()
         monitor.set_target(kernel_target)
         if args.profile:
-            row["profiles"] = start_profiles(args, hub, lab)
+            row["profiles"] = start_profiles(args, hub, "announce")
 
         # --- announce -----------------------------------------------------------------------------------------
         cpu0 = sampler.cpu()
@@ -240,6 +240,8 @@ def run_once(args: argparse.Namespace, run: int) -> dict[str, Any]:
 
         # --- withdraw -----------------------------------------------------------------------------------------
         monitor.set_target({})
+        if args.profile:
+            profiles = start_profiles(args, hub, "withdraw")
         cpu2 = sampler.cpu()
         t1 = time.time()
         for c in ctls:
@@ -248,6 +250,8 @@ def run_once(args: argparse.Namespace, run: int) -> dict[str, Any]:
             c.reply()
         wd = converge_withdraw(args, ctls, monitor, fib, t1)
         row.update(wd)
+        if args.profile:
+            row["profiles"] += stop_profiles(profiles)
         row["cpu_withdraw_s"] = round(sampler.cpu() - cpu2, 2)
         row["cpu_total_s"] = round(sampler.cpu(), 2)  # since the hub started (sessions and idle included)
         row["rss_peak_mib"] = round(sampler.peak / 2**20, 1)
@@ -390,7 +394,7 @@ def _diff(got: set[str], want: set[str]) -> str:
 # --- py-spy --------------------------------------------------------------------------------------------------------
 
 
-def start_profiles(args: argparse.Namespace, hub: Hub, lab: Lab) -> list[dict[str, Any]]:
+def start_profiles(args: argparse.Namespace, hub: Hub, phase: str) -> list[dict[str, Any]]:
     from bench.hub.probes import comm, tree
 
     out = []
@@ -398,7 +402,7 @@ def start_profiles(args: argparse.Namespace, hub: Hub, lab: Lab) -> list[dict[st
     Path(args.profile).mkdir(parents=True, exist_ok=True)
     for pid in pids:
         name = "exabgp" if "exabgp" in comm(pid) else "mcrd"
-        path = Path(args.profile) / f"{args.shape}-{name}.txt"
+        path = Path(args.profile) / f"{args.shape}-{phase}-{name}.txt"
         proc = subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--format", "raw", "--rate", "100",
                                  "--nonblocking", "--output", str(path)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -441,9 +445,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exabgp-env", action="append", default=[], metavar="KEY=VALUE",
                         help="mcrd only: an ExaBGP setting through mcrd's environment, e.g. exabgp_reactor_speed=0.01 "
                              "(ExaBGP inherits mcrd's environment; mcrd's own settings win); also "
-                             "MCRD_BENCH_EXABGP=nosleep (bench/hub/mcrd_bench.py)")
+                             "MCRD_EXABGP_STOCK=1 or MCRD_BENCH_EXABGP=poll,copy (bench/hub/mcrd_bench.py)")
     parser.add_argument("--variant", default="", help="a label for this configuration in the results")
-    parser.add_argument("--profile", metavar="DIR", help="mcrd only: py-spy the daemon and ExaBGP (announce)")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="mcrd only: py-spy the daemon and ExaBGP (announce and withdraw)")
     parser.add_argument("--keep-logs", metavar="DIR", help="copy every daemon log there")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)

@@ -21,10 +21,12 @@ _ORIGIN_NAMES = {Origin.IGP: "igp", Origin.EGP: "egp", Origin.INCOMPLETE: "incom
 
 def attributes_text(attrs: PathAttributes) -> str:
     parts = [f"next-hop {attrs.next_hop}", f"origin {_ORIGIN_NAMES[attrs.origin]}"]
-    path = " ".join(map(str, attrs.as_path))
+    # ExaBGP's syntax: one bracket per segment, `[ ... ]` a sequence and `( ... )` a set, side by side. A set inside
+    # the brackets is refused, and an empty `[ ]` before a set would be sent as an empty segment.
+    segments = [f"[ {' '.join(map(str, attrs.as_path))} ]"] if attrs.as_path or not attrs.as_set else []
     if attrs.as_set:
-        path += " ( " + " ".join(map(str, attrs.as_set)) + " )"
-    parts.append(f"as-path [ {path} ]")
+        segments.append(f"( {' '.join(map(str, attrs.as_set))} )")
+    parts.append("as-path " + " ".join(segments))
     if attrs.med is not None:
         parts.append(f"med {attrs.med}")
     if attrs.local_pref is not None:

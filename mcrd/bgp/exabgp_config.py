@@ -59,13 +59,16 @@ def render(config: Config, api_command: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def environment(log_file: str | None = None) -> dict[str, str]:
-    """ExaBGP settings passed as environment variables (`exabgp env` lists them)."""
+def environment(log_file: str | None = None, *, announce_fixes: bool = False) -> dict[str, str]:
+    """ExaBGP settings passed as environment variables (`exabgp env` lists them). `announce_fixes`: ExaBGP runs
+    with the fixes of exabgp_launch.py."""
     return {
-        # The reactor sleeps between passes. Measured here (docs/PERFORMANCE.md, "ExaBGP's announce path"): at 1.0
-        # ~3,700 routes/s and 0.9 % of a CPU when idle; at 0.1 ~10,800/s and 3.6 % idle; at 0.01 ~13,600/s but
-        # 88 % of a CPU when idle, a busy loop no lab can afford.
-        "exabgp_reactor_speed": "0.1",
+        # The reactor sleeps `speed / 100` s between passes. Stock ExaBGP also sleeps while it still has commands to
+        # apply; measured (docs/BENCHMARK-HUB.md, "ExaBGP option study"): at 1.0 ~3,700 routes/s and 0.7 % of a CPU
+        # when idle; at 0.1 ~10,200/s and 5 % idle; at 0.01 ~13,600/s but 100 % idle, a busy loop no lab can
+        # afford. With the fixes it does not sleep while it has work, so 1.0 costs nothing (S2 1.36-1.42 s at 1.0,
+        # 1.38-1.61 s at 0.1).
+        "exabgp_reactor_speed": "1.0" if announce_fixes else "0.1",
         "exabgp_api_ack": "true",  # one `done`/`error` per command: lets the daemon bound what is in flight
         "exabgp_api_encoder": "json",
         # A dead bridge means the daemon lost ExaBGP: stop and let the daemon restart both with a clean state.

@@ -22,11 +22,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from mcrd.bgp import exabgp_config
+from mcrd.bgp import exabgp_config, exabgp_launch
 from mcrd.bgp.messages import Ack, Decoder, Parsed
 from mcrd.config.model import Config
 
 MAX_IN_FLIGHT = 200
+_SOURCE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder that holds the mcrd package
 BACKOFF_START, BACKOFF_MAX = 0.5, 30.0
 STABLE_AFTER = 60.0  # seconds up after which the backoff starts again from the beginning
 
@@ -49,7 +50,8 @@ class ExaBgpSpeaker:
         self._on_lost = on_lost
         self._log = log
         self._max_in_flight = max_in_flight
-        self._exabgp = exabgp_command or [sys.executable, "-m", "exabgp"]
+        # ExaBGP with mcrd's fixes to its announce path (exabgp_launch.py), or stock where they do not apply.
+        self._exabgp = exabgp_command or [sys.executable, "-m", "mcrd.bgp.exabgp_launch"]
         self._process: asyncio.subprocess.Process | None = None
         self._server: asyncio.Server | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -60,6 +62,7 @@ class ExaBgpSpeaker:
         self._stopping = False
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=20)
         self._secrets: list[str] = []
+        self._announce_fixes = False  # known in run(): whether ExaBGP starts with exabgp_launch's fixes
         self.restarts = 0
         self.commands_sent = 0
         self.command_errors = 0
@@ -96,6 +99,9 @@ class ExaBgpSpeaker:
 
     async def run(self) -> None:
         """Serve the API socket and keep ExaBGP running until `stop()`."""
+        if self._exabgp[-1] == exabgp_launch.__name__:
+            self._announce_fixes, why = exabgp_launch.tuning_state()
+            self._log.info("exabgp_announce_fixes", applied=self._announce_fixes, reason=why)
         self._server = await asyncio.start_unix_server(self._serve, path=str(self._socket))
         os.chmod(self._socket, 0o600)
         writer_task = asyncio.create_task(self._write_loop(), name="exabgp-writer")
@@ -141,7 +147,9 @@ class ExaBgpSpeaker:
     async def _run_once(self) -> int:
         self._connected.clear()
         self._stderr_tail.clear()
-        env = {**os.environ, **exabgp_config.environment()}
+        env = {**os.environ, **exabgp_config.environment(announce_fixes=self._announce_fixes)}
+        # ExaBGP changes to / and runs the bridge from there: both must import mcrd wherever it was loaded from.
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (_SOURCE_ROOT, os.environ.get("PYTHONPATH"))))
         self._process = await asyncio.create_subprocess_exec(
             *self._exabgp, "server", str(self._conf),
             stdin=asyncio.subprocess.DEVNULL,

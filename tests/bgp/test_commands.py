@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mcrd.bgp.commands import effects_commands
+from mcrd.bgp.commands import attributes_text, effects_commands
 from mcrd.rib.attributes import Origin, PathAttributes
 from mcrd.rib.effects import Announce, Effects, Withdraw
 
@@ -38,7 +38,18 @@ def test_the_same_change_for_several_sessions_is_one_command_with_next_hop_self(
 def test_ibgp_local_preference_and_as_sets() -> None:
     attrs = PathAttributes("10.0.0.1", (), Origin.INCOMPLETE, local_pref=100, as_set=(1, 2))
     [command] = effects_commands(Effects(announce=(Announce("10.0.0.2", attrs, ("10.9.0.0/16",)),)))
-    assert "origin incomplete as-path [  ( 1 2 ) ] local-preference 100 nlri 10.9.0.0/16" in command
+    assert "origin incomplete as-path ( 1 2 ) local-preference 100 nlri 10.9.0.0/16" in command
+
+
+def test_as_path_segments_in_exabgps_syntax() -> None:
+    # A set goes after the sequence, in its own brackets (ExaBGP refuses `[ 1 ( 2 ) ]`); both forms are parsed by
+    # ExaBGP itself in tests/bgp/test_exabgp_launch.py.
+    def rendered(path: tuple[int, ...], as_set: tuple[int, ...]) -> str:
+        return attributes_text(PathAttributes("self", path, as_set=as_set)).split(" as-path ", 1)[1]
+
+    assert rendered((133937, 64512), (64600, 64601)) == "[ 133937 64512 ] ( 64600 64601 )"
+    assert rendered((133937,), ()) == "[ 133937 ]"
+    assert rendered((), ()) == "[  ]"
 
 
 def test_long_lists_are_split_and_nothing_is_lost() -> None:

@@ -19,10 +19,6 @@ LAB_MARKS = [
 ]
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "lab: needs root, network namespaces and real FRR/BIRD (tests/lab)")
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, None, None]:
     # Keep each phase's report on the item so fixtures can tell at teardown whether the test failed.

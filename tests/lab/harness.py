@@ -396,10 +396,14 @@ class Lab:
         # own session keeps a Ctrl-C of the test run from reaching it.
         try:
             with (self.workdir / "logs" / "watchdog.log").open("wb") as log:
+                # Run as a script, it imports mcrd from this checkout whether or not mcrd is installed.
+                source_root = str(Path(__file__).resolve().parents[2])
+                env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (source_root,
+                                                                               os.environ.get("PYTHONPATH"))))}
                 self._watchdog = subprocess.Popen(
                     [sys.executable, str(Path(__file__).resolve()), "--watch", self.run_id],
                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log,
-                    start_new_session=True, close_fds=True,
+                    start_new_session=True, close_fds=True, env=env,
                 )
         except BaseException:
             shutil.rmtree(self.workdir, ignore_errors=True)

@@ -1,0 +1,20 @@
+"""ExaBGP with a chosen subset of mcrd's fixes, for the option study: `python bench/hub/exabgp_fixes.py server CONF`.
+
+`EXABGP_BENCH_FIXES`: a comma-separated subset of `mcrd.bgp.exabgp_launch.FIXES` (`poll`, `copy`, `sort`); empty or
+unset runs ExaBGP stock. mcrd itself always starts ExaBGP with all of them (`python -m mcrd.bgp.exabgp_launch`).
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import sys
+
+from mcrd.bgp import exabgp_launch
+
+if __name__ == "__main__":
+    chosen = [name for name in os.environ.get("EXABGP_BENCH_FIXES", "").split(",") if name]
+    if chosen:
+        exabgp_launch.apply(chosen)
+    sys.argv[0] = "exabgp"
+    runpy.run_module("exabgp", run_name="__main__", alter_sys=True)

@@ -1,0 +1,152 @@
+"""Start ExaBGP with three fixes to its announce path: `python -m mcrd.bgp.exabgp_launch server CONF`.
+
+ExaBGP is mcrd's slowest part: at S2 of the hub benchmark (10 spokes x 1,000 prefixes) its announce path was 92 % of
+the hub's CPU. Two causes, read in ExaBGP 5.0.15's source and measured (docs/BENCHMARK-HUB.md):
+
+1. The reactor applies API commands as generators, at most 50 steps (`ASYNC.LIMIT`) per loop pass, one step per
+   prefix, and ends each pass with `poll(reactor.speed / 100 s)` unless a *new* API line or a peer wants an
+   immediate turn. Commands already read and still being applied do not count, so ExaBGP injects 50 prefixes and
+   sleeps 10 ms. Fix: no poll timeout while that queue is not empty. Idle behaviour is unchanged.
+2. `Neighbor.remove_self` deep-copies every change for every session it is injected into (half of ExaBGP's time in a
+   py-spy profile of S2). Nothing changes the prefix or the attribute objects afterwards; the NLRI gets its next hop
+   set, and the attribute set gets a new NEXT_HOP when the next hop is `self`. Fix: copy the change and its NLRI,
+   and the attribute set only when it is rewritten: the same result (tests/bgp/test_exabgp_launch.py compares
+   both on every kind of change mcrd sends).
+
+3. Before an UPDATE is packed, its prefixes are sorted (`sorted(self.nlris)` in `Update._split_nlris`) by
+   comparisons that each build two index strings, packing both prefixes: 2 n log n packs for n prefixes, half of
+   ExaBGP's time in a py-spy profile of S2's withdrawal. Fix: sort them once by that same index first, so ExaBGP's
+   own sort finds them in order (n - 1 comparisons) and yields the same order.
+
+All three replace a method of ExaBGP's own classes, so they are applied only to the release they were read in
+(`TUNED_FOR`, the version mcrd pins); any other release runs stock, and so does `MCRD_EXABGP_STOCK=1`.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import runpy
+import sys
+from collections.abc import Collection, Iterator
+from typing import Any
+
+TUNED_FOR = "5.0.15"
+STOCK_ENV = "MCRD_EXABGP_STOCK"
+
+
+def installed_release() -> str:
+    from exabgp import version  # type: ignore[import-untyped]
+
+    return str(version.release)
+
+
+def tuning_state() -> tuple[bool, str]:
+    """Whether the fixes apply to the installed ExaBGP, and why not when they do not."""
+    if os.environ.get(STOCK_ENV) == "1":
+        return False, f"{STOCK_ENV}=1"
+    release = installed_release()
+    if release != TUNED_FOR:
+        return False, f"ExaBGP {release} installed; the fixes were read in {TUNED_FOR}"
+    return True, f"ExaBGP {release}"
+
+
+def poll_timeout(commands_queued: bool, sleeptime: int) -> int:
+    """Fix 1: the reactor's poll timeout in ms. No wait while API commands are still being applied."""
+    return 0 if commands_queued else sleeptime
+
+
+def remove_self(neighbor: Any, change: Any) -> Any:
+    """Fix 2: `Neighbor.remove_self` (the change as sent to `neighbor`, `next-hop self` resolved) without deepcopy.
+
+    Copied here is what the rest of ExaBGP changes: the change (its index cache), its NLRI (action, next hop) and,
+    when the next hop is rewritten, the attribute set (its NEXT_HOP entry and text caches). The prefixes of one
+    command share one attribute set (ExaBGP's parser makes one), so each session keeps the rewritten copy of the
+    last set it saw and reuses it: one copy and one index per session and command instead of one per prefix.
+    """
+    from exabgp.bgp.message.update.attribute import Attribute, NextHop  # type: ignore[import-untyped]
+
+    result = _shallow_copy(change)
+    result.nlri = _shallow_copy(change.nlri)
+    if not result.nlri.nexthop.SELF:
+        return result
+    neighbor_self = neighbor.ip_self(result.nlri.afi)
+    result.nlri.nexthop = neighbor_self
+    source = change.attributes
+    if Attribute.CODE.NEXT_HOP in source:
+        packed = neighbor_self.pack()
+        cached = getattr(neighbor, _REWRITTEN, None)
+        if cached is not None and cached[0] is source and cached[1] == packed:
+            result.attributes = cached[2]
+        else:
+            attributes = copy.copy(source)
+            attributes[Attribute.CODE.NEXT_HOP] = NextHop(str(neighbor_self), packed)
+            # The copy took the source's text caches, which name the old next hop.
+            attributes._str, attributes._idx, attributes._json, attributes._dict = "", "", "", {}
+            setattr(neighbor, _REWRITTEN, (source, packed, attributes))
+            result.attributes = attributes
+    return result
+
+
+def sort_by_index(nlris: list[Any]) -> list[Any]:
+    """Fix 3: the order of `sorted(nlris)` (NLRI.__lt__ compares `index()`), with one `index()` per prefix."""
+    return sorted(nlris, key=lambda nlri: nlri.index())
+
+
+_REWRITTEN = "_mcrd_next_hop_self"  # on a Neighbor: (source attribute set, packed next hop, rewritten set)
+
+
+def _shallow_copy(obj: Any) -> Any:
+    """`copy.copy` for ExaBGP's plain classes (Change, INET): a new instance sharing the attribute values."""
+    cls: Any = type(obj)
+    if cls.__new__ is not object.__new__ or not hasattr(obj, "__dict__") or hasattr(cls, "__slots__"):
+        return copy.copy(obj)
+    clone = object.__new__(cls)
+    clone.__dict__.update(obj.__dict__)
+    return clone
+
+
+FIXES = ("poll", "copy", "sort")  # 1, 2 and 3 above
+
+
+def apply(fixes: Collection[str] = FIXES) -> bool:
+    """Install the fixes into the imported ExaBGP when `tuning_state()` allows; True when installed. `fixes`: a
+    subset of FIXES, for the benchmark's option study (bench/hub/exabgp_fixes.py)."""
+    applies, _ = tuning_state()
+    if not applies:
+        return False
+    unknown = set(fixes) - set(FIXES)
+    if unknown:
+        raise ValueError(f"unknown ExaBGP fixes {sorted(unknown)}; known: {', '.join(FIXES)}")
+    from exabgp.bgp.message.update import Update  # type: ignore[import-untyped]
+    from exabgp.bgp.neighbor import Neighbor  # type: ignore[import-untyped]
+    from exabgp.reactor.loop import Reactor  # type: ignore[import-untyped]
+
+    if "poll" in fixes:
+        wait_for_io = Reactor._wait_for_io
+
+        def _wait_for_io(self: Any, sleeptime: int) -> Iterator[int]:
+            return wait_for_io(self, poll_timeout(not self.asynchronous.ready(), sleeptime))  # type: ignore[no-any-return]
+
+        Reactor._wait_for_io = _wait_for_io
+    if "copy" in fixes:
+        Neighbor.remove_self = remove_self
+    if "sort" in fixes:
+        split_nlris = Update._split_nlris
+
+        def _split_nlris(self: Any, negotiated: Any) -> Any:
+            self.nlris = sort_by_index(self.nlris)
+            return split_nlris(self, negotiated)
+
+        Update._split_nlris = _split_nlris
+    return True
+
+
+def main() -> None:
+    apply()
+    sys.argv[0] = "exabgp"
+    runpy.run_module("exabgp", run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""mcrd's fixes to ExaBGP's announce path (mcrd/bgp/exabgp_launch.py) give what stock ExaBGP gives.
+
+The changes compared here are made by ExaBGP's own parser from the commands mcrd sends, for neighbors built by
+ExaBGP's own configuration reader. The fixes are not installed in this process (`apply()` runs in a subprocess), so
+`Neighbor.remove_self` below is ExaBGP's.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from exabgp.bgp.message import Action  # type: ignore[import-untyped]
+from exabgp.bgp.neighbor import Neighbor  # type: ignore[import-untyped]
+
+from mcrd.bgp import exabgp_launch
+from mcrd.bgp.commands import attributes_text
+from mcrd.rib.attributes import Origin, PathAttributes
+
+NEIGHBORS = {  # peer -> (local address, family)
+    "192.0.2.1": ("192.0.2.2", "ipv4"),
+    "198.51.100.1": ("198.51.100.2", "ipv4"),
+    "2001:db8::1": ("2001:db8::2", "ipv6"),
+}
+
+COMMANDS = [
+    "announce attributes " + attributes_text(PathAttributes("self", (133937, 65000, 65001), Origin.IGP, med=100,
+                                                            communities=("65000:1", "65000:2")))
+    + " nlri 10.0.0.0/24 10.0.1.0/24 10.0.2.0/23",
+    "announce attributes " + attributes_text(PathAttributes("self", (133937,), Origin.INCOMPLETE, local_pref=200))
+    + " nlri 10.9.0.0/16",
+    "announce attributes " + attributes_text(PathAttributes("self", (133937, 64512), Origin.EGP, as_set=(64600, 64601)))
+    + " nlri 172.16.0.0/12",
+    "announce attributes " + attributes_text(PathAttributes("self", (), Origin.IGP, local_pref=100, as_set=(64600,)))
+    + " nlri 10.11.0.0/16",
+    "announce attributes " + attributes_text(PathAttributes("192.0.2.9", (133937,))) + " nlri 10.10.0.0/16",
+    "announce attributes " + attributes_text(PathAttributes("self", (133937, 65010))) + " nlri 2001:db8:1::/48",
+    "withdraw attributes nlri 10.0.0.0/24 10.0.1.0/24",
+    "withdraw attributes nlri 2001:db8:1::/48",
+]
+
+
+@pytest.fixture(scope="module")
+def exabgp(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from exabgp.configuration.configuration import Configuration  # type: ignore[import-untyped]
+    from exabgp.environment import getenv  # type: ignore[import-untyped]
+    from exabgp.logger.option import option  # type: ignore[import-untyped]
+    from exabgp.reactor.api import API  # type: ignore[import-untyped]
+
+    option.setup(getenv())
+    conf_path = tmp_path_factory.mktemp("exabgp") / "exabgp.conf"
+    conf_path.write_text("".join(
+        f"neighbor {peer} {{ router-id 192.0.2.254; local-address {local}; local-as 133937; peer-as 64512;"
+        f" family {{ {family} unicast; }} }}\n"
+        for peer, (local, family) in NEIGHBORS.items()
+    ))
+    conf = Configuration([str(conf_path)])
+    assert conf.reload(), "ExaBGP did not read the test configuration"
+    return conf, API(conf)
+
+
+def _changes(exabgp: Any, command: str) -> tuple[list[Any], list[Any]]:
+    conf, api = exabgp
+    changes = api.api_attributes(command, list(conf.neighbors))
+    assert changes, f"ExaBGP did not parse {command!r}"
+    for change in changes:  # what ExaBGP's command callback does before injecting
+        change.nlri.action = Action.ANNOUNCE if command.startswith("announce") else Action.WITHDRAW
+    family = "ipv6" if ":" in command.rsplit("nlri", 1)[1] else "ipv4"
+    neighbors = [n for name, n in conf.neighbors.items() if NEIGHBORS[name.split()[1]][1] == family]
+    return changes, neighbors
+
+
+def _seen(change: Any) -> tuple[object, ...]:
+    """Everything of a change that ExaBGP reads afterwards: its text, indexes, next hop, action, attributes."""
+    return (change.extensive(), change.index(), change.attributes.index(), change.attributes.json(),
+            str(change.nlri.nexthop), change.nlri.action, sorted(change.attributes))
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_remove_self_gives_what_exabgps_own_gives(exabgp: Any, command: str) -> None:
+    # Nothing is read from the injected changes before both versions ran: ExaBGP's deepcopy also copies the text
+    # caches of the attribute set, so a cache filled before the copy would name `next-hop self` in the copy too
+    # (ExaBGP fills none of them before; exabgp_launch clears them on the rewritten set).
+    changes, neighbors = _changes(exabgp, command)
+    results = [(exabgp_launch.remove_self(n, c), Neighbor.remove_self(n, c)) for c in changes for n in neighbors]
+    for mine, stock in results:
+        assert _seen(mine) == _seen(stock)
+    pristine, _ = _changes(exabgp, command)
+    assert [_seen(c) for c in changes] == [_seen(c) for c in pristine], "the injected change was modified"
+
+
+def test_next_hop_self_becomes_each_sessions_own_address(exabgp: Any) -> None:
+    changes, neighbors = _changes(exabgp, COMMANDS[0])
+    got = {str(exabgp_launch.remove_self(n, changes[0]).nlri.nexthop) for n in neighbors}
+    assert got == {"192.0.2.2", "198.51.100.2"}
+
+
+def test_what_exabgp_changes_later_is_not_shared_with_the_injected_change(exabgp: Any) -> None:
+    changes, [first, second] = _changes(exabgp, COMMANDS[0])
+    change = changes[0]
+    mine = exabgp_launch.remove_self(first, change)
+    assert mine.nlri is not change.nlri
+    assert mine.attributes is not change.attributes
+    mine.nlri.action = Action.WITHDRAW  # OutgoingRIB and the watchdog set the action on stored changes
+    assert change.nlri.action == Action.ANNOUNCE
+    assert str(exabgp_launch.remove_self(second, change).nlri.nexthop) == "198.51.100.2"
+
+
+def test_one_rewritten_attribute_set_per_session_and_command(exabgp: Any) -> None:
+    changes, [first, second] = _changes(exabgp, COMMANDS[0])
+    to_first = [exabgp_launch.remove_self(first, c) for c in changes]
+    to_second = [exabgp_launch.remove_self(second, c) for c in changes]
+    assert len({id(c.attributes) for c in to_first}) == 1
+    assert to_first[0].attributes is not to_second[0].attributes
+    [other], _ = _changes(exabgp, COMMANDS[1])  # a new command: a new set, with its own attributes
+    assert exabgp_launch.remove_self(first, other).attributes.index() != to_first[0].attributes.index()
+    assert "local-preference 200" in exabgp_launch.remove_self(first, other).attributes.index()
+
+
+def test_sorting_by_index_gives_exabgps_order(exabgp: Any) -> None:
+    rng = random.Random(7)
+    prefixes = {f"10.{rng.randrange(256)}.{rng.randrange(0, 256, 2)}.0/{rng.choice((23, 24))}" for _ in range(300)}
+    changes, _ = _changes(exabgp, "withdraw attributes nlri " + " ".join(prefixes))
+    nlris = [c.nlri for c in changes]
+    rng.shuffle(nlris)
+    assert [id(n) for n in exabgp_launch.sort_by_index(nlris)] == [id(n) for n in sorted(nlris)]
+
+
+def test_no_poll_timeout_while_commands_are_queued() -> None:
+    assert exabgp_launch.poll_timeout(True, 10) == 0
+    assert exabgp_launch.poll_timeout(False, 10) == 10
+
+
+def test_fixes_apply_only_to_the_release_they_were_read_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    from exabgp import version  # type: ignore[import-untyped]
+
+    monkeypatch.delenv(exabgp_launch.STOCK_ENV, raising=False)
+    assert exabgp_launch.tuning_state() == (True, f"ExaBGP {exabgp_launch.TUNED_FOR}")
+    monkeypatch.setattr(version, "release", "5.1.0")
+    applies, why = exabgp_launch.tuning_state()
+    assert not applies
+    assert why == f"ExaBGP 5.1.0 installed; the fixes were read in {exabgp_launch.TUNED_FOR}"
+    monkeypatch.setattr(version, "release", exabgp_launch.TUNED_FOR)
+    monkeypatch.setenv(exabgp_launch.STOCK_ENV, "1")
+    assert exabgp_launch.tuning_state() == (False, f"{exabgp_launch.STOCK_ENV}=1")
+
+
+PROBE = """
+from exabgp.bgp.message.update import Update
+from exabgp.bgp.neighbor import Neighbor
+from exabgp.reactor.loop import Reactor
+stock = (Neighbor.remove_self, Reactor._wait_for_io, Update._split_nlris)
+from mcrd.bgp import exabgp_launch
+applied = exabgp_launch.apply()
+now = (Neighbor.remove_self, Reactor._wait_for_io, Update._split_nlris)
+print(applied, sum(a is not b for a, b in zip(stock, now)))
+"""
+
+
+@pytest.mark.parametrize(("stock_env", "expected"), [(None, "True 3"), ("1", "False 0")])
+def test_apply_installs_all_three_fixes_unless_told_not_to(stock_env: str | None, expected: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != exabgp_launch.STOCK_ENV}
+    if stock_env:
+        env[exabgp_launch.STOCK_ENV] = stock_env
+    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, check=True,
+                         cwd=Path(__file__).resolve().parents[2], timeout=60)
+    assert out.stdout.split("\n")[-2] == expected
+
+
+def test_the_launcher_starts_exabgp() -> None:
+    out = subprocess.run([sys.executable, "-m", "mcrd.bgp.exabgp_launch", "version"], capture_output=True,
+                         text=True, timeout=60)
+    assert exabgp_launch.TUNED_FOR in out.stdout + out.stderr
