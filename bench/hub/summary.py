@@ -24,6 +24,12 @@ SHAPE_ORDER = {"S1": 1, "S2": 2, "S3": 3, "S4": 4}
 HUB_ORDER = {"bird": 0, "frr": 1, "mcrd": 2}
 
 
+def _fixes(row: dict[str, Any]) -> str:
+    """Which of mcrd/bgp/exabgp_launch.py's fixes a study row ran with (its older names: nosleep, shallow)."""
+    names = [fix for fix, key in (("poll", "nosleep"), ("copy", "shallow"), ("sort", "sort")) if row.get(key)]
+    return "+".join(names) or "none"
+
+
 def load(paths: list[str]) -> list[dict[str, Any]]:
     rows = []
     for path in paths:
@@ -126,7 +132,7 @@ def summarize_study(rows: list[dict[str, Any]]) -> str:
     first = rows[0]
     out = [f"{first['observers']} observers x {first['prefixes']:,} prefixes = {first['routes']:,} routes per run", "",
            "| option | runs ok | routes/s | vs baseline | ExaBGP CPU s | idle CPU % | version | speed | per command | "
-           "window | multi | adj-rib-out | processes | nosleep |",
+           "window | multi | adj-rib-out | processes | mcrd's fixes |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, runs in groups.items():
         ok = [r for r in runs if r.get("ok")]
@@ -137,8 +143,7 @@ def summarize_study(rows: list[dict[str, Any]]) -> str:
         out.append(f"| {name} | {len(ok)}/{len(runs)} | {fmt_int(rate)} | {gain} | {fmt([r['cpu_s'] for r in ok])} | "
                    f"{fmt(idle)} | {r0['version']} | {r0['speed']} | {r0['per_command']} | {r0['window'] or 'none'} | "
                    f"{'yes' if r0['multi'] else 'no'} | {'true' if r0['adj_rib_out'] else 'false'} | "
-                   f"{r0['processes']} | {'yes' if r0.get('nosleep') else 'no'}"
-                   f"{' +shallow' if r0.get('shallow') else ''} |")
+                   f"{r0['processes']} | {_fixes(r0)} |")
     loads = [float(str(r["load_before"]).split()[0]) for r in rows if r.get("load_before")]
     if loads:
         out += ["", f"Load average (1 min) at the start of the runs: median {statistics.median(loads):.2f}, "

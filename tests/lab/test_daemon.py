@@ -357,6 +357,13 @@ def test_nothing_sent_is_lost_in_bulk(topo: Topology) -> None:
     poll(topo.hub.kernel, TIMEOUT, "hub kernel without the bulk routes", until=lambda got: got == expected_kernel())
 
 
+def test_exabgp_runs_with_mcrds_announce_fixes(topo: Topology) -> None:
+    """Every route in these tests went through ExaBGP started with mcrd/bgp/exabgp_launch.py's fixes."""
+    assert [e["applied"] for e in topo.hub.events("exabgp_announce_fixes")] == [True]
+    cmdline = Path(f"/proc/{topo.hub.exabgp_pid()}/cmdline").read_bytes().split(b"\0")
+    assert b"mcrd.bgp.exabgp_launch" in cmdline
+
+
 def test_killing_exabgp_heals(topo: Topology) -> None:
     old = topo.hub.exabgp_pid()
     os.kill(old, signal.SIGKILL)
