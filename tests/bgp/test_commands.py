@@ -2,9 +2,42 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from mcrd.bgp.commands import attributes_text, effects_commands
+from mcrd.bgp.messages import _attributes
 from mcrd.rib.attributes import Origin, PathAttributes
 from mcrd.rib.effects import Announce, Effects, Withdraw
+
+ASN = st.integers(1, 4_294_967_295)
+COMMUNITY = st.tuples(st.integers(0, 65535), st.integers(0, 65535))
+ATTRIBUTES = st.builds(
+    PathAttributes,
+    next_hop=st.just("self"),
+    as_path=st.lists(ASN, max_size=6).map(tuple),
+    origin=st.sampled_from(Origin),
+    med=st.none() | st.integers(0, 4_294_967_295),
+    local_pref=st.none() | st.integers(0, 4_294_967_295),
+    # ExaBGP keeps communities sorted and once each: the property compares such lists.
+    communities=st.sets(COMMUNITY, max_size=5).map(lambda c: tuple(f"{a}:{b}" for a, b in sorted(c))),
+    as_set=st.lists(ASN, max_size=3, unique=True).map(tuple),
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(attrs=ATTRIBUTES)
+def test_exabgp_reads_every_command_back_as_the_attributes_mcrd_meant(exabgp: Any, attrs: PathAttributes) -> None:
+    """Round trip through ExaBGP's own parser: what mcrd renders, ExaBGP parses, and ExaBGP's JSON of the parsed
+    route (the format mcrd reads from peers) decodes to the same attributes."""
+    conf, api = exabgp
+    command = f"announce attributes {attributes_text(attrs)} nlri 10.0.0.0/24"
+    [change] = api.api_attributes(command, list(conf.neighbors))
+    parsed = _attributes(json.loads("{" + change.attributes.json() + "}"), "self")
+    assert parsed == attrs
 
 
 def test_prefixes_sharing_attributes_go_in_one_command() -> None:

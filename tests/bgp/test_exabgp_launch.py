@@ -21,12 +21,7 @@ from exabgp.bgp.neighbor import Neighbor  # type: ignore[import-untyped]
 from mcrd.bgp import exabgp_launch
 from mcrd.bgp.commands import attributes_text
 from mcrd.rib.attributes import Origin, PathAttributes
-
-NEIGHBORS = {  # peer -> (local address, family)
-    "192.0.2.1": ("192.0.2.2", "ipv4"),
-    "198.51.100.1": ("198.51.100.2", "ipv4"),
-    "2001:db8::1": ("2001:db8::2", "ipv6"),
-}
+from tests.bgp.conftest import NEIGHBORS
 
 COMMANDS = [
     "announce attributes " + attributes_text(PathAttributes("self", (133937, 65000, 65001), Origin.IGP, med=100,
@@ -43,25 +38,6 @@ COMMANDS = [
     "withdraw attributes nlri 10.0.0.0/24 10.0.1.0/24",
     "withdraw attributes nlri 2001:db8:1::/48",
 ]
-
-
-@pytest.fixture(scope="module")
-def exabgp(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from exabgp.configuration.configuration import Configuration  # type: ignore[import-untyped]
-    from exabgp.environment import getenv  # type: ignore[import-untyped]
-    from exabgp.logger.option import option  # type: ignore[import-untyped]
-    from exabgp.reactor.api import API  # type: ignore[import-untyped]
-
-    option.setup(getenv())
-    conf_path = tmp_path_factory.mktemp("exabgp") / "exabgp.conf"
-    conf_path.write_text("".join(
-        f"neighbor {peer} {{ router-id 192.0.2.254; local-address {local}; local-as 133937; peer-as 64512;"
-        f" family {{ {family} unicast; }} }}\n"
-        for peer, (local, family) in NEIGHBORS.items()
-    ))
-    conf = Configuration([str(conf_path)])
-    assert conf.reload(), "ExaBGP did not read the test configuration"
-    return conf, API(conf)
 
 
 def _changes(exabgp: Any, command: str) -> tuple[list[Any], list[Any]]:
