@@ -77,7 +77,18 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
     run.add_argument("--state-dir", default=None,
                      help="where ExaBGP's configuration and API socket live (default: a new temporary directory)")
+    run.add_argument("--exabgp-processes", type=_processes, default=1, metavar="N",
+                     help="split the BGP sessions over N ExaBGP processes, for many sessions or large tables on a "
+                          "machine with cores to spare (~37 MiB each; default 1)")
     run.set_defaults(handler=_run)
+
+
+def _processes(text: str) -> int:
+    from mcrd.bgp.pool import MAX_PROCESSES
+
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_PROCESSES:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes 1..{MAX_PROCESSES}")
+    return int(text)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -90,7 +101,7 @@ def _run(args: argparse.Namespace) -> int:
     from mcrd import daemon, log  # the daemon's libraries load only for `run`
 
     log.configure(args.log_format, args.log_level)
-    return daemon.main(args.config, config, args.state_dir)
+    return daemon.main(args.config, config, args.state_dir, args.exabgp_processes)
 
 
 def _add_lab(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -10,12 +10,13 @@ import shutil
 import signal
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from mcrd.bgp.commands import effects_commands
 from mcrd.bgp.messages import Ack, Ignored, Malformed, Notification, Parsed
-from mcrd.bgp.speaker import ExaBgpSpeaker
+from mcrd.bgp.pool import SpeakerPool
 from mcrd.config.diff import change_problems
 from mcrd.config.load import ConfigError, ConfigProblem, format_path, load_config
 from mcrd.config.model import Config
@@ -55,6 +56,7 @@ class Reload:
 @dataclass(frozen=True, slots=True)
 class SpeakerLost:
     reason: str
+    holds: Callable[[str], bool]  # the sessions of the ExaBGP process that died (peer address -> bool)
 
 
 Item = Event | Reload | SpeakerLost
@@ -65,7 +67,8 @@ class StartupError(Exception):
 
 
 class Daemon:
-    def __init__(self, config_path: Path, config: Config, *, state_dir: Path | None = None) -> None:
+    def __init__(self, config_path: Path, config: Config, *, state_dir: Path | None = None,
+                 exabgp_processes: int = 1) -> None:
         self.config_path = config_path
         self.config = config
         self._own_state_dir = state_dir is None
@@ -73,7 +76,8 @@ class Daemon:
         self.log = get_logger("mcrd")
         self.processor = RouteProcessor()
         self.queue: asyncio.Queue[Item] = asyncio.Queue()
-        self.speaker = ExaBgpSpeaker(self.state_dir, self._on_message, self._on_lost, self.log)
+        self.speaker = SpeakerPool(self.state_dir, self._on_message, self._on_lost, self.log,
+                                   processes=exabgp_processes)
         self.fib = FibWorker()
         self.interfaces = InterfaceManager(self.log)
         self.stopping = asyncio.Event()
@@ -170,10 +174,10 @@ class Daemon:
         elif not isinstance(parsed, Ignored | Ack):
             self.queue.put_nowait(parsed)
 
-    def _on_lost(self, reason: str) -> None:
+    def _on_lost(self, reason: str, holds: Callable[[str], bool]) -> None:
         self.speaker_lost = reason
         self.events.emit_exabgp_restart(reason, self.speaker.restarts, iso_utc(time.time()))
-        self.queue.put_nowait(SpeakerLost(reason))
+        self.queue.put_nowait(SpeakerLost(reason, holds))
 
     # --- the one consumer ---------------------------------------------------------------------------------
 
@@ -190,7 +194,7 @@ class Daemon:
                 for effects in self._handle(item):
                     round_effects.append(effects)
                     self._log_records(effects)
-                    commands.extend(effects_commands(effects))
+                    commands.extend(effects_commands(effects, process_of=self.speaker.process_of))
                     for prefix in effects.fib_remove:
                         kernel[prefix] = None
                     for install in effects.fib_install:
@@ -209,7 +213,7 @@ class Daemon:
             return self._reload(item, now)
         if isinstance(item, SpeakerLost):
             return [self.processor.handle(PeerDown(peer.key, item.reason), now)
-                    for peer in self.processor.peers() if peer.up]
+                    for peer in self.processor.peers() if peer.up and item.holds(peer.key)]
         return [self.processor.handle(item, now)]
 
     async def _program_kernel(self, kernel: dict[str, FibNextHop | None]) -> None:
@@ -320,10 +324,11 @@ def _secrets(config: Config) -> list[str]:
     return [s for s in secrets if s]
 
 
-def main(config_path: str, config: Config, state_dir: str | None = None) -> int:
+def main(config_path: str, config: Config, state_dir: str | None = None, exabgp_processes: int = 1) -> int:
     import uvloop
 
-    daemon = Daemon(Path(config_path), config, state_dir=Path(state_dir) if state_dir else None)
+    daemon = Daemon(Path(config_path), config, state_dir=Path(state_dir) if state_dir else None,
+                    exabgp_processes=exabgp_processes)
     # uvloop.run, not uvloop.install: pyroute2 fails under a global uvloop policy, even in threads.
     try:
         uvloop.run(daemon.run())

@@ -112,7 +112,7 @@ class Hub:
 
 
 def start_hub(kind: str, lab: Lab, ns: Netns, topo: Topology, fib: bool, exabgp_cpu: str | None,
-              args_env: list[str] = ()) -> Hub:  # type: ignore[assignment]
+              args_env: list[str] = (), exabgp_processes: int = 1) -> Hub:  # type: ignore[assignment]
     text = mcr_config(topo, lab.run_id)
     config = load(text)
     work = lab.make_dir(f"hub-{kind}")
@@ -125,7 +125,8 @@ def start_hub(kind: str, lab: Lab, ns: Netns, topo: Topology, fib: bool, exabgp_
         module = "bench.hub.mcrd_bench" if any(e.startswith("MCRD_BENCH_") for e in extra_env) else "mcrd"
         proc = ns.popen("env", f"PYTHONPATH={ROOT}", *extra_env, "taskset", "-c", HUB_CPU, sys.executable, "-m", module,
                         "run", "-c", str(work / "mcrd.json"), "--log-format", "json", "--log-level", "info",
-                        "--state-dir", str(lab.make_dir("mcrd-state")), label="mcrd")
+                        "--state-dir", str(lab.make_dir("mcrd-state")), "--exabgp-processes", str(exabgp_processes),
+                        label="mcrd")
         hub.roots = [proc.pid]
         hub.info["log"] = str(lab.log_of(proc))
         if exabgp_cpu is not None:
@@ -152,7 +153,7 @@ def start_hub(kind: str, lab: Lab, ns: Netns, topo: Topology, fib: bool, exabgp_
 def exabgp_pids(hub: Hub) -> list[int]:
     from bench.hub.probes import comm, tree
 
-    return [p for p in tree(hub.roots) if "exabgp" in comm(p)]
+    return sorted(p for p in tree(hub.roots) if "exabgp" in comm(p) and "bridge" not in comm(p))
 
 
 # --- one run -----------------------------------------------------------------------------------------------------
@@ -196,7 +197,7 @@ def run_once(args: argparse.Namespace, run: int) -> dict[str, Any]:
     try:
         hub_ns, ctls, _ = build(lab, topo, args.hub)
         t_setup = time.time()
-        hub = start_hub(args.hub, lab, hub_ns, topo, fib, args.exabgp_cpu, args.exabgp_env)
+        hub = start_hub(args.hub, lab, hub_ns, topo, fib, args.exabgp_cpu, args.exabgp_env, args.exabgp_processes)
         monitor = KernelMonitor(hub_ns.name, hub.protocol)
         monitor.start()
         monitor.wait_started()
@@ -207,8 +208,9 @@ def run_once(args: argparse.Namespace, run: int) -> dict[str, Any]:
         poll(established, args.setup_timeout, "every spoke session Established")
         row["sessions_up_s"] = round(time.time() - t_setup, 2)
         if args.hub == "mcrd" and args.exabgp_cpu is not None:
-            for pid in exabgp_pids(hub):
-                subprocess.run(["taskset", "-a", "-p", "-c", args.exabgp_cpu, str(pid)], check=True,
+            cpus = args.exabgp_cpu.split(",")
+            for index, pid in enumerate(exabgp_pids(hub)):
+                subprocess.run(["taskset", "-a", "-p", "-c", cpus[index % len(cpus)], str(pid)], check=True,
                                capture_output=True)
         # quiet start: nothing learned from the hub anywhere, sessions stay up for a moment
         poll(lambda: all(c.count("hub") == 0 for c in ctls) and monitor.snapshot()[0] == 0, 30, "empty start")
@@ -291,6 +293,8 @@ def _variant(args: argparse.Namespace) -> str:
     if args.hub != "mcrd":
         return ""
     parts = [e.removeprefix("exabgp_").removeprefix("MCRD_BENCH_") for e in args.exabgp_env]
+    if args.exabgp_processes != 1:
+        parts.append(f"exabgp-processes{args.exabgp_processes}")
     if args.exabgp_cpu is not None:
         parts.append(f"exabgp-cpu{args.exabgp_cpu}")
     return " ".join(parts)
@@ -441,7 +445,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1200.0, help="fail a phase after this long (s)")
     parser.add_argument("--setup-timeout", type=float, default=120.0)
     parser.add_argument("--settle", type=float, default=1.0, help="pause before each phase (s)")
-    parser.add_argument("--exabgp-cpu", help="mcrd only: move ExaBGP to this CPU (default: with mcrd on CPU 1)")
+    parser.add_argument("--exabgp-cpu", help="mcrd only: move ExaBGP to this CPU (default: with mcrd on CPU 1); a "
+                             "list (0,1) gives the n-th ExaBGP process the n-th CPU")
+    parser.add_argument("--exabgp-processes", type=int, default=1, metavar="N",
+                        help="mcrd only: `mcrd run --exabgp-processes N`")
     parser.add_argument("--exabgp-env", action="append", default=[], metavar="KEY=VALUE",
                         help="mcrd only: an ExaBGP setting through mcrd's environment, e.g. exabgp_reactor_speed=0.01 "
                              "(ExaBGP inherits mcrd's environment; mcrd's own settings win); also "

@@ -9,7 +9,7 @@ per command, 12,000/s naming all ten (docs/PERFORMANCE.md, "ExaBGP's announce pa
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from mcrd.rib.attributes import Origin, PathAttributes
 from mcrd.rib.effects import Effects
@@ -41,23 +41,26 @@ def _chunks(prefixes: Sequence[str], size: int) -> Iterator[Sequence[str]]:
         yield prefixes[start : start + size]
 
 
-def effects_commands(effects: Effects, size: int = PREFIXES_PER_COMMAND) -> Iterator[str]:
+def effects_commands(effects: Effects, size: int = PREFIXES_PER_COMMAND,
+                     process_of: Callable[[str], int] | None = None) -> Iterator[str]:
     """The commands for one processing round: withdrawals, then announcements (the processor never withdraws and
     announces one prefix to one peer in the same round). Sessions that get the same prefixes with the same
     attributes share a command; `next-hop self` stands for each session's own address, which is the next hop the
-    processor sets (MCR-SEMANTICS.md 2.3 step 4)."""
-    withdrawn: dict[tuple[str, ...], list[str]] = {}
+    processor sets (MCR-SEMANTICS.md 2.3 step 4). With several ExaBGP processes, `process_of(peer)` names the one
+    that holds a session, and a command names sessions of one process only."""
+    process = process_of or _one_process
+    withdrawn: dict[tuple[tuple[str, ...], int], list[str]] = {}
     for withdraw in effects.withdraw:
-        withdrawn.setdefault(withdraw.prefixes, []).append(withdraw.peer)
-    for prefixes, peers in withdrawn.items():
+        withdrawn.setdefault((withdraw.prefixes, process(withdraw.peer)), []).append(withdraw.peer)
+    for (prefixes, _), peers in withdrawn.items():
         head = f"{_neighbors(peers)} withdraw attributes nlri "
         for chunk in _chunks(prefixes, size):
             yield head + " ".join(chunk)
-    announced: dict[tuple[PathAttributes, tuple[str, ...]], list[str]] = {}
+    announced: dict[tuple[PathAttributes, tuple[str, ...], int], list[str]] = {}
     for announce in effects.announce:
-        key = (dataclasses.replace(announce.attrs, next_hop="self"), announce.prefixes)
+        key = (dataclasses.replace(announce.attrs, next_hop="self"), announce.prefixes, process(announce.peer))
         announced.setdefault(key, []).append(announce.peer)
-    for (attrs, prefixes), peers in announced.items():
+    for (attrs, prefixes, _), peers in announced.items():
         head = f"{_neighbors(peers)} announce attributes {attributes_text(attrs)} nlri "
         for chunk in _chunks(prefixes, size):
             yield head + " ".join(chunk)
@@ -65,3 +68,12 @@ def effects_commands(effects: Effects, size: int = PREFIXES_PER_COMMAND) -> Iter
 
 def _neighbors(peers: Sequence[str]) -> str:
     return ", ".join(f"neighbor {peer}" for peer in peers)
+
+
+def _one_process(peer: str) -> int:
+    return 0
+
+
+def first_neighbor(command: str) -> str:
+    """The first session a command names (`neighbor A, neighbor B announce ...` -> `A`)."""
+    return command.removeprefix("neighbor ").split(" ", 1)[0].removesuffix(",")

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import base64
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from mcrd.config.model import Config
 
 PROCESS_NAME = "mcrd"
 
 
-def render(config: Config, api_command: Sequence[str]) -> str:
-    """`api_command` runs the bridge that connects ExaBGP's API to the daemon."""
+def render(config: Config, api_command: Sequence[str], holds: Callable[[str], bool] | None = None) -> str:
+    """`api_command` runs the bridge that connects ExaBGP's API to the daemon. `holds(peer address)`: the sessions
+    this ExaBGP process has, when there are several (all by default)."""
     router_id = config.effective_router_id()
     lines = [
         f"process {PROCESS_NAME} {{",
@@ -22,7 +23,7 @@ def render(config: Config, api_command: Sequence[str]) -> str:
         "",
     ]
     for vxc, _, conn in config.connections():
-        if config.shutdown(vxc, conn):
+        if config.shutdown(vxc, conn) or (holds is not None and not holds(str(conn.peer_ip_address))):
             continue
         family = "ipv4" if conn.peer_ip_address.version == 4 else "ipv6"
         lines += [

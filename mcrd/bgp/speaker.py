@@ -42,12 +42,15 @@ class ExaBgpSpeaker:
         *,
         max_in_flight: int = MAX_IN_FLIGHT,
         exabgp_command: list[str] | None = None,
+        holds: Callable[[str], bool] | None = None,
     ) -> None:
+        """`holds(peer address)`: the sessions this ExaBGP has when the daemon runs several (pool.py)."""
         self._dir = state_dir
         self._conf = state_dir / "exabgp.conf"
         self._socket = state_dir / "api.sock"
         self._on_message = on_message
         self._on_lost = on_lost
+        self._holds = holds
         self._log = log
         self._max_in_flight = max_in_flight
         # ExaBGP with mcrd's fixes to its announce path (exabgp_launch.py), or stock where they do not apply.
@@ -71,7 +74,7 @@ class ExaBgpSpeaker:
 
     def write_config(self, config: Config) -> None:
         bridge = [sys.executable, "-m", "mcrd.bgp.bridge", str(self._socket)]
-        text = exabgp_config.render(config, bridge)
+        text = exabgp_config.render(config, bridge, self._holds)
         tmp = self._conf.with_suffix(".tmp")
         # The file holds MD5 keys: readable by root only.
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -79,6 +82,9 @@ class ExaBgpSpeaker:
             handle.write(text)
         tmp.replace(self._conf)
         self._secrets = [conn.password for _, _, conn in config.connections() if conn.password]
+
+    def holds(self, peer: str) -> bool:
+        return self._holds is None or self._holds(peer)
 
     def reconfigure(self, config: Config) -> None:
         self.write_config(config)

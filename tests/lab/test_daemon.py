@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from mcrd.bgp.pool import process_of
 from tests.lab.conftest import LAB_MARKS, module_lab
 from tests.lab.harness import (
     BirdNeighbor,
@@ -113,6 +114,7 @@ class Hub:
     ns: Netns
     proc: subprocess.Popen[bytes]
     config: Path
+    exabgp_processes: int
 
     def log(self) -> list[dict[str, Any]]:
         lines = self.lab.log_of(self.proc).read_text(errors="replace").splitlines()
@@ -152,13 +154,15 @@ class Topology:
     hostb: Netns
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=[1, 2], ids=["1-exabgp", "2-exabgp"])
 def topo(lab_ready: None, request: pytest.FixtureRequest) -> Iterator[Topology]:
+    """The whole module runs twice: with one ExaBGP process (the default) and with the sessions split over two
+    (`--exabgp-processes 2`: onprem and rogue in one, aws, azure and pub in the other)."""
     with module_lab("test_daemon", request) as lab:
-        yield _build(lab)
+        yield _build(lab, request.param)
 
 
-def _build(lab: Lab) -> Topology:
+def _build(lab: Lab, exabgp_processes: int) -> Topology:
     hub = lab.netns("hub")
     spokes = {name: lab.netns(name) for name in HUB}
     hosta, hostb = lab.netns("hosta"), lab.netns("hostb")
@@ -176,8 +180,9 @@ def _build(lab: Lab) -> Topology:
     config = lab.make_dir("mcrd") / "mcrd.yaml"
     config.write_text(mcr_config(lab))
     proc = hub.popen(sys.executable, "-m", "mcrd", "run", "-c", str(config), "--log-format", "json",
-                     "--state-dir", str(lab.make_dir("mcrd-state")), label="mcrd")
-    the_hub = Hub(lab, hub, proc, config)
+                     "--state-dir", str(lab.make_dir("mcrd-state")), "--exabgp-processes", str(exabgp_processes),
+                     label="mcrd")
+    the_hub = Hub(lab, hub, proc, config, exabgp_processes)
 
     aws_v4, aws_v6 = HUB["aws"][0], HUB["aws"][2]
     aws = FrrPeer(spokes["aws"], AWS_AS, "10.0.0.1", frr_config(
@@ -359,13 +364,15 @@ def test_nothing_sent_is_lost_in_bulk(topo: Topology) -> None:
 
 def test_exabgp_runs_with_mcrds_announce_fixes(topo: Topology) -> None:
     """Every route in these tests went through ExaBGP started with mcrd/bgp/exabgp_launch.py's fixes."""
-    assert [e["applied"] for e in topo.hub.events("exabgp_announce_fixes")] == [True]
+    assert [e["applied"] for e in topo.hub.events("exabgp_announce_fixes")] == [True] * topo.hub.exabgp_processes
     cmdline = Path(f"/proc/{topo.hub.exabgp_pid()}/cmdline").read_bytes().split(b"\0")
     assert b"mcrd.bgp.exabgp_launch" in cmdline
 
 
 def test_killing_exabgp_heals(topo: Topology) -> None:
-    old = topo.hub.exabgp_pid()
+    started = topo.hub.events("exabgp_started")[-1]
+    old, process = int(started["pid"]), started.get("exabgp_process", 0)
+    before = session_counters(topo)
     os.kill(old, signal.SIGKILL)
     poll(lambda: topo.hub.exabgp_pid() != old, TIMEOUT, "a new ExaBGP started")
     poll(lambda: not pid_alive(old), TIMEOUT, "the killed ExaBGP reaped")
@@ -374,6 +381,20 @@ def test_killing_exabgp_heals(topo: Topology) -> None:
     # The kernel ends equal to the best routes: nothing left over from before the crash.
     poll(topo.hub.kernel, TIMEOUT, "hub kernel after the restart", until=lambda got: got == expected_kernel())
     assert topo.hub.events("exabgp_died")
+    after = session_counters(topo)
+    # Only the sessions of the process that died were reset: with two processes, the other's stayed up throughout.
+    held = {name for name, peer in SESSION_PEERS.items() if process_of(peer, topo.hub.exabgp_processes) == process}
+    changed = {name for name in before if before[name] != after[name]}
+    assert not changed - held, "sessions of an ExaBGP process that kept running were reset"
+    # FRR counts every establishment (BIRD's state time has a resolution of a second, too coarse to insist on).
+    assert held & FRR_SESSIONS <= changed
+
+
+FRR_SESSIONS = {"aws4", "aws6", "onprem"}
+SESSION_PEERS = {  # session_counters' names -> the peer address, as mcrd keys the session
+    "aws4": HUB["aws"][1], "aws6": HUB["aws"][3], "onprem": HUB["onprem"][1],
+    "azure4": HUB["azure"][1], "azure6": HUB["azure"][3], "pub4": HUB["pub"][1], "pub6": HUB["pub"][3],
+}
 
 
 def session_counters(t: Topology) -> dict[str, object]:

@@ -1,0 +1,115 @@
+"""Several ExaBGP processes, each with its share of the sessions: `mcrd run --exabgp-processes N`.
+
+ExaBGP sends at most ~75,000 routes/s on one core (docs/BENCHMARK-HUB.md); a hub with many sessions or large tables
+on a machine with cores to spare goes faster with the sessions split over several processes (1.55x with two in the
+option study). Each process costs ~37 MiB, so the default is one, which behaves exactly like a lone speaker.
+
+A session belongs to process `crc32(peer address) % N`: stable across reloads and restarts, so a reload never moves a
+session. Commands are built per process (`effects_commands(..., process_of)`) and routed by their first neighbor.
+When one process dies only its sessions are lost; the others keep running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from mcrd.bgp.commands import first_neighbor
+from mcrd.bgp.messages import Parsed
+from mcrd.bgp.speaker import ExaBgpSpeaker
+from mcrd.config.model import Config
+
+MAX_PROCESSES = 16
+
+
+def process_of(peer: str, processes: int) -> int:
+    """The ExaBGP process (0..processes-1) that holds the session to `peer` (its address)."""
+    return 0 if processes == 1 else zlib.crc32(peer.encode()) % processes
+
+
+class SpeakerPool:
+    def __init__(
+        self,
+        state_dir: Path,
+        on_message: Callable[[Parsed], None],
+        on_lost: Callable[[str, Callable[[str], bool]], None],
+        log: Any,
+        *,
+        processes: int = 1,
+        **speaker_options: Any,
+    ) -> None:
+        """`on_lost(reason, holds)`: an ExaBGP process died; `holds(peer address)` tells its sessions."""
+        if not 1 <= processes <= MAX_PROCESSES:
+            raise ValueError(f"ExaBGP processes: {processes} is out of range 1..{MAX_PROCESSES}")
+        self.processes = processes
+        self.speakers: list[ExaBgpSpeaker] = []
+        for index in range(processes):
+            directory = state_dir if processes == 1 else state_dir / f"exabgp{index}"
+            directory.mkdir(mode=0o700, exist_ok=True)
+            holds = None if processes == 1 else self._holder(index)
+            self.speakers.append(ExaBgpSpeaker(
+                directory, on_message, self._lost_handler(on_lost, holds), log if processes == 1 else
+                log.bind(exabgp_process=index), holds=holds, **speaker_options))
+
+    def process_of(self, peer: str) -> int:
+        return process_of(peer, self.processes)
+
+    def _holder(self, index: int) -> Callable[[str], bool]:
+        return lambda peer: self.process_of(peer) == index
+
+    @staticmethod
+    def _lost_handler(on_lost: Callable[[str, Callable[[str], bool]], None],
+                      holds: Callable[[str], bool] | None) -> Callable[[str], None]:
+        return lambda reason: on_lost(reason, holds or (lambda peer: True))
+
+    # --- what the daemon uses, as on one speaker ---------------------------------------------------------------
+
+    def write_config(self, config: Config) -> None:
+        for speaker in self.speakers:
+            speaker.write_config(config)
+
+    def reconfigure(self, config: Config) -> None:
+        for speaker in self.speakers:
+            speaker.reconfigure(config)
+
+    def send(self, commands: Iterable[str]) -> None:
+        if self.processes == 1:
+            self.speakers[0].send(commands)
+            return
+        routed: list[list[str]] = [[] for _ in self.speakers]
+        for command in commands:
+            routed[self.process_of(first_neighbor(command))].append(command)
+        for speaker, share in zip(self.speakers, routed, strict=True):
+            if share:
+                speaker.send(share)
+
+    @property
+    def alive(self) -> bool:
+        return all(speaker.alive for speaker in self.speakers)
+
+    @property
+    def pids(self) -> list[int | None]:
+        return [speaker.pid for speaker in self.speakers]
+
+    @property
+    def restarts(self) -> int:
+        return sum(speaker.restarts for speaker in self.speakers)
+
+    @property
+    def commands_sent(self) -> int:
+        return sum(speaker.commands_sent for speaker in self.speakers)
+
+    @property
+    def command_errors(self) -> int:
+        return sum(speaker.command_errors for speaker in self.speakers)
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            for index, speaker in enumerate(self.speakers):
+                group.create_task(speaker.run(), name=f"exabgp{index}")
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        await asyncio.gather(*(speaker.stop(timeout) for speaker in self.speakers))
