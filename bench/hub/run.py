@@ -432,7 +432,7 @@ def stop_profiles(profiles: list[dict[str, Any]]) -> list[dict[str, Any]]:
 # --- main --------------------------------------------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.hub.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--shape", choices=sorted(SHAPES), required=True)
     parser.add_argument("--hub", choices=["mcrd", "bird", "frr"], required=True)
@@ -458,6 +458,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="mcrd only: py-spy the daemon and ExaBGP (announce and withdraw)")
     parser.add_argument("--keep-logs", metavar="DIR", help="copy every daemon log there")
     parser.add_argument("-v", "--verbose", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         parser.error("needs root (network namespaces)")

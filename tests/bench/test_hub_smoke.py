@@ -6,7 +6,6 @@ Figures are not judged here (a loaded CI machine), only correctness and that the
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 
@@ -24,11 +23,8 @@ def test_s1_smoke_mcrd_reaches_exact_sets_and_empties() -> None:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    args = argparse.Namespace(
-        shape="S1", hub="mcrd", fib="on", spokes=None, prefixes=None, stall=30.0, timeout=40.0,
-        setup_timeout=30.0, settle=0.2, exabgp_cpu=None, exabgp_env=[], variant="", profile=None, keep_logs=None,
-        verbose=True,
-    )
+    args = run.build_parser().parse_args(["--shape", "S1", "--hub", "mcrd", "--stall", "30", "--timeout", "40",
+                                          "--setup-timeout", "30", "--settle", "0.2", "--verbose"])
     row = run.run_once(args, 1)
     assert row["ok"], row["error"]
     topo = Topology.build("S1")
