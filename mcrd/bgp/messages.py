@@ -63,6 +63,9 @@ class Decoder:
 
     def _message(self, message: dict[str, Any]) -> list[Parsed]:
         kind = message.get("type")
+        if kind == "notification" and "neighbor" not in message:
+            # ExaBGP's own `{"type": "notification", "notification": "shutdown"}` as it stops, not a peer's.
+            return [Ignored(f"exabgp {message.get('notification')}")]
         neighbor = message["neighbor"] if kind in ("state", "open", "update", "notification") else None
         if neighbor is None:
             return [Ignored(str(kind))]

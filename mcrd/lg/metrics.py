@@ -129,8 +129,10 @@ class StateCollector(Collector):
         yield _counter("mcrd_routes_refused", "Prefixes refused because the MCR held its route limit",
                        processor.refused_total)
         yield _counter("mcrd_kernel_route_errors", "Kernel route changes that failed", source.fib_errors)
-        yield _gauge("mcrd_exabgp_up", "1 when ExaBGP runs and its API is connected", 1 if source.speaker.alive else 0)
-        yield _counter("mcrd_exabgp_restarts", "Times ExaBGP died and was restarted", source.speaker.restarts)
+        yield _gauge("mcrd_exabgp_up", "1 when every ExaBGP process runs with its API connected",
+                     1 if source.speaker.alive else 0)
+        yield _counter("mcrd_exabgp_restarts", "Times an ExaBGP process died and was restarted",
+                       source.speaker.restarts)
         yield _counter("mcrd_events_dropped", "Events the event publisher dropped (queue full)", self._dropped())
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mcrd.bgp.messages import Ack, Decoder, Malformed, Notification
+from mcrd.bgp.messages import Ack, Decoder, Ignored, Malformed, Notification
 from mcrd.rib.attributes import Origin, PathAttributes
 from mcrd.rib.events import EndOfRib, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
 
@@ -79,3 +79,10 @@ def test_acks_and_bad_lines_never_raise() -> None:
                 _update({"announce": {"ipv4 unicast": {"10.0.0.2": [{"nlri": "300.0.0.0/8"}]}}})]:
         [result] = decoder.decode(bad)
         assert isinstance(result, Malformed), bad
+
+
+def test_exabgps_own_shutdown_notice_is_not_a_peers_notification() -> None:
+    # Written by ExaBGP 5.0.15 on its API as it stops (captured from `mcrd run` here).
+    line = ('{ "exabgp": "5.0.0", "time": 1795906087.6247003, "host" : "vm", "pid" : 19228, "ppid" : 19174, '
+            '"type": "notification", "notification": "shutdown" }')
+    assert Decoder().decode(line) == [Ignored("exabgp shutdown")]
