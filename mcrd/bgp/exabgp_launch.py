@@ -143,7 +143,10 @@ def apply(fixes: Collection[str] = FIXES) -> bool:
 
 
 def main() -> None:
-    apply()
+    try:
+        apply()
+    except Exception as exc:  # a fix that cannot be installed must not stop ExaBGP: it runs stock instead
+        sys.stderr.write(f"mcrd: ExaBGP runs without mcrd's fixes, installing them failed: {exc!r}\n")
     sys.argv[0] = "exabgp"
     runpy.run_module("exabgp", run_name="__main__", alter_sys=True)
 

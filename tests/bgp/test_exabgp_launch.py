@@ -152,3 +152,13 @@ def test_the_launcher_starts_exabgp() -> None:
     out = subprocess.run([sys.executable, "-m", "mcrd.bgp.exabgp_launch", "version"], capture_output=True,
                          text=True, timeout=60)
     assert exabgp_launch.TUNED_FOR in out.stdout + out.stderr
+
+
+def test_exabgp_still_starts_when_a_fix_cannot_be_installed() -> None:
+    probe = ("import sys\nfrom mcrd.bgp import exabgp_launch\n"
+             "def broken(*args): raise AttributeError('no such method')\n"
+             "exabgp_launch.apply = broken\nsys.argv[1:] = ['version']\nexabgp_launch.main()\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert "installing them failed: AttributeError('no such method')" in out.stderr
+    assert exabgp_launch.TUNED_FOR in out.stdout + out.stderr
