@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import re
 from pathlib import Path
 
-from mcrd.bgp.messages import Ack, Decoder, Ignored, Malformed, Notification
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mcrd.bgp.messages import Ack, Decoder, Ignored, Malformed, Notification, _prefix
 from mcrd.rib.attributes import Origin, PathAttributes
 from mcrd.rib.events import EndOfRib, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
 
@@ -86,3 +92,24 @@ def test_exabgps_own_shutdown_notice_is_not_a_peers_notification() -> None:
     line = ('{ "exabgp": "5.0.0", "time": 1795906087.6247003, "host" : "vm", "pid" : 19228, "ppid" : 19174, '
             '"type": "notification", "notification": "shutdown" }')
     assert Decoder().decode(line) == [Ignored("exabgp shutdown")]
+
+
+_V4 = st.builds(lambda a, n: f"{ipaddress.IPv4Address(a)}/{n}", st.integers(0, 2**32 - 1), st.integers(0, 33))
+_V6 = st.builds(lambda a, n: f"{ipaddress.IPv6Address(a)}/{n}",
+                st.integers(0, 2**128 - 1) | st.integers(0, 2**16 - 1).map(lambda x: x << 112)
+                | st.integers(0, 2**32 - 1).map(lambda x: 0xFFFF << 32 | x), st.integers(0, 129))
+_ODD = st.sampled_from(["10.0.0.0/08", "1.2.3.4", "1.2.3.4/", "1.2.3/24", "01.2.3.0/24", "2001:DB8::/32",
+                        "2001:db8:0:0::/64", "fe80::1%eth0/64", "::ffff:1.2.3.4/128", "10.0.0.0/ 8", "10.0.0.0/٨"])
+
+
+@settings(max_examples=2000)
+@given(text=_V4 | _V6 | _ODD | st.text(max_size=20))
+def test_prefixes_read_like_ipaddress_writes_them(text: str) -> None:
+    # The decoder's fast path for canonical prefixes must give what ipaddress gives, and refuse what it refuses.
+    try:
+        want = str(ipaddress.ip_network(text, strict=False))
+    except ValueError as refused:
+        with pytest.raises(ValueError, match=re.escape(str(refused))):
+            _prefix(text)
+        return
+    assert _prefix(text) == want
