@@ -1,7 +1,7 @@
 """Start ExaBGP with three fixes to its announce path: `python -m mcrd.bgp.exabgp_launch server CONF`.
 
 ExaBGP is mcrd's slowest part: at S2 of the hub benchmark (10 spokes x 1,000 prefixes) its announce path was 92 % of
-the hub's CPU. Two causes, read in ExaBGP 5.0.15's source and measured (docs/BENCHMARK-HUB.md):
+the hub's CPU. Three causes, read in ExaBGP 5.0.15's source and measured (docs/BENCHMARK-HUB.md):
 
 1. The reactor applies API commands as generators, at most 50 steps (`ASYNC.LIMIT`) per loop pass, one step per
    prefix, and ends each pass with `poll(reactor.speed / 100 s)` unless a *new* API line or a peer wants an
@@ -12,7 +12,6 @@ the hub's CPU. Two causes, read in ExaBGP 5.0.15's source and measured (docs/BEN
    set, and the attribute set gets a new NEXT_HOP when the next hop is `self`. Fix: copy the change and its NLRI,
    and the attribute set only when it is rewritten: the same result (tests/bgp/test_exabgp_launch.py compares
    both on every kind of change mcrd sends).
-
 3. Before an UPDATE is packed, its prefixes are sorted (`sorted(self.nlris)` in `Update._split_nlris`) by
    comparisons that each build two index strings, packing both prefixes: 2 n log n packs for n prefixes, half of
    ExaBGP's time in a py-spy profile of S2's withdrawal. Fix: sort them once by that same index first, so ExaBGP's
@@ -56,6 +55,9 @@ def poll_timeout(commands_queued: bool, sleeptime: int) -> int:
     return 0 if commands_queued else sleeptime
 
 
+_REWRITTEN = "_mcrd_next_hop_self"  # on a Neighbor: (source attribute set, packed next hop, rewritten set)
+
+
 def remove_self(neighbor: Any, change: Any) -> Any:
     """Fix 2: `Neighbor.remove_self` (the change as sent to `neighbor`, `next-hop self` resolved) without deepcopy.
 
@@ -92,8 +94,6 @@ def sort_by_index(nlris: list[Any]) -> list[Any]:
     """Fix 3: the order of `sorted(nlris)` (NLRI.__lt__ compares `index()`), with one `index()` per prefix."""
     return sorted(nlris, key=lambda nlri: nlri.index())
 
-
-_REWRITTEN = "_mcrd_next_hop_self"  # on a Neighbor: (source attribute set, packed next hop, rewritten set)
 
 
 def _shallow_copy(obj: Any) -> Any:

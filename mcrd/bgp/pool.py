@@ -91,20 +91,8 @@ class SpeakerPool:
         return all(speaker.alive for speaker in self.speakers)
 
     @property
-    def pids(self) -> list[int | None]:
-        return [speaker.pid for speaker in self.speakers]
-
-    @property
     def restarts(self) -> int:
         return sum(speaker.restarts for speaker in self.speakers)
-
-    @property
-    def commands_sent(self) -> int:
-        return sum(speaker.commands_sent for speaker in self.speakers)
-
-    @property
-    def command_errors(self) -> int:
-        return sum(speaker.command_errors for speaker in self.speakers)
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:

@@ -83,9 +83,6 @@ class ExaBgpSpeaker:
         tmp.replace(self._conf)
         self._secrets = [conn.password for _, _, conn in config.connections() if conn.password]
 
-    def holds(self, peer: str) -> bool:
-        return self._holds is None or self._holds(peer)
-
     def reconfigure(self, config: Config) -> None:
         self.write_config(config)
         if self._process is not None and self._process.returncode is None:
