@@ -14,6 +14,7 @@ Every expectation below is what MCR-SEMANTICS.md section 2 predicts; it is read 
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import signal
@@ -384,13 +385,11 @@ def test_killing_exabgp_heals(topo: Topology) -> None:
     after = session_counters(topo)
     # Only the sessions of the process that died were reset: with two processes, the other's stayed up throughout.
     held = {name for name, peer in SESSION_PEERS.items() if process_of(peer, topo.hub.exabgp_processes) == process}
-    changed = {name for name in before if before[name] != after[name]}
+    changed = resets(before, after)
     assert not changed - held, "sessions of an ExaBGP process that kept running were reset"
-    # FRR counts every establishment (BIRD's state time has a resolution of a second, too coarse to insist on).
-    assert held & FRR_SESSIONS <= changed
+    assert held <= changed, "sessions of the killed ExaBGP process were not reset"
 
 
-FRR_SESSIONS = {"aws4", "aws6", "onprem"}
 SESSION_PEERS = {  # session_counters' names -> the peer address, as mcrd keys the session
     "aws4": HUB["aws"][1], "aws6": HUB["aws"][3], "onprem": HUB["onprem"][1],
     "azure4": HUB["azure"][1], "azure6": HUB["azure"][3], "pub4": HUB["pub"][1], "pub6": HUB["pub"][3],
@@ -403,7 +402,9 @@ def session_counters(t: Topology) -> dict[str, object]:
         return peer.show_json(f"show bgp neighbors {neighbor} json")[neighbor]["connectionsEstablished"]
 
     def bird(peer: BirdPeer, protocol: str) -> object:
-        return peer.birdc("show", "protocols", protocol).stdout.splitlines()[-1].split()[3:5]
+        fields = peer.birdc("show", "protocols", protocol).stdout.splitlines()[-1].split()
+        stamp = f"{fields[4]} {fields[5]}" if "-" in fields[4] else f"1970-01-01 {fields[4]}"
+        return fields[3], datetime.datetime.fromisoformat(stamp).timestamp()
 
     return {
         "aws4": frr(t.aws, HUB["aws"][0]), "aws6": frr(t.aws, HUB["aws"][2]),
@@ -411,6 +412,17 @@ def session_counters(t: Topology) -> dict[str, object]:
         "azure4": bird(t.azure, "mcr4"), "azure6": bird(t.azure, "mcr6"),
         "pub4": bird(t.pub, "mcr4"), "pub6": bird(t.pub, "mcr6"),
     }
+
+
+def resets(before: dict[str, object], after: dict[str, object]) -> set[str]:
+    """The sessions reset between two `session_counters`. BIRD keeps a monotonic time and converts it to wall-clock
+    time when it prints it, so the same state change can print a millisecond apart: times within 50 ms are one."""
+    def same(a: object, b: object) -> bool:
+        if isinstance(a, tuple) and isinstance(b, tuple):
+            return bool(a[0] == b[0] and abs(a[1] - b[1]) < 0.05)
+        return a == b
+
+    return {name for name in before if not same(before[name], after[name])}
 
 
 def reload(t: Topology) -> None:
@@ -428,11 +440,11 @@ def test_sighup_changes_a_filter_without_resetting_sessions(topo: Topology) -> N
     expected = expected_v4(topo)
     expected["aws"][ONPREM_NET] = (mcr_path(ONPREM_AS), None, HUB["aws"][0])
     wait_rib(topo, expected)
-    assert session_counters(topo) == counters
+    assert not resets(counters, session_counters(topo))
     topo.hub.config.write_text(mcr_config(topo.lab))
     reload(topo)
     wait_rib(topo, expected_v4(topo))
-    assert session_counters(topo) == counters
+    assert not resets(counters, session_counters(topo))
 
 
 def test_sighup_with_a_broken_config_changes_nothing(topo: Topology) -> None:
@@ -445,7 +457,7 @@ def test_sighup_with_a_broken_config_changes_nothing(topo: Topology) -> None:
         assert "peerAsn: 4294967296 is out of range 1..4294967295" in problem
         assert problem.startswith(f"{topo.hub.config}:")
         wait_rib(topo, expected_v4(topo))
-        assert session_counters(topo) == counters
+        assert not resets(counters, session_counters(topo))
         assert topo.hub.kernel() == expected_kernel()
     finally:
         topo.hub.config.write_text(good)
