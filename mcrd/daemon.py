@@ -132,8 +132,7 @@ class Daemon:
         self._log_records(effects)
         self.events.emit_effects(effects, iso_utc(time.time()))
         # Routes an earlier run left in the kernel: kept if still wanted, replaced or removed if not.
-        result = await self.fib.reconcile(dict(self.processor.fib()))  # a copy: the worker thread reads it
-        self.log.info("kernel_reconciled", added=result.added, removed=result.removed, kept=result.kept)
+        await self._reconcile_kernel()
         self.speaker.write_config(config)
 
     async def _start_api(self) -> None:
@@ -190,6 +189,7 @@ class Daemon:
             commands: list[str] = []
             kernel: dict[str, FibNextHop | None] = {}
             round_effects: list[Effects] = []
+            kernel_routes = self.config.mcr.kernel_routes
             for item in batch:
                 for effects in self._handle(item):
                     round_effects.append(effects)
@@ -202,7 +202,9 @@ class Daemon:
                             kernel[prefix] = install.next_hop
             if commands:
                 self.speaker.send(commands)
-            if kernel:
+            if self.config.mcr.kernel_routes != kernel_routes:  # a reload turned mcr.kernelRoutes on or off
+                await self._reconcile_kernel()
+            elif kernel and kernel_routes:
                 await self._program_kernel(kernel)
             self.events.emit_effects(round_effects, iso_utc(time.time()))  # at most one routes message a round
             self.metrics.processing.observe(time.perf_counter() - started)
@@ -215,6 +217,13 @@ class Daemon:
             return [self.processor.handle(PeerDown(peer.key, item.reason), now)
                     for peer in self.processor.peers() if peer.up and item.holds(peer.key)]
         return [self.processor.handle(item, now)]
+
+    async def _reconcile_kernel(self) -> None:
+        """The kernel made to hold exactly the best routes, or none of mcrd's with `mcr.kernelRoutes: false`."""
+        wanted = dict(self.processor.fib()) if self.config.mcr.kernel_routes else {}  # a copy: the worker reads it
+        result = await self.fib.reconcile(wanted)
+        self.log.info("kernel_reconciled", added=result.added, removed=result.removed, kept=result.kept,
+                      kernel_routes=self.config.mcr.kernel_routes)
 
     async def _program_kernel(self, kernel: dict[str, FibNextHop | None]) -> None:
         groups: dict[FibNextHop, list[str]] = {}

@@ -34,8 +34,9 @@ def hub_ifname(run_id: str, spoke: Spoke) -> str:
     return f"{spoke.name}-{run_id}"
 
 
-def mcr_config(topo: Topology, run_id: str) -> str:
-    """The MCR config (JSON, which mcrd reads like YAML) of the hub."""
+def mcr_config(topo: Topology, run_id: str, *, fib: bool = True) -> str:
+    """The MCR config (JSON, which mcrd reads like YAML) of the hub. `fib=False`: `mcr.kernelRoutes: false`, which
+    mcrd applies itself and the BIRD and FRR translations follow (no kernel export)."""
     lists = []
     vxcs = []
     for spoke in topo.spokes:
@@ -56,7 +57,7 @@ def mcr_config(topo: Topology, run_id: str) -> str:
     config = {
         "mcr": {"productName": "bench-hub", "mcrAsn": HUB_ASN, "routerId": ROUTER_ID,
                 # the MCR's cap is 10,000 routes; S4 needs more (the issue: run it with mcr.maxRoutes raised)
-                "maxRoutes": max(10_000, topo.total_accepted + 100)},
+                "maxRoutes": max(10_000, topo.total_accepted + 100), "kernelRoutes": fib},
         "prefixFilterLists": lists,
         "vxcs": vxcs,
     }
@@ -114,7 +115,7 @@ def _bird_list_function(plist: PrefixFilterList) -> str:
     return "\n".join(lines)
 
 
-def bird_hub(config: Config, *, fib: bool = True, log: str = "stderr") -> str:
+def bird_hub(config: Config, *, log: str = "stderr") -> str:
     conns = _connections(config)
     asn = config.mcr.mcr_asn
     out = [
@@ -122,7 +123,7 @@ def bird_hub(config: Config, *, fib: bool = True, log: str = "stderr") -> str:
         f"router id {config.effective_router_id()};",
         "protocol device { scan time 10; }",
     ]
-    if fib:
+    if config.mcr.kernel_routes:  # mcr.kernelRoutes: false, as mcrd would
         out.append("protocol kernel fib4 { ipv4 { import none; export where source = RTS_BGP; }; }")
     used = {ref for c in conns for ref in (c.import_whitelist, c.import_blacklist, c.export_whitelist,
                                            c.export_blacklist) if ref is not None}
@@ -180,7 +181,7 @@ def _frr_prefix_list(plist: PrefixFilterList) -> list[str]:
     return lines
 
 
-def frr_hub(config: Config, *, fib: bool = True, hostname: str = "bench-hub") -> str:
+def frr_hub(config: Config, *, hostname: str = "bench-hub") -> str:
     conns = _connections(config)
     asn = config.mcr.mcr_asn
     out = ["frr defaults traditional", f"hostname {hostname}", "log stdout warnings", "!"]
@@ -235,7 +236,7 @@ def frr_hub(config: Config, *, fib: bool = True, hostname: str = "bench-hub") ->
         body.append("!")
         rm_out = route_map("mcr-out", body)
         neighbors.append((conn, rm_in, rm_out))
-    if not fib:
+    if not config.mcr.kernel_routes:
         out.append("bgp no-rib")  # a global command: bgpd keeps its routes out of zebra (and so the kernel)
     out += [
         f"router bgp {asn}",

@@ -113,15 +113,13 @@ class Hub:
 
 def start_hub(kind: str, lab: Lab, ns: Netns, topo: Topology, fib: bool, exabgp_cpu: str | None,
               args_env: list[str] = (), exabgp_processes: int = 1) -> Hub:  # type: ignore[assignment]
-    text = mcr_config(topo, lab.run_id)
+    text = mcr_config(topo, lab.run_id, fib=fib)
     config = load(text)
     work = lab.make_dir(f"hub-{kind}")
     (work / "mcrd.json").write_text(text)
     hub = Hub(kind, ns)
     if kind == "mcrd":
         extra_env = list(args_env)
-        if not fib:
-            extra_env.append("MCRD_BENCH_FIB=off")
         module = "bench.hub.mcrd_bench" if any(e.startswith("MCRD_BENCH_") for e in extra_env) else "mcrd"
         proc = ns.popen("env", f"PYTHONPATH={ROOT}", *extra_env, "taskset", "-c", HUB_CPU, sys.executable, "-m", module,
                         "run", "-c", str(work / "mcrd.json"), "--log-format", "json", "--log-level", "info",
@@ -134,13 +132,13 @@ def start_hub(kind: str, lab: Lab, ns: Netns, topo: Topology, fib: bool, exabgp_
         hub.info["exabgp_env"] = extra_env
     elif kind == "bird":
         conf = work / "bird.conf"
-        conf.write_text(bird_hub(config, fib=fib))
+        conf.write_text(bird_hub(config))
         sock = work / "bird.ctl"
         proc = ns.popen("taskset", "-c", HUB_CPU, "bird", "-f", "-c", str(conf), "-s", str(sock), label="bird-hub")
         poll(lambda: sock.exists(), 15, "hub BIRD control socket")
         hub.roots = [proc.pid]
     elif kind == "frr":
-        frr = FrrPeer(ns, HUB_ASN, str(config.effective_router_id()), frr_hub(config, fib=fib))
+        frr = FrrPeer(ns, HUB_ASN, str(config.effective_router_id()), frr_hub(config))
         for proc in (frr.zebra, frr.bgpd):
             subprocess.run(["taskset", "-a", "-p", "-c", HUB_CPU, str(proc.pid)], check=True, capture_output=True)
         hub.roots = [frr.zebra.pid, frr.bgpd.pid]

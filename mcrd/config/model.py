@@ -318,6 +318,8 @@ class Mcr(_Model):
     # mcrd extensions
     max_routes: Annotated[int, _int_in(1, 10_000_000)] = DEFAULT_MAX_ROUTES
     advertise_connected: StrictBool = False
+    # false: best routes stay out of the kernel (a BGP-only lab; packets do not cross the hub)
+    kernel_routes: StrictBool = True
 
 
 class Api(_Model):

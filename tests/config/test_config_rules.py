@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from mcrd.config.load import parse_config
+
 from .config_testlib import (
     INTERFACE,
     INTERFACE_PATH,
@@ -50,6 +52,14 @@ def test_a_string_where_an_integer_is_expected() -> None:
 def test_booleans_are_strict(value: str, shown: str) -> None:
     text = session_1_with(f"bfdEnabled: {value}")
     assert problem(text) == f"t.yaml:24: {S1}.bfdEnabled: {shown} is not true or false"
+
+
+def test_kernel_routes_is_a_boolean_that_defaults_to_on() -> None:
+    assert parse_config(TWO_SESSIONS, "t.yaml").mcr.kernel_routes is True
+    off = set_line(TWO_SESSIONS, 1, "mcr: {productName: t, kernelRoutes: false}")
+    assert parse_config(off, "t.yaml").mcr.kernel_routes is False
+    text = set_line(TWO_SESSIONS, 1, "mcr: {productName: t, kernelRoutes: off}")
+    assert problem(text) == "t.yaml:1: mcr.kernelRoutes: 'off' is not true or false"
 
 
 def test_a_mapping_where_a_list_is_expected() -> None:

@@ -67,9 +67,9 @@ HUB: dict[str, tuple[str, str, str, str]] = {  # hub side, peer side of each lin
 }
 
 
-def mcr_config(lab: Lab, *, aws_export: list[str] | None = None) -> str:
+def mcr_config(lab: Lab, *, aws_export: list[str] | None = None, kernel_routes: bool = True) -> str:
     """The MCR config of the lab (JSON, which mcrd reads like YAML); `aws_export` changes the AWS export permit
-    list (for the reload test)."""
+    list (for the reload test), `kernel_routes` the mcrd extension `mcr.kernelRoutes`."""
 
     def plist(list_id: int, name: str, prefixes: list[str]) -> dict[str, Any]:
         entries = [{"action": "permit", "prefix": p, "le": 16} for p in prefixes]
@@ -88,7 +88,7 @@ def mcr_config(lab: Lab, *, aws_export: list[str] | None = None) -> str:
         return {"productName": f"{name}-vxc", "interface": lab.ifname(name), "vrouter": {"interfaces": [interface]}}
 
     config = {
-        "mcr": {"productName": "lab-mcr", "mcrAsn": MCR_AS, "routerId": "10.255.0.1"},
+        "mcr": {"productName": "lab-mcr", "mcrAsn": MCR_AS, "routerId": "10.255.0.1", "kernelRoutes": kernel_routes},
         "prefixFilterLists": [
             plist(1, "aws-vpcs", VPCS), plist(2, "to-aws", aws_export or [VNET]), plist(3, "azure-vnet", [VNET]),
         ],
@@ -461,6 +461,30 @@ def test_sighup_with_a_broken_config_changes_nothing(topo: Topology) -> None:
         assert topo.hub.kernel() == expected_kernel()
     finally:
         topo.hub.config.write_text(good)
+
+
+def test_kernel_routes_off_keeps_bgp_and_empties_the_kernel_then_on_fills_it(topo: Topology) -> None:
+    counters = session_counters(topo)
+    good = topo.hub.config.read_text()
+    try:
+        topo.hub.config.write_text(mcr_config(topo.lab, kernel_routes=False))
+        reload(topo)
+        poll(topo.hub.kernel, TIMEOUT, "hub kernel without mcrd's routes", until=lambda got: got == {})
+        wait_rib(topo, expected_v4(topo))  # BGP goes on: every peer keeps exactly its routes
+        # A change while off reaches the peers and stays out of the kernel.
+        topo.onprem.configure("router bgp 65010", "address-family ipv4 unicast", "network 100.99.0.0/24")
+        want = expected_v4(topo)["pub"] | {"100.99.0.0/24": (mcr_path(ONPREM_AS), None, HUB["pub"][0])}
+        wait_peer_rib("pub", topo.pub, want)
+        # The kernel is programmed after the commands of the same round are sent, well within 0.5 s.
+        assert_stays(lambda: topo.hub.kernel() == {}, 0.5, "hub kernel stays without mcrd's routes")
+    finally:
+        topo.hub.config.write_text(good)
+        reload(topo)
+    poll(topo.hub.kernel, TIMEOUT, "hub kernel with mcrd's routes again",
+         until=lambda got: got == {**expected_kernel(), "100.99.0.0/24": HUB["onprem"][1]})
+    topo.onprem.configure("router bgp 65010", "address-family ipv4 unicast", "no network 100.99.0.0/24")
+    poll(topo.hub.kernel, TIMEOUT, "hub kernel as before", until=lambda got: got == expected_kernel())
+    assert not resets(counters, session_counters(topo))
 
 
 def test_no_log_line_shows_a_password(topo: Topology) -> None:
