@@ -7,8 +7,6 @@ unset runs ExaBGP stock. mcrd itself always starts ExaBGP with all of them (`pyt
 from __future__ import annotations
 
 import os
-import runpy
-import sys
 
 from mcrd.bgp import exabgp_launch
 
@@ -16,5 +14,4 @@ if __name__ == "__main__":
     chosen = [name for name in os.environ.get("EXABGP_BENCH_FIXES", "").split(",") if name]
     if chosen:
         exabgp_launch.apply(chosen)
-    sys.argv[0] = "exabgp"
-    runpy.run_module("exabgp", run_name="__main__", alter_sys=True)
+    exabgp_launch.run_exabgp()

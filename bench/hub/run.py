@@ -219,39 +219,25 @@ def run_once(args: argparse.Namespace, run: int) -> dict[str, Any]:
         sampler.start()
         sampler.sample()
         monitor.set_target(kernel_target)
-        if args.profile:
-            row["profiles"] = start_profiles(args, hub, "announce")
+        profiles = start_profiles(args, hub, "announce") if args.profile else []
 
         # --- announce -----------------------------------------------------------------------------------------
         cpu0 = sampler.cpu()
-        t0 = time.time()
-        for c in ctls:
-            c.send("enable gen")
-        for c in ctls:
-            c.reply()
-        ann = converge_announce(args, ctls, topo, expected, monitor, fib, t0)
-        cpu1 = sampler.cpu()
-        row.update(ann)
-        row["cpu_announce_s"] = round(cpu1 - cpu0, 2)
+        t0 = signal_spokes(ctls, "enable gen")
+        row.update(converge_announce(args, ctls, topo, expected, monitor, fib, t0))
+        row["cpu_announce_s"] = round(sampler.cpu() - cpu0, 2)
         row["rss_peak_announce_mib"] = round(sampler.peak / 2**20, 1)
-        if args.profile:
-            row["profiles"] = stop_profiles(row.get("profiles", []))
+        finished = stop_profiles(profiles)
         time.sleep(args.settle)
 
         # --- withdraw -----------------------------------------------------------------------------------------
         monitor.set_target({})
-        if args.profile:
-            profiles = start_profiles(args, hub, "withdraw")
+        profiles = start_profiles(args, hub, "withdraw") if args.profile else []
         cpu2 = sampler.cpu()
-        t1 = time.time()
-        for c in ctls:
-            c.send("disable gen")
-        for c in ctls:
-            c.reply()
-        wd = converge_withdraw(args, ctls, monitor, fib, t1)
-        row.update(wd)
+        t1 = signal_spokes(ctls, "disable gen")
+        row.update(converge_withdraw(args, ctls, monitor, fib, t1))
         if args.profile:
-            row["profiles"] += stop_profiles(profiles)
+            row["profiles"] = finished + stop_profiles(profiles)
         row["cpu_withdraw_s"] = round(sampler.cpu() - cpu2, 2)
         row["cpu_total_s"] = round(sampler.cpu(), 2)  # since the hub started (sessions and idle included)
         row["rss_peak_mib"] = round(sampler.peak / 2**20, 1)
@@ -394,6 +380,16 @@ def _diff(got: set[str], want: set[str]) -> str:
 
 
 # --- py-spy --------------------------------------------------------------------------------------------------------
+
+
+def signal_spokes(ctls: list[BirdCtl], command: str) -> float:
+    """`command` on every spoke BIRD at once (all sent, then all answers read); returns the time it was sent."""
+    sent = time.time()
+    for c in ctls:
+        c.send(command)
+    for c in ctls:
+        c.reply()
+    return sent
 
 
 def start_profiles(args: argparse.Namespace, hub: Hub, phase: str) -> list[dict[str, Any]]:

@@ -38,22 +38,18 @@ def load(paths: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def fmt(values: list[float]) -> str:
+def fmt(values: list[float], spec: str = ".3g") -> str:
+    """Median (min-max) of `values`, each written with the format `spec`."""
     if not values:
         return "-"
     med = statistics.median(values)
     if len(values) == 1:
-        return f"{med:.3g}"
-    return f"{med:.3g} ({min(values):.3g}-{max(values):.3g})"
+        return f"{med:{spec}}"
+    return f"{med:{spec}} ({min(values):{spec}}-{max(values):{spec}})"
 
 
 def fmt_int(values: list[float]) -> str:
-    if not values:
-        return "-"
-    med = statistics.median(values)
-    if len(values) == 1:
-        return f"{med:,.0f}"
-    return f"{med:,.0f} ({min(values):,.0f}-{max(values):,.0f})"
+    return fmt(values, ",.0f")
 
 
 def ratio(a: list[float], b: list[float]) -> str:

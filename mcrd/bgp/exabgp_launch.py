@@ -24,6 +24,7 @@ All three replace a method of ExaBGP's own classes, so they are applied only to 
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import runpy
 import sys
@@ -66,8 +67,6 @@ def remove_self(neighbor: Any, change: Any) -> Any:
     command share one attribute set (ExaBGP's parser makes one), so each session keeps the rewritten copy of the
     last set it saw and reuses it: one copy and one index per session and command instead of one per prefix.
     """
-    from exabgp.bgp.message.update.attribute import Attribute, NextHop  # type: ignore[import-untyped]
-
     result = _shallow_copy(change)
     result.nlri = _shallow_copy(change.nlri)
     if not result.nlri.nexthop.SELF:
@@ -75,19 +74,28 @@ def remove_self(neighbor: Any, change: Any) -> Any:
     neighbor_self = neighbor.ip_self(result.nlri.afi)
     result.nlri.nexthop = neighbor_self
     source = change.attributes
-    if Attribute.CODE.NEXT_HOP in source:
+    next_hop_code, next_hop_class = _next_hop_classes()
+    if next_hop_code in source:
         packed = neighbor_self.pack()
         cached = getattr(neighbor, _REWRITTEN, None)
         if cached is not None and cached[0] is source and cached[1] == packed:
             result.attributes = cached[2]
         else:
             attributes = copy.copy(source)
-            attributes[Attribute.CODE.NEXT_HOP] = NextHop(str(neighbor_self), packed)
+            attributes[next_hop_code] = next_hop_class(str(neighbor_self), packed)
             # The copy took the source's text caches, which name the old next hop.
             attributes._str, attributes._idx, attributes._json, attributes._dict = "", "", "", {}
             setattr(neighbor, _REWRITTEN, (source, packed, attributes))
             result.attributes = attributes
     return result
+
+
+@functools.cache
+def _next_hop_classes() -> tuple[int, Any]:
+    """ExaBGP's NEXT_HOP code and class, imported once: the daemon that imports this module never loads them."""
+    from exabgp.bgp.message.update.attribute import Attribute, NextHop  # type: ignore[import-untyped]
+
+    return Attribute.CODE.NEXT_HOP, NextHop
 
 
 def sort_by_index(nlris: list[Any]) -> list[Any]:
@@ -147,6 +155,11 @@ def main() -> None:
         apply()
     except Exception as exc:  # a fix that cannot be installed must not stop ExaBGP: it runs stock instead
         sys.stderr.write(f"mcrd: ExaBGP runs without mcrd's fixes, installing them failed: {exc!r}\n")
+    run_exabgp()
+
+
+def run_exabgp() -> None:
+    """ExaBGP's own command line (`exabgp server CONF`), in this process, with what `apply()` installed."""
     sys.argv[0] = "exabgp"
     runpy.run_module("exabgp", run_name="__main__", alter_sys=True)
 

@@ -47,12 +47,14 @@ class SpeakerPool:
         self.processes = processes
         self.speakers: list[ExaBgpSpeaker] = []
         for index in range(processes):
-            directory = state_dir if processes == 1 else state_dir / f"exabgp{index}"
+            if processes == 1:  # exactly a lone speaker: its files, its log lines, every session
+                directory, process_log, holds = state_dir, log, None
+            else:
+                directory, process_log = state_dir / f"exabgp{index}", log.bind(exabgp_process=index)
+                holds = self._holder(index)
             directory.mkdir(mode=0o700, exist_ok=True)
-            holds = None if processes == 1 else self._holder(index)
-            self.speakers.append(ExaBgpSpeaker(
-                directory, on_message, self._lost_handler(on_lost, holds), log if processes == 1 else
-                log.bind(exabgp_process=index), holds=holds, **speaker_options))
+            self.speakers.append(ExaBgpSpeaker(directory, on_message, self._lost_handler(on_lost, holds), process_log,
+                                               holds=holds, **speaker_options))
 
     def process_of(self, peer: str) -> int:
         return process_of(peer, self.processes)
