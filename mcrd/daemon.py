@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mcrd.bgp.commands import effects_commands
+from mcrd.bgp.holds import INTERFACE, Holds
 from mcrd.bgp.messages import Ack, Ignored, Malformed, Notification, Parsed
 from mcrd.bgp.pool import SpeakerPool
 from mcrd.config.diff import change_problems
@@ -23,6 +24,8 @@ from mcrd.config.model import Config
 from mcrd.events import Events, iso_utc
 from mcrd.fib.worker import FibWorker
 from mcrd.iface.links import InterfaceManager
+from mcrd.iface.monitor import LinkMonitor
+from mcrd.iface.tracking import LinkSnapshot, session_faults, vxc_link_states
 from mcrd.lg.configapi import ConfigOutcome
 from mcrd.lg.http import ApiServer
 from mcrd.lg.metrics import DaemonMetrics
@@ -37,7 +40,7 @@ from mcrd.rib.effects import (
     RouteLimitReached,
     SessionChanged,
 )
-from mcrd.rib.events import ConfigChanged, Event, PeerDown
+from mcrd.rib.events import ConfigChanged, EndOfRib, Event, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
 from mcrd.rib.processor import RouteProcessor
 
 BATCH = 512  # queued items handled in one round before commands and kernel changes go out
@@ -59,7 +62,14 @@ class SpeakerLost:
     holds: Callable[[str], bool]  # the sessions of the ExaBGP process that died (peer address -> bool)
 
 
-Item = Event | Reload | SpeakerLost
+@dataclass(frozen=True, slots=True)
+class LinksChanged:
+    """The kernel's links and addresses changed (mcrd.iface.monitor)."""
+
+    snapshot: LinkSnapshot
+
+
+Item = Event | Reload | SpeakerLost | LinksChanged
 
 
 class StartupError(Exception):
@@ -80,6 +90,13 @@ class Daemon:
                                    processes=exabgp_processes)
         self.fib = FibWorker()
         self.interfaces = InterfaceManager(self.log)
+        # Interface tracking: sessions held down while their link is down (and, with BFD, while BFD is Down).
+        self.holds = Holds()
+        self.links = LinkSnapshot()
+        self.link_monitor = LinkMonitor(lambda snapshot: self.queue.put_nowait(LinksChanged(snapshot)), self.log)
+        self._link_states: dict[str, tuple[str, str]] = {}  # layer-3 device -> (VXC, fault or "")
+        self._held_down: frozenset[str] = frozenset()  # what ExaBGP's configuration leaves out
+        self._kernel_resync = False  # a link came back: the kernel flushed routes through it while it was down
         self.stopping = asyncio.Event()
         self.ready = asyncio.Event()  # set once the kernel is reconciled and ExaBGP is started
         self.fib_errors = 0
@@ -128,12 +145,16 @@ class Daemon:
                       connections=len(config.connections()))
         await self.fib.start()
         await self.interfaces.apply(config)
-        effects = self.processor.handle(ConfigChanged(config), time.time())
-        self._log_records(effects)
-        self.events.emit_effects(effects, iso_utc(time.time()))
+        self.links = await self.link_monitor.start()
+        now = time.time()
+        effects = [self.processor.handle(ConfigChanged(config), now), *self._track_links(now)]
+        for each in effects:
+            self._log_records(each)
+        self.events.emit_effects(effects, iso_utc(now))
         # Routes an earlier run left in the kernel: kept if still wanted, replaced or removed if not.
         await self._reconcile_kernel()
-        self.speaker.write_config(config)
+        self._held_down = self.holds.excluded()
+        self.speaker.write_config(config, held_down=self._held_down)
 
     async def _start_api(self) -> None:
         listen = self.config.api.listen
@@ -151,6 +172,8 @@ class Daemon:
             await self.api.stop()
         with contextlib.suppress(Exception):
             await self.speaker.stop()
+        with contextlib.suppress(Exception):
+            await self.link_monitor.close()
         try:
             result = await self.fib.flush()
             self.log.info("kernel_routes_removed", count=result.removed, errors=[str(e) for e in result.errors])
@@ -202,8 +225,10 @@ class Daemon:
                             kernel[prefix] = install.next_hop
             if commands:
                 self.speaker.send(commands)
-            if self.config.mcr.kernel_routes != kernel_routes:  # a reload turned mcr.kernelRoutes on or off
-                await self._reconcile_kernel()
+            self._apply_holds()
+            resync, self._kernel_resync = self._kernel_resync, False
+            if self.config.mcr.kernel_routes != kernel_routes or resync:  # kernelRoutes turned on or off, or a link
+                await self._reconcile_kernel()                             # back up (the kernel dropped its routes)
             elif kernel and kernel_routes:
                 await self._program_kernel(kernel)
             self.events.emit_effects(round_effects, iso_utc(time.time()))  # at most one routes message a round
@@ -214,9 +239,61 @@ class Daemon:
         if isinstance(item, Reload):
             return self._reload(item, now)
         if isinstance(item, SpeakerLost):
+            peers = [peer.key for peer in self.processor.peers() if item.holds(peer.key)]
+            self.holds.exabgp_lost(peers)
             return [self.processor.handle(PeerDown(peer.key, item.reason), now)
                     for peer in self.processor.peers() if peer.up and item.holds(peer.key)]
+        if isinstance(item, LinksChanged):
+            self.links = item.snapshot
+            return self._track_links(now)
+        if isinstance(item, PeerDown):
+            self.holds.exabgp_down(item.peer)
+        elif isinstance(item, PeerUp):
+            self.holds.exabgp_up(item.peer)
+            if self.holds.drops(item.peer):  # up just before ExaBGP's reload removed it: it stays down
+                self.log.info("session_up_ignored", peer=item.peer, why=self.holds.why(item.peer) or
+                              "held down until ExaBGP closes the session")
+                return []
+        elif isinstance(item, RoutesAnnounced | RoutesWithdrawn | EndOfRib) and self.holds.drops(item.peer):
+            return []
         return [self.processor.handle(item, now)]
+
+    # --- sessions held down -------------------------------------------------------------------------------------
+
+    def _track_links(self, now: float) -> list[Effects]:
+        """Hold down the sessions whose link is down or lost its address, release the others (MCR-SEMANTICS.md 2.7);
+        log and publish each VXC device going down or coming back."""
+        states = vxc_link_states(self.config, self.links)
+        for ifname, (vxc, fault) in states.items():
+            before = self._link_states.get(ifname)
+            if before is not None and bool(before[1]) == bool(fault):
+                continue
+            if fault:
+                self.log.warning("interface_down", interface=ifname, vxc=vxc, reason=fault)
+            elif before is not None:
+                self.log.info("interface_up", interface=ifname, vxc=vxc)
+                self._kernel_resync = True
+            if before is not None or fault:
+                self.events.emit_interface(ifname, vxc, fault, iso_utc(now))
+        self._link_states = states
+        faults = session_faults(self.config, self.links)
+        effects = []
+        for peer, why in faults.items():
+            if self.holds.hold(peer, INTERFACE, why):
+                self.log.warning("session_held_down", peer=peer, reason=why)
+                effects.append(self.processor.handle(PeerDown(peer, why), now))
+        for peer in self.holds.held_for(INTERFACE):
+            if peer not in faults and self.holds.release(peer, INTERFACE):
+                self.log.info("session_released", peer=peer, cause=INTERFACE)
+                self._kernel_resync = True  # an address or link back: routes through it may be gone from the kernel
+        return effects
+
+    def _apply_holds(self) -> None:
+        """ExaBGP's configuration made to leave out exactly the sessions held down (a reload when that changed)."""
+        excluded = self.holds.excluded()
+        if excluded != self._held_down:
+            self._held_down = excluded
+            self.speaker.reconfigure(self.config, held_down=excluded)
 
     async def _reconcile_kernel(self) -> None:
         """The kernel made to hold exactly the best routes, or none of mcrd's with `mcr.kernelRoutes: false`."""
@@ -260,13 +337,16 @@ class Daemon:
         REDACTOR.set(_secrets(new))
         self.events.update(new)
         effects = self.processor.handle(ConfigChanged(new), now)
-        self.speaker.reconfigure(new)
+        self.holds.forget(str(conn.peer_ip_address) for _, _, conn in new.connections())
+        held = self._track_links(now)
+        self._held_down = self.holds.excluded()
+        self.speaker.reconfigure(new, held_down=self._held_down)
         self.interfaces.update(new)
         self.log.info("config_reloaded", config=source)
         self.metrics.config_reloads.labels("applied").inc()
         applied = next((r for r in effects.records if isinstance(r, ConfigApplied)), None)
         _settle(reload, ConfigOutcome(applied=applied))
-        return [effects]
+        return [effects, *held]
 
     def _reject(self, reload: Reload, source: str, problems: list[ConfigProblem]) -> list[Effects]:
         for problem in problems:

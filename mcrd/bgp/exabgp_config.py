@@ -1,19 +1,22 @@
-"""Render the ExaBGP configuration for a config: one neighbor per BGP connection that is not shut down."""
+"""Render the ExaBGP configuration for a config: one neighbor per BGP connection that is not shut down and not held
+down (interface or BFD down, mcrd.bgp.holds)."""
 
 from __future__ import annotations
 
 import base64
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from mcrd.config.model import Config
 
 PROCESS_NAME = "mcrd"
 
 
-def render(config: Config, api_command: Sequence[str], holds: Callable[[str], bool] | None = None) -> str:
+def render(config: Config, api_command: Sequence[str], holds: Callable[[str], bool] | None = None,
+           held_down: Collection[str] = frozenset()) -> str:
     """`api_command` runs the bridge that connects ExaBGP's API to the daemon. `holds(peer address)`: the sessions
-    this ExaBGP process has, when there are several (all by default)."""
+    this ExaBGP process has, when there are several (all by default). `held_down`: peer addresses left out (ExaBGP
+    closes a neighbor removed at a reload and does not try it again until it is back)."""
     router_id = config.effective_router_id()
     lines = [
         f"process {PROCESS_NAME} {{",
@@ -23,7 +26,8 @@ def render(config: Config, api_command: Sequence[str], holds: Callable[[str], bo
         "",
     ]
     for vxc, _, conn in config.connections():
-        if config.shutdown(vxc, conn) or (holds is not None and not holds(str(conn.peer_ip_address))):
+        peer = str(conn.peer_ip_address)
+        if config.shutdown(vxc, conn) or peer in held_down or (holds is not None and not holds(peer)):
             continue
         family = "ipv4" if conn.peer_ip_address.version == 4 else "ipv6"
         lines += [

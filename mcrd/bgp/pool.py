@@ -69,12 +69,18 @@ class SpeakerPool:
 
     # --- what the daemon uses, as on one speaker ---------------------------------------------------------------
 
-    def write_config(self, config: Config) -> None:
+    def write_config(self, config: Config, held_down: frozenset[str] | None = None) -> None:
         for speaker in self.speakers:
+            if held_down is not None:
+                speaker.held_down = held_down
             speaker.write_config(config)
 
-    def reconfigure(self, config: Config) -> None:
+    def reconfigure(self, config: Config, held_down: frozenset[str] | None = None) -> None:
+        """Apply `config`; `held_down`, when given, replaces the peers left out (only the processes whose
+        configuration changed reload)."""
         for speaker in self.speakers:
+            if held_down is not None:
+                speaker.held_down = held_down
             speaker.reconfigure(config)
 
     def send(self, commands: Iterable[str]) -> None:

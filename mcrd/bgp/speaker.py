@@ -65,6 +65,8 @@ class ExaBgpSpeaker:
         self._stopping = False
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=20)
         self._secrets: list[str] = []
+        self._written = ""  # the configuration last written
+        self.held_down: frozenset[str] = frozenset()  # peers left out of the configuration (mcrd.bgp.holds)
         self._announce_fixes = False  # known in run(): whether ExaBGP starts with exabgp_launch's fixes
         self.restarts = 0
         self.commands_sent = 0
@@ -72,20 +74,26 @@ class ExaBgpSpeaker:
 
     # --- public -----------------------------------------------------------------------------------------------
 
-    def write_config(self, config: Config) -> None:
+    def write_config(self, config: Config) -> bool:
+        """Write ExaBGP's configuration; False when it is the same as the one written last (nothing written)."""
         bridge = [sys.executable, "-m", "mcrd.bgp.bridge", str(self._socket)]
-        text = exabgp_config.render(config, bridge, self._holds)
+        text = exabgp_config.render(config, bridge, self._holds, self.held_down)
+        self._secrets = [conn.password for _, _, conn in config.connections() if conn.password]
+        if text == self._written:
+            return False
         tmp = self._conf.with_suffix(".tmp")
         # The file holds MD5 keys: readable by root only.
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
         tmp.replace(self._conf)
-        self._secrets = [conn.password for _, _, conn in config.connections() if conn.password]
+        self._written = text
+        return True
 
     def reconfigure(self, config: Config) -> None:
-        self.write_config(config)
-        if self._process is not None and self._process.returncode is None:
+        """Apply `config` (and `held_down`) to the running ExaBGP: a reload (SIGUSR1) when its configuration
+        changed."""
+        if self.write_config(config) and self._process is not None and self._process.returncode is None:
             self._process.send_signal(signal.SIGUSR1)
 
     def send(self, commands: Iterable[str]) -> None:

@@ -29,7 +29,8 @@ ROUTES = "routes"
 CONFIG = "config"
 EXABGP = "exabgp"
 ROUTE_LIMIT = "route-limit"
-SUFFIXES = (SESSION, ROUTES, CONFIG, EXABGP, ROUTE_LIMIT)
+INTERFACE = "interface"
+SUFFIXES = (SESSION, ROUTES, CONFIG, EXABGP, ROUTE_LIMIT, INTERFACE)
 
 # Config fields whose value is a secret: a problem about one never quotes the value.
 SECRET_FIELDS = frozenset({"password", "token"})
@@ -240,3 +241,10 @@ def exabgp_restart_message(
     payload = _base(EXABGP, mcr, timestamp)
     payload.update(event="restart", reason=redact(reason, secrets), restarts=restarts)
     return EXABGP, payload
+
+
+def interface_message(ifname: str, vxc: str, fault: str, *, mcr: str, timestamp: str) -> Message:
+    """A VXC's Linux device went down (`fault` says why) or came back (`fault` empty): its sessions follow."""
+    payload = _base(INTERFACE, mcr, timestamp)
+    payload.update(interface=ifname, vxc=vxc, state="DOWN" if fault else "UP", reason=fault or None)
+    return INTERFACE, payload

@@ -101,6 +101,11 @@ class Events:
         self._publisher.publish(*payloads.exabgp_restart_message(reason, restarts, mcr=self._mcr,
                                                                  timestamp=now_iso, secrets=self._secrets))
 
+    def emit_interface(self, ifname: str, vxc: str, fault: str, now_iso: str) -> None:
+        if self._publisher is None:
+            return
+        self._publisher.publish(*payloads.interface_message(ifname, vxc, fault, mcr=self._mcr, timestamp=now_iso))
+
     # --- reload ----------------------------------------------------------------------------------------------------
 
     def update(self, config: Config) -> None:

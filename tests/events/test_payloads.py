@@ -17,6 +17,7 @@ from mcrd.events.payloads import (
     config_rejected_message,
     effects_messages,
     exabgp_restart_message,
+    interface_message,
     iso_utc,
     problem_line,
     routes_message,
@@ -56,7 +57,8 @@ def test_every_payload_has_type_mcr_and_timestamp() -> None:
                  RouteLimitReached(10, 1, 1)),
     )
     out = [*messages(rounds), config_rejected_message([], mcr=MCR, timestamp=TS),
-           exabgp_restart_message("ExaBGP exited with status 1", 1, mcr=MCR, timestamp=TS)]
+           exabgp_restart_message("ExaBGP exited with status 1", 1, mcr=MCR, timestamp=TS),
+           interface_message("eth1", "aws-vxc", "interface eth1 is administratively down", mcr=MCR, timestamp=TS)]
     assert {suffix for suffix, _ in out} == set(payloads.SUFFIXES)
     for suffix, payload in out:
         assert payload["type"] == suffix
@@ -307,7 +309,8 @@ def test_docs_examples_have_the_fields_the_code_sends() -> None:
         records=(SessionChanged("10.0.1.2", "vxc1", "UP"), ConfigApplied(("10.0.1.2",), (), ()),
                  RouteLimitReached(10, 1, 1), ReceivedChanged("10.0.1.2", ("192.0.2.0/24",), (), 0)))
     produced = [*messages(effects), config_rejected_message([], mcr=MCR, timestamp=TS),
-                exabgp_restart_message("x", 1, mcr=MCR, timestamp=TS)]
+                exabgp_restart_message("x", 1, mcr=MCR, timestamp=TS),
+                interface_message("eth1", "aws-vxc", "interface eth1 is administratively down", mcr=MCR, timestamp=TS)]
     for suffix, payload in produced:
         documented = examples.get(suffix, [])
         assert documented, f"no example for {suffix} in docs/events.md"
