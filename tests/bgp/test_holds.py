@@ -11,9 +11,11 @@ def test_a_session_is_held_while_any_cause_remains() -> None:
     assert not holds.hold("10.0.1.2", BFD, "BFD down")  # already down
     assert holds.why("10.0.1.2") == "eth1 down; BFD down"
     assert not holds.release("10.0.1.2", INTERFACE)
-    assert holds.held("10.0.1.2") and holds.excluded() == {"10.0.1.2"}
+    assert holds.held("10.0.1.2")
+    assert holds.excluded() == {"10.0.1.2"}
     assert holds.release("10.0.1.2", BFD)
-    assert not holds.held("10.0.1.2") and holds.excluded() == frozenset()
+    assert not holds.held("10.0.1.2")
+    assert holds.excluded() == frozenset()
     assert not holds.release("10.0.1.2", BFD)  # nothing to release
 
 
@@ -33,7 +35,8 @@ def test_a_release_before_exabgp_closed_the_session_waits_for_its_down() -> None
     assert holds.excluded() == {"10.0.1.2"}  # left out until ExaBGP says the old session is down
     assert holds.drops("10.0.1.2")
     holds.exabgp_down("10.0.1.2")
-    assert holds.excluded() == frozenset() and not holds.drops("10.0.1.2")
+    assert holds.excluded() == frozenset()
+    assert not holds.drops("10.0.1.2")
 
 
 def test_a_session_exabgp_never_had_up_is_released_at_once() -> None:
@@ -53,4 +56,5 @@ def test_exabgp_lost_and_forgotten_peers() -> None:
     assert holds.excluded() == {"10.0.2.2"}
     holds.hold("10.0.3.2", INTERFACE, "eth3 down")
     holds.forget(["10.0.1.2"])  # a reload removed the other two
-    assert holds.excluded() == frozenset() and holds.held_for(INTERFACE) == {}
+    assert holds.excluded() == frozenset()
+    assert holds.held_for(INTERFACE) == {}
