@@ -115,12 +115,17 @@ def expected_kernel() -> dict[str, str]:
     return {AWS_NET: LINKS["aws"][1], AZURE_NET: LINKS["azure"][1], ONPREM_NET: LINKS["onprem"][1]}
 
 
+def wait_learned(name: str, peer: FrrPeer | BirdPeer) -> None:
+    poll(lambda: learned(peer), TIMEOUT, f"{name}'s RIB", until=lambda got: got == EXPECTED[name])
+
+
 def wait_steady(t: Topology) -> None:
     t.aws.wait_established(LINKS["aws"][0], TIMEOUT)
     t.onprem.wait_established(LINKS["onprem"][0], TIMEOUT)
     t.azure.wait_established("mcr", TIMEOUT)
-    for name, peer in (("aws", t.aws), ("azure", t.azure), ("onprem", t.onprem)):
-        poll(lambda peer=peer: learned(peer), TIMEOUT, f"{name}'s RIB", until=lambda got, n=name: got == EXPECTED[n])
+    peers: dict[str, FrrPeer | BirdPeer] = {"aws": t.aws, "azure": t.azure, "onprem": t.onprem}
+    for name, peer in peers.items():
+        wait_learned(name, peer)
     poll(t.hub.kernel, TIMEOUT, "hub kernel", until=lambda got: got == expected_kernel())
 
 
