@@ -883,9 +883,15 @@ def frr_config(
 
 
 class FrrPeer(BgpPeer):
-    """FRR (zebra + bgpd, foreground, ``-u frr -g frr``) in a namespace, driven through ``vtysh --vty_socket DIR``."""
+    """FRR (zebra + bgpd, foreground, ``-u frr -g frr``) in a namespace, driven through ``vtysh --vty_socket DIR``.
 
-    def __init__(self, ns: Netns, asn: int, router_id: str, config_text: str, *, timeout: float = 15.0) -> None:
+    ``bfdd``: the config of an FRR bfdd to start as well (e.g. ``"bfd\n peer 192.0.2.1\n !\n!\n"``; ``""`` starts it
+    without sessions, for ``neighbor X bfd`` in bgpd's config).  It gets its own control socket in the run directory.
+    """
+
+    def __init__(
+        self, ns: Netns, asn: int, router_id: str, config_text: str, *, timeout: float = 15.0, bfdd: str | None = None
+    ) -> None:
         if not re.search(rf"^router bgp {asn}\b", config_text, re.M):
             raise ValueError(f"config has no 'router bgp {asn}'")
         self.ns = ns
@@ -908,6 +914,15 @@ class FrrPeer(BgpPeer):
         )
         poll(lambda: _check_alive(self.zebra, lab, "zebra") and self.zserv.exists(), timeout,
              f"{ns.name}: zebra did not open {self.zserv}")
+        self.bfdd: subprocess.Popen[bytes] | None = None
+        if bfdd is not None:
+            self.bfdd_conf = self.dir / "bfdd.conf"
+            self.bfdd_conf.write_text(bfdd)
+            self.bfdd_conf.chmod(0o644)
+            self.bfdd = ns.popen(
+                str(FRR_SBIN / "bfdd"), "-f", str(self.bfdd_conf), "-i", str(self.dir / "bfdd.pid"),
+                "--bfdctl", str(self.dir / "bfdd.sock"), *common, label="bfdd",
+            )
         self.bgpd = ns.popen(
             str(FRR_SBIN / "bgpd"), "-f", str(self.bgpd_conf), "-i", str(self.dir / "bgpd.pid"), *common,
             label="bgpd",
@@ -937,6 +952,10 @@ class FrrPeer(BgpPeer):
     def _ready(self) -> bool:
         _check_alive(self.zebra, self.ns.lab, "zebra")
         _check_alive(self.bgpd, self.ns.lab, "bgpd")
+        if self.bfdd is not None:
+            _check_alive(self.bfdd, self.ns.lab, "bfdd")
+            if not (self.dir / "bfdd.vty").exists():
+                return False
         return (self.dir / "bgpd.vty").exists() and self.vtysh("show bgp summary json", check=False).returncode == 0
 
     def vtysh(self, *commands: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -1037,11 +1056,20 @@ class FrrPeer(BgpPeer):
             self.configure(f"router bgp {self.asn}", "bgp shutdown")
             poll(self.neighbor_states, 10, f"{self!r}: sessions still up after bgp shutdown",
                  until=lambda states: "Established" not in states.values())
-        self.ns.lab.stop_processes([self.bgpd, self.zebra])
+        self.ns.lab.stop_processes([self.bgpd, *self._bfdd(), self.zebra])
 
     def kill(self) -> None:
         """Crash FRR: SIGKILL bgpd and zebra (no NOTIFICATION; peers see the TCP connection close)."""
-        self.ns.lab.kill_processes([self.bgpd, self.zebra])
+        self.ns.lab.kill_processes([self.bgpd, *self._bfdd(), self.zebra])
+
+    def _bfdd(self) -> list[subprocess.Popen[bytes]]:
+        return [self.bfdd] if self.bfdd is not None else []
+
+    def bfd_peers(self) -> dict[str, dict[str, Any]]:
+        """bfdd's sessions by peer address (``show bfd peers json``: ``status``, ``diagnostic``,
+        ``remote-diagnostic``, ``receive-interval``, ``transmit-interval``, ``remote-receive-interval``, ...)."""
+        data = self.show_json("show bfd peers")
+        return {str(p["peer"]): p for p in (data if isinstance(data, list) else [])}
 
 
 # ---- BIRD
@@ -1279,11 +1307,13 @@ class BirdPeer(BgpPeer):
 LAB_TOOLS = {
     "ip": "iproute2",
     "ping": "iputils-ping",
+    "nft": "nftables",
     "bird": "bird2",
     "birdc": "bird2",
     "vtysh": "frr",
     str(FRR_SBIN / "zebra"): "frr",
     str(FRR_SBIN / "bgpd"): "frr",
+    str(FRR_SBIN / "bfdd"): "frr",
 }
 
 

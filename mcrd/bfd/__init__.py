@@ -1,0 +1,32 @@
+"""Single-hop BFD (RFC 5880 asynchronous mode over RFC 5881) for mcrd's BGP connections with `bfdEnabled: true`.
+
+Interface changes: none (additions only: `BfdStatus.tx_packets/rx_packets/discarded`, `BfdTransition.remote_state`).
+
+Library decision: written here, not used or vendored.  Evaluated:
+* aiobfd 0.2 (PyPI, MIT, last release 2017, ~800 lines): a standalone daemon, not a library to embed.  Its
+  constructors call `loop.run_until_complete` (unusable inside a running loop such as mcrd's), bind
+  `asyncio.get_event_loop()` at import time as a default argument, receive through asyncio datagram endpoints (no
+  ancillary data, so no RFC 5881 TTL-255 check on receive, and on uvloop none can be added), have no
+  SO_BINDTODEVICE, no way to add, remove or retime sessions at run time, no transition callback, no AdminDown on
+  shutdown, and state, timers and I/O interleaved in coroutines (nothing testable without sockets).  Adapting it
+  would mean rewriting all of it; it also pulls in `bitstring` for a 24-byte struct.
+* Nothing else on PyPI implements BFD for Python (the "bfd" names there are the GNU Binary File Descriptor
+  library).  FRR's bfdd and BIRD would be a second daemon to run, configure and watch per MCR; mcrd's container
+  and `mcrd lab` start one process, and the reaction to a BFD Down (BGP teardown) is mcrd's own.
+Writing it costs ~600 lines: a codec and a pure state machine (unit- and property-tested without root) and a small
+socket edge, tested against FRR bfdd and BIRD in namespaces.
+
+Modules: `packet` (RFC 5880 4.1 codec and the packet checks of 6.8.6), `session` (the state machine: values in, values
+out, time passed in), `manager` (sockets, timers, the session table: `BfdManager`), `config` (`bfd_peers`).
+
+Not implemented: Demand mode of our own (the remote's Demand mode is honoured: we stop periodic packets), the Echo
+function (Required Min Echo RX is sent as 0), authentication (packets with the A bit are discarded, as RFC 5880
+6.8.6 says for a session without authentication), multihop (RFC 5883), the passive role (mcrd always starts),
+Control Plane Independent (C bit always 0), creating sessions for unsolicited packets (6.8.6's MAY: discarded).
+"""
+
+from mcrd.bfd.config import bfd_peers
+from mcrd.bfd.manager import BfdManager, BfdPeerConfig, BfdStatus, BfdTransition
+from mcrd.bfd.packet import BfdDiag, BfdState
+
+__all__ = ["BfdDiag", "BfdManager", "BfdPeerConfig", "BfdState", "BfdStatus", "BfdTransition", "bfd_peers"]
