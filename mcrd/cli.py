@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(commands)
     _add_lab(commands)
     _add_lg(commands)
+    _add_import(commands)
     return parser
 
 
@@ -175,6 +176,35 @@ def _lg(args: argparse.Namespace) -> int:
     from mcrd.lg.cli import run
 
     return run(args)
+
+
+def _add_import(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    imp = commands.add_parser(
+        "import",
+        help="turn another tool's description of an MCR design into an mcrd config (terraform)",
+        description="Import an MCR design. Warnings (what mcrd cannot carry) go to stderr; exit 0 with warnings, "
+        "1 when the input cannot be imported.",
+    )
+    sources = imp.add_subparsers(dest="import_source", required=True, metavar="SOURCE")
+    tf = sources.add_parser(
+        "terraform",
+        help="the JSON of `terraform show -json` (a state or a saved plan) with the megaport provider",
+        description="Write an mcrd config for one MCR of a Megaport Terraform design (`terraform show -json` of a "
+        "state, or of a saved plan), with a comment per object naming its Terraform address.",
+    )
+    tf.add_argument("file", metavar="FILE", help="the output of `terraform show -json [PLANFILE]` (- for stdin)")
+    tf.add_argument("--mcr", metavar="ADDRESS", help="the MCR to import when there are several (Terraform address)")
+    tf.add_argument("-o", "--output", metavar="CONFIG", help="write the config here (default: stdout)")
+    tf.add_argument("--lab", metavar="DIR", help="also write a containerlab topology into DIR for `mcrd lab up`")
+    tf.add_argument("--prefixes", metavar="FILE",
+                    help="YAML: VXC product name or Terraform address -> the prefixes its far end announces (lab)")
+    imp.set_defaults(handler=_import)
+
+
+def _import(args: argparse.Namespace) -> int:
+    from mcrd.importers.cli import run_terraform
+
+    return run_terraform(args)
 
 
 def summary(config: Config) -> str:
