@@ -204,7 +204,7 @@ def test_several_mcrs_need_a_choice() -> None:
     with pytest.raises(TerraformImportError, match=r"2 MCRs: megaport_mcr.east \(mcr-east\), megaport_mcr.west "
                                                    r"\(mcr-west\); choose one with --mcr ADDRESS"):
         load("state-two-mcrs.json")
-    with pytest.raises(TerraformImportError, match="no MCR 'megaport_mcr.north'; the MCRs are"):
+    with pytest.raises(TerraformImportError, match=r"no MCR 'megaport_mcr\.north'; the MCRs are"):
         load("state-two-mcrs.json", "megaport_mcr.north")
     east, config = load("state-two-mcrs.json", "mcr-east")  # by product name too
     assert (east.mcr_address, config.mcr.mcr_asn) == ("megaport_mcr.east", 133937)
