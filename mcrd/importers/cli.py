@@ -57,10 +57,13 @@ def _prefixes(path: str) -> dict[str, list[str]]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.prefixes and not args.lab:
+        raise _InputError("--prefixes says what the lab's routers announce: it needs --lab DIR")
     source = "stdin" if args.file == "-" else args.file
     imported = import_terraform(parse_json(_read(args.file), source), args.mcr, source)
     prefixes = _prefixes(args.prefixes) if args.prefixes else None
     text = imported.text()
+    # Both variants must load; the last one loaded (the lab's, with --lab) is what the lab writer reads.
     for variant in (text, imported.text(lab=True)) if args.lab else (text,):
         try:
             config = parse_config(variant, args.output or "<imported config>")

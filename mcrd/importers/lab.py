@@ -70,9 +70,10 @@ def write_lab(config: Config, far_ends: Sequence[FarEnd], mcr_config_text: str, 
     routers: list[_Router] = []
     taken = {"mcr"}
     for vxc, far in zip(config.vxcs, far_ends, strict=True):
-        label, n = far.label, 2
+        base = node_name(far.label)
+        label, n = base, 2
         while label in taken or f"{label}-host" in taken:
-            label, n = f"{far.label}{n}", n + 1
+            label, n = f"{base}{n}", n + 1
         taken |= {label, f"{label}-host"}
         router = _Router(label, vxc, far, vxc.interface)
         _links(config, router)

@@ -271,6 +271,11 @@ def test_cli_stdout_and_errors(capsys: pytest.CaptureFixture[str], tmp_path: Pat
     assert "not Terraform JSON" in capsys.readouterr().err
     assert main(["import", "terraform", str(tmp_path / "missing.json")]) == 1
     assert "cannot read" in capsys.readouterr().err
+    assert main(["import", "terraform", str(FIXTURES / "state-hub.json"), "--prefixes", str(bad)]) == 1
+    assert "--prefixes says what the lab's routers announce: it needs --lab DIR" in capsys.readouterr().err
+    assert main(["import", "terraform", str(FIXTURES / "state-hub.json"), "--lab", str(tmp_path / "lab"),
+                 "--prefixes", str(bad)]) == 1
+    assert "must map a VXC's product name or Terraform address to a list of prefixes" in capsys.readouterr().err
 
 
 def test_cli_reports_a_design_mcrd_refuses(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
