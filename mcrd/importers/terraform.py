@@ -139,8 +139,9 @@ def parse_json(text: str, source: str) -> dict[str, Any]:
         doc = json.loads(text)
     except ValueError as exc:
         raise TerraformImportError(f"{source}: not JSON ({exc}); give the output of `terraform show -json`") from None
+    # An empty state is only {"format_version": ...}: Terraform JSON, with no MCR (said later, by the import).
     if not isinstance(doc, dict) or "format_version" not in doc or not (
-        isinstance(doc.get("values"), dict) or isinstance(doc.get("planned_values"), dict)
+        isinstance(doc.get("values", {}), dict) and isinstance(doc.get("planned_values", {}), dict)
     ):
         raise TerraformImportError(
             f"{source}: not Terraform JSON: `terraform show -json` prints an object with format_version and values "
@@ -265,7 +266,7 @@ class _Importer:
     def __init__(self, doc: dict[str, Any], source: str) -> None:
         self.doc = doc
         self.source = source
-        self.plan = not isinstance(doc.get("values"), dict)
+        self.plan = "planned_values" in doc
         self.resources = resources(doc)
         self.conf = _Configuration(doc)
         self.warnings: list[str] = []

@@ -232,11 +232,16 @@ def test_oracle_ibm_transit() -> None:
 @pytest.mark.parametrize(("text", "message"), [
     ("not json", "not JSON"),
     ('{"resources": []}', "not Terraform JSON"),
-    ('{"format_version": "1.0"}', "not Terraform JSON"),
+    ('{"format_version": "1.0", "values": []}', "not Terraform JSON"),
 ])
 def test_not_terraform_json(text: str, message: str) -> None:
     with pytest.raises(TerraformImportError, match=message):
         parse_json(text, "f.json")
+
+
+def test_empty_state_has_no_mcr() -> None:
+    with pytest.raises(TerraformImportError, match=r"empty\.json: no MCR .*: it holds no managed resource"):
+        import_terraform(parse_json('{"format_version": "1.0"}', "empty.json"), None, "empty.json")
 
 
 def test_no_mcr() -> None:
