@@ -347,8 +347,10 @@ class BfdManager:
                 self._log.warning("bfd_send_failed", peer=str(cfg.peer), local=str(cfg.local),
                                   interface=cfg.interface, error=error)
                 peer.last_error = error
-            if peer.sock is not None and exc.errno in (errno.ENODEV, errno.EADDRNOTAVAIL):
-                peer.sock.close()  # reopened at the next packet, when the device or address may be back
+            if peer.sock is not None and not isinstance(exc, BlockingIOError) and exc.errno != errno.ENOBUFS:
+                # Reopened at the next packet: a device deleted and created again has a new index, an address that
+                # came back may need a new bind.
+                peer.sock.close()
                 peer.sock = None
             return
         peer.tx_packets += 1

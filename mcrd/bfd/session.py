@@ -69,6 +69,7 @@ class Session:
     tx_in_use_us: int = SLOW_TX_US
     rx_in_use_us: int = 0
     poll: bool = False
+    poll_again: bool = False  # changed again during a Poll Sequence: one more once this one ends (6.5)
     next_tx: float | None = None
     detect_deadline: float | None = None
     transitions: int = 0
@@ -151,7 +152,8 @@ def _set_state(s: Session, new: BfdState, diag: BfdDiag, now: float) -> tuple[Se
             moved = replace(moved, poll=True, tx_in_use_us=min(moved.tx_in_use_us, after))
     else:
         # Outside Up nothing needs the peer's agreement: the advertised values are the ones in force.
-        moved = replace(moved, poll=False, tx_in_use_us=after, rx_in_use_us=moved.timers.required_min_rx_us)
+        moved = replace(moved, poll=False, poll_again=False, tx_in_use_us=after,
+                        rx_in_use_us=moved.timers.required_min_rx_us)
     return moved, Transition(s.state, new, diag, now)
 
 
@@ -172,7 +174,11 @@ def receive(s: Session, p: ControlPacket, now: float, rand: float) -> Step:
         remote_detect_mult=p.detect_mult,
     )
     if p.final and s.poll:
-        s = replace(s, poll=False, tx_in_use_us=s.desired_min_tx_us, rx_in_use_us=s.timers.required_min_rx_us)
+        if s.poll_again:
+            # The Final may answer a Poll sent before the last change: keep the values in force, poll once more.
+            s = replace(s, poll_again=False)
+        else:
+            s = replace(s, poll=False, tx_in_use_us=s.desired_min_tx_us, rx_in_use_us=s.timers.required_min_rx_us)
     if s.state is BfdState.ADMIN_DOWN:
         return Step(s)  # 6.8.6: discard further processing
     s = replace(s, detect_deadline=now + s.detection_time_us / 1e6)
@@ -239,6 +245,7 @@ def retime(s: Session, timers: Timers, now: float, rand: float) -> Step:
     s = replace(
         s,
         poll=True,
+        poll_again=s.poll,
         tx_in_use_us=min(s.tx_in_use_us, new_tx) if new_tx < old_tx else s.tx_in_use_us,
         rx_in_use_us=max(s.rx_in_use_us, new_rx) if new_rx > old_rx else s.rx_in_use_us,
     )

@@ -327,3 +327,18 @@ def test_invariants_under_any_packet_sequence(events: list[tuple[BfdState, bool,
             assert not s.poll
         if step.transition is not None:
             assert step.transition.new is s.state
+
+
+def test_change_during_a_poll_sequence_polls_again() -> None:
+    a, _, now = pair_up()
+    a = sm.receive(a, from_peer(UP, final=True), now, 0.5).session
+    a = sm.retime(a, sm.Timers(600_000, 300_000, 3), now + 0.05, 0.5).session
+    a = sm.retime(a, sm.Timers(900_000, 300_000, 3), now + 0.1, 0.5).session
+    # This Final may answer the first Poll only: the slower TX waits and the Poll bit stays.
+    a = sm.receive(a, from_peer(UP, final=True), now + 0.15, 0.5).session
+    assert a.poll
+    assert a.tx_interval_us == 300_000
+    assert wire(sm.packet(a)).poll
+    a = sm.receive(a, from_peer(UP, final=True), now + 0.2, 0.5).session
+    assert not a.poll
+    assert a.tx_interval_us == 900_000
