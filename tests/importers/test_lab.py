@@ -131,3 +131,19 @@ def test_imported_design_runs_in_mcrd_lab(tmp_path: Path) -> None:
         raise
     finally:
         lab.down()
+
+
+def test_cli_writes_the_lab(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mcrd.cli import main
+
+    prefixes = tmp_path / "prefixes.yaml"
+    prefixes.write_text("azure-expressroute: [10.30.0.0/16]\nmegaport_vxc.gcp: 10.50.0.0/16\n")
+    folder = tmp_path / "My Lab"
+    assert main(["import", "terraform", str(FIXTURES / "state-hub.json"), "-o", str(tmp_path / "hub.yaml"),
+                 "--lab", str(folder), "--prefixes", str(prefixes)]) == 0
+    err = capsys.readouterr().err
+    assert f"bring it up with `mcrd lab up {folder / 'my-lab.clab.yml'}`" in err
+    topo = load_topology(folder / "my-lab.clab.yml")
+    assert topo.name == "my-lab"
+    assert (folder / "mcr" / "mcrd.yaml").read_text().startswith("# Imported by `mcrd import terraform`")
+    assert main(["check", str(folder / "mcr" / "mcrd.yaml"), str(tmp_path / "hub.yaml")]) == 0

@@ -136,8 +136,10 @@ def test_plan_module_and_references() -> None:
     assert imported.mcr_address == "module.network.megaport_mcr.hub"
     assert (config.mcr.product_name, config.mcr.mcr_asn, config.mcr.port_speed) == ("mel-hub-mcr", 65200, 2500)
     # ids are unknown until apply: assigned in order, and the comment says so
+    # the separate lists: one in the MCR's module (mcr_id = megaport_mcr.hub.product_uid), one in another module
+    # (mcr_id = var.mcr_uid, given module.network.mcr_uid, an output of megaport_mcr.hub.product_uid)
     assert [(pl.id, pl.description, pl.address_family) for pl in config.prefix_filter_lists] == [
-        (1, "onprem", "IPv4"), (2, "v6-nets", "IPv6"), (3, "aws-tgw", "IPv4")]
+        (1, "onprem", "IPv4"), (2, "v6-nets", "IPv6"), (3, "aws-tgw", "IPv4"), (4, "extra-ranges", "IPv4")]
     assert '# module.network.megaport_mcr_prefix_filter_list.cloud["aws"] (id assigned by the import' in imported.text()
     assert [v.product_name for v in config.vxcs] == ["aws-transit-vif", "aws-public-vif", "azure-er-secondary",
                                                       "branch"]
