@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mcrd.bfd import BfdManager, BfdState, BfdStatus, BfdTransition, bfd_peers
 from mcrd.bgp.commands import effects_commands
-from mcrd.bgp.holds import INTERFACE, Holds
+from mcrd.bgp.holds import BFD, INTERFACE, Holds
 from mcrd.bgp.messages import Ack, Ignored, Malformed, Notification, Parsed
 from mcrd.bgp.pool import SpeakerPool
 from mcrd.config.diff import change_problems
@@ -69,7 +70,14 @@ class LinksChanged:
     snapshot: LinkSnapshot
 
 
-Item = Event | Reload | SpeakerLost | LinksChanged
+@dataclass(frozen=True, slots=True)
+class BfdChanged:
+    """A BFD session changed state (mcrd.bfd)."""
+
+    transition: BfdTransition
+
+
+Item = Event | Reload | SpeakerLost | LinksChanged | BfdChanged
 
 
 class StartupError(Exception):
@@ -97,6 +105,9 @@ class Daemon:
         self._link_states: dict[str, tuple[str, str]] = {}  # layer-3 device -> (VXC, fault or "")
         self._held_down: frozenset[str] = frozenset()  # what ExaBGP's configuration leaves out
         self._kernel_resync = False  # a link came back: the kernel flushed routes through it while it was down
+        # BFD (connections with bfdEnabled): Down from Up holds the BGP session down until BFD is Up again.
+        self.bfd = BfdManager(lambda transition: self.queue.put_nowait(BfdChanged(transition)), self.log)
+        self._bfd_noted: set[str] = set()  # BGP up while BFD never came Up: logged once
         self.stopping = asyncio.Event()
         self.ready = asyncio.Event()  # set once the kernel is reconciled and ExaBGP is started
         self.fib_errors = 0
@@ -125,11 +136,13 @@ class Daemon:
                     group.create_task(self.speaker.run(), name="exabgp"),
                     group.create_task(self.interfaces.run(), name="interfaces"),
                     group.create_task(self.events.run(), name="events"),
+                    group.create_task(self.bfd.run(), name="bfd"),
                 ]
                 self.ready.set()
                 await self.stopping.wait()
                 self.log.info("stopping")
                 await self.api.stop()  # requests in flight finish first (a PUT /config is applied or refused)
+                await self.bfd.close()  # AdminDown first: a peer does not take BGP down for it (RFC 5882 3.2)
                 await self.speaker.stop()
                 for task in tasks:
                     task.cancel()
@@ -153,6 +166,7 @@ class Daemon:
         self.events.emit_effects(effects, iso_utc(now))
         # Routes an earlier run left in the kernel: kept if still wanted, replaced or removed if not.
         await self._reconcile_kernel()
+        self.bfd.configure(bfd_peers(config))
         self._held_down = self.holds.excluded()
         self.speaker.write_config(config, held_down=self._held_down)
 
@@ -172,6 +186,8 @@ class Daemon:
             await self.api.stop()
         with contextlib.suppress(Exception):
             await self.speaker.stop()
+        with contextlib.suppress(Exception):
+            await self.bfd.close()
         with contextlib.suppress(Exception):
             await self.link_monitor.close()
         try:
@@ -217,6 +233,7 @@ class Daemon:
                 for effects in self._handle(item):
                     round_effects.append(effects)
                     self._log_records(effects)
+                    self._note_bfd_not_up(effects)
                     commands.extend(effects_commands(effects, process_of=self.speaker.process_of))
                     for prefix in effects.fib_remove:
                         kernel[prefix] = None
@@ -246,6 +263,8 @@ class Daemon:
         if isinstance(item, LinksChanged):
             self.links = item.snapshot
             return self._track_links(now)
+        if isinstance(item, BfdChanged):
+            return self._bfd_changed(item.transition, now)
         if isinstance(item, PeerDown):
             self.holds.exabgp_down(item.peer)
         elif isinstance(item, PeerUp):
@@ -287,6 +306,48 @@ class Daemon:
                 self.log.info("session_released", peer=peer, cause=INTERFACE)
                 self._kernel_resync = True  # an address or link back: routes through it may be gone from the kernel
         return effects
+
+    def _bfd_changed(self, transition: BfdTransition, now: float) -> list[Effects]:
+        """BFD Down from Up takes the BGP session down and holds it down until BFD is Up again (MCR-SEMANTICS.md
+        2.7). A peer that signals AdminDown took BFD down on purpose: no failure, BGP stays (RFC 5882 3.2)."""
+        peer = transition.peer
+        vxc = self._vxc_of(peer)
+        self.log.info("bfd_state", peer=peer, vxc=vxc, old=transition.old.name, new=transition.new.name,
+                      diag=transition.diag.name, remote_state=transition.remote_state.name)
+        self.events.emit_bfd(peer, vxc, transition.old.name, transition.new.name, transition.diag.name,
+                             iso_utc(now))
+        if transition.new == BfdState.UP:
+            self._bfd_noted.discard(peer)
+            if self.holds.release(peer, BFD):
+                self.log.info("session_released", peer=peer, cause=BFD)
+            return []
+        if transition.old != BfdState.UP or transition.new != BfdState.DOWN:
+            return []
+        if transition.remote_state == BfdState.ADMIN_DOWN:
+            self.log.info("bfd_peer_admin_down", peer=peer, why="the peer took BFD down on purpose: BGP stays up")
+            return []
+        why = f"BFD down ({transition.diag.name})"
+        if not self.holds.hold(peer, BFD, why):
+            return []
+        self.log.warning("session_held_down", peer=peer, reason=why)
+        return [self.processor.handle(PeerDown(peer, why), now)]
+
+    def _vxc_of(self, peer: str) -> str:
+        state = self.processor.peer(peer)
+        return state.policy.vxc if state is not None else ""
+
+    def _note_bfd_not_up(self, effects: Effects) -> None:
+        """A BGP session up while its BFD session never came Up (the peer runs no BFD): said once, BGP kept."""
+        status = self.bfd.status()
+        for record in effects.records:
+            if (isinstance(record, SessionChanged) and record.state == "UP" and record.peer in status
+                    and status[record.peer].state != BfdState.UP and record.peer not in self._bfd_noted):
+                self._bfd_noted.add(record.peer)
+                self.log.info("bfd_not_up", peer=record.peer, vxc=record.vxc, bfd=status[record.peer].state.name,
+                              why="BGP is up and BFD is not: the session is kept, and follows BFD once it comes Up")
+
+    def bfd_status(self) -> dict[str, BfdStatus]:
+        return self.bfd.status()
 
     def _apply_holds(self) -> None:
         """ExaBGP's configuration made to leave out exactly the sessions held down (a reload when that changed)."""
@@ -338,6 +399,12 @@ class Daemon:
         self.events.update(new)
         effects = self.processor.handle(ConfigChanged(new), now)
         self.holds.forget(str(conn.peer_ip_address) for _, _, conn in new.connections())
+        bfd = bfd_peers(new)
+        self.bfd.configure(bfd)  # adds, removes and retimes; sessions whose settings did not change are untouched
+        with_bfd = {str(cfg.peer) for cfg in bfd}
+        for peer in self.holds.held_for(BFD):
+            if peer not in with_bfd and self.holds.release(peer, BFD):
+                self.log.info("session_released", peer=peer, cause=BFD, why="BFD no longer configured")
         held = self._track_links(now)
         self._held_down = self.holds.excluded()
         self.speaker.reconfigure(new, held_down=self._held_down)

@@ -30,7 +30,8 @@ CONFIG = "config"
 EXABGP = "exabgp"
 ROUTE_LIMIT = "route-limit"
 INTERFACE = "interface"
-SUFFIXES = (SESSION, ROUTES, CONFIG, EXABGP, ROUTE_LIMIT, INTERFACE)
+BFD = "bfd"
+SUFFIXES = (SESSION, ROUTES, CONFIG, EXABGP, ROUTE_LIMIT, INTERFACE, BFD)
 
 # Config fields whose value is a secret: a problem about one never quotes the value.
 SECRET_FIELDS = frozenset({"password", "token"})
@@ -248,3 +249,10 @@ def interface_message(ifname: str, vxc: str, fault: str, *, mcr: str, timestamp:
     payload = _base(INTERFACE, mcr, timestamp)
     payload.update(interface=ifname, vxc=vxc, state="DOWN" if fault else "UP", reason=fault or None)
     return INTERFACE, payload
+
+
+def bfd_message(peer: str, vxc: str, old: str, new: str, diag: str, *, mcr: str, timestamp: str) -> Message:
+    """A BFD session changed state (`old` -> `new`, RFC 5880 state names as in mcrd.bfd.BfdState)."""
+    payload = _base(BFD, mcr, timestamp)
+    payload.update(peer=peer, vxc=vxc, state=new, previous=old, diagnostic=diag)
+    return BFD, payload

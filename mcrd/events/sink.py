@@ -106,6 +106,11 @@ class Events:
             return
         self._publisher.publish(*payloads.interface_message(ifname, vxc, fault, mcr=self._mcr, timestamp=now_iso))
 
+    def emit_bfd(self, peer: str, vxc: str, old: str, new: str, diag: str, now_iso: str) -> None:
+        if self._publisher is None:
+            return
+        self._publisher.publish(*payloads.bfd_message(peer, vxc, old, new, diag, mcr=self._mcr, timestamp=now_iso))
+
     # --- reload ----------------------------------------------------------------------------------------------------
 
     def update(self, config: Config) -> None:

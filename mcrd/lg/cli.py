@@ -1,6 +1,7 @@
 """`mcrd lg`: the looking glass from a terminal, through the daemon's HTTP API.
 
     mcrd lg sessions
+    mcrd lg bfd
     mcrd lg routes [--protocol BGP|STATIC|CONNECTED|LOCAL] [--ip ADDRESS|PREFIX]
     mcrd lg bgp [--ip ADDRESS|PREFIX]
     mcrd lg neighbor SESSION received|advertised [--filtered] [--ip ADDRESS|PREFIX]
@@ -50,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     views = parser.add_subparsers(dest="lg_view", required=True, metavar="VIEW")
     views.add_parser("sessions", parents=[common], help="BGP sessions: status, uptime, prefixes in and out",
                      description="Every BGP connection of the MCR (GET .../lookingGlass/bgpSessions).")
+    views.add_parser("bfd", parents=[common], help="BFD sessions: state, diagnostics, negotiated timers",
+                     description="Every BFD session, for connections with bfdEnabled (GET .../lookingGlass/"
+                     "bfdSessions, an mcrd extension).")
     routes = views.add_parser("routes", parents=[common], help="the IP routing table",
                               description="Best BGP routes, static routes, connected subnets and the MCR's own "
                               "addresses (GET .../lookingGlass/routes).")
@@ -114,6 +118,8 @@ def _request(args: argparse.Namespace, uid: str) -> tuple[str, dict[str, str]]:
         query["ip"] = args.ip
     if args.lg_view == "sessions":
         return f"{base}/bgpSessions", query
+    if args.lg_view == "bfd":
+        return f"{base}/bfdSessions", query
     if args.lg_view == "routes":
         if args.protocol:
             query["protocol"] = args.protocol
@@ -193,11 +199,18 @@ def _http_error(exc: urllib.error.HTTPError) -> str:
 def render(args: argparse.Namespace, rows: Sequence[Any]) -> str:
     view = args.lg_view
     if view == "sessions":
-        headers = ["Session", "VXC", "Status", "Up/Down", "Peer AS", "Local AS", "In", "Out", "Rejected",
+        headers = ["Session", "VXC", "Status", "Up/Down", "Peer AS", "Local AS", "In", "Out", "Rejected", "BFD",
                    "Description"]
         table = [[s["sessionId"], s["vxcName"], _status(s), _duration(s["uptime"] or s["lastStateChange"]),
                   s["neighborAsn"], s["localAsn"], s["prefixesIn"], s["prefixesOut"], s.get("prefixesRejected", ""),
-                  s["description"]] for s in rows]
+                  _opt(s.get("bfdStatus")), s["description"]] for s in rows]
+    elif view == "bfd":
+        headers = ["Session", "VXC", "Interface", "BFD", "Remote", "Diag (local/remote)", "Tx ms", "Rx ms",
+                   "Detect ms", "Changes", "Since", "BGP"]
+        table = [[b["sessionId"], b["vxcName"], _opt(b["interface"]), b["status"], b["remoteStatus"],
+                  f"{b['localDiagnostic']}/{b['remoteDiagnostic']}", f"{b['txInterval']:g}", f"{b['rxInterval']:g}",
+                  f"{b['detectionTime']:g}", b["transitions"], _duration(b["lastStateChange"]), b["bgpStatus"]]
+                 for b in rows]
     elif view == "routes":
         headers = ["Prefix", "Protocol", "Next hop", "Interface", "VXC", "AS path", "Metric", "Origin", "Age",
                    "Best"]

@@ -3,7 +3,8 @@
 - The looking glass, with the paths and field names of Megaport's MCR looking glass, each answer wrapped as
   `{"message", "terms", "data"}`: `/v2/product/mcr2/{uid}/lookingGlass/routes`, `.../bgp`, `.../bgpSessions`,
   `.../bgpSessions/{sessionId}/advertised` and `.../received` (`?filtered=true`: the rejected routes, an mcrd
-  extension). `{uid}` is the MCR's `productName`; `GET /v2/product/mcr2` (an extension) lists it.
+  extension), `.../bfdSessions` (an mcrd extension: the BFD sessions and their negotiated timers). `{uid}` is the
+  MCR's `productName`; `GET /v2/product/mcr2` (an extension) lists it.
 - `GET /config` (secrets hidden) and `PUT /config` (applied through the daemon's one queue, like SIGHUP; needs
   `Authorization: Bearer <api.token>` when `api.token` is set).
 - `GET /metrics` (Prometheus), `GET /healthz`.
@@ -52,6 +53,10 @@ class Backend(Protocol):
 
     def health(self) -> list[str]:
         """Why the daemon is not healthy; empty when it is."""
+        ...
+
+    def bfd_status(self) -> Mapping[str, Any]:
+        """The BFD sessions (mcrd.bfd.BfdStatus) by peer address."""
         ...
 
     async def apply_config(self, config: Config, source: str) -> ConfigOutcome:
@@ -109,6 +114,7 @@ def build_app(backend: Backend, log: Any, *, clock: Callable[[], float] = time.t
     app.router.add_get(lg + "/bgp", api.bgp)
     app.router.add_get(lg + "/bgpSessions", api.sessions)
     app.router.add_get(lg + "/bgpSessions/{session}/{direction:advertised|received}", api.neighbor)
+    app.router.add_get(lg + "/bfdSessions", api.bfd)
     app.router.add_get("/config", api.get_config)
     app.router.add_put("/config", api.put_config)
     app.router.add_get("/metrics", api.metrics)
@@ -163,8 +169,13 @@ class _Api:
 
     async def sessions(self, request: web.Request) -> web.Response:
         name = self._mcr(request)
-        rows = views.sessions(self.backend.processor, self.clock())
+        rows = views.sessions(self.backend.processor, self.clock(), self.backend.bfd_status())
         return await rows_envelope(f"BGP sessions of MCR {name}: {len(rows)}", rows)
+
+    async def bfd(self, request: web.Request) -> web.Response:
+        name = self._mcr(request)
+        rows = views.bfd_sessions(self.backend.processor, self.backend.bfd_status(), time.monotonic())
+        return await rows_envelope(f"BFD sessions of MCR {name}: {len(rows)}", rows)
 
     async def neighbor(self, request: web.Request) -> web.Response:
         name = self._mcr(request)

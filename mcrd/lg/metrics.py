@@ -7,8 +7,8 @@ things happen. Scrapes run on the event loop thread, like the route processor, s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Protocol
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -47,6 +47,10 @@ class MetricsSource(Protocol):
 
     @property
     def fib_errors(self) -> int: ...
+
+    def bfd_status(self) -> Mapping[str, Any]:
+        """mcrd.bfd.BfdStatus by peer address."""
+        ...
 
 
 def _zero() -> int:
@@ -121,6 +125,7 @@ class StateCollector(Collector):
             for name, family in families.items():
                 family.add_metric([peer.key, peer.policy.vxc], values[name])
         yield from families.values()
+        yield from _bfd_families(source.bfd_status(), {peer.key: peer.policy.vxc for peer in peers})
 
         yield _gauge("mcrd_rib_routes", "Routes in the RIB (best route per prefix)", processor.route_count)
         yield _gauge("mcrd_kernel_routes", "Routes the kernel was asked to hold", len(processor.fib()))
@@ -134,6 +139,21 @@ class StateCollector(Collector):
         yield _counter("mcrd_exabgp_restarts", "Times an ExaBGP process died and was restarted",
                        source.speaker.restarts)
         yield _counter("mcrd_events_dropped", "Events the event publisher dropped (queue full)", self._dropped())
+
+
+def _bfd_families(statuses: Mapping[str, Any], vxcs: Mapping[str, str]) -> list[Metric]:
+    labels = ["session", "vxc"]
+    state = GaugeMetricFamily("mcrd_bfd_session_state", "BFD session state as on the wire (RFC 5880): 0 AdminDown, "
+                              "1 Down, 2 Init, 3 Up", labels=labels)
+    transitions = CounterMetricFamily("mcrd_bfd_transitions", "BFD session state changes", labels=labels)
+    detection = GaugeMetricFamily("mcrd_bfd_detection_time_seconds", "Negotiated BFD detection time (remote "
+                                  "multiplier x agreed receive interval)", labels=labels)
+    for peer, status in statuses.items():
+        values = [peer, vxcs.get(peer, "")]
+        state.add_metric(values, status.state.value)
+        transitions.add_metric(values, status.transitions)
+        detection.add_metric(values, status.detection_time_ms / 1000)
+    return [state, transitions, detection]
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from mcrd.config.model import Config, IPNetwork
 from mcrd.iface.plan import layer3_ifnames
@@ -81,7 +81,7 @@ class BgpRoute(TypedDict):
 
 
 class BgpSession(TypedDict):
-    """One BGP connection (`bgpSessions`); `prefixesRejected` and `stateReason` are mcrd extensions."""
+    """One BGP connection (`bgpSessions`); `prefixesRejected`, `stateReason` and `bfdStatus` are mcrd extensions."""
 
     sessionId: str
     neighborAddress: str
@@ -97,6 +97,31 @@ class BgpSession(TypedDict):
     description: str
     prefixesRejected: int
     stateReason: str
+    bfdStatus: str | None  # UP, DOWN, INIT, ADMIN_DOWN; null without bfdEnabled
+
+
+class BfdSession(TypedDict):
+    """One BFD session (`bfdSessions`, an mcrd extension: Megaport's looking glass has no BFD view). Intervals and
+    the detection time are in milliseconds, as negotiated (RFC 5880 6.8.2, 6.8.4)."""
+
+    sessionId: str
+    neighborAddress: str
+    localAddress: str
+    interface: str | None
+    vxcName: str
+    status: str
+    remoteStatus: str
+    localDiagnostic: str
+    remoteDiagnostic: str
+    localDiscriminator: int
+    remoteDiscriminator: int
+    txInterval: float
+    rxInterval: float
+    detectionTime: float
+    remoteMultiplier: int
+    transitions: int
+    lastStateChange: int | None
+    bgpStatus: str
 
 
 class Rejected(TypedDict):
@@ -395,12 +420,45 @@ def _local_bgp(prefix: str, next_hop: str, vxc: str, best: RouteEntry | None, no
     }
 
 
-def sessions(processor: RouteProcessor, now: float) -> list[BgpSession]:
-    """Every BGP connection of the config, in config order."""
-    return [_session(peer, now) for peer in processor.peers()]
+def sessions(processor: RouteProcessor, now: float, bfd: Mapping[str, Any] | None = None) -> list[BgpSession]:
+    """Every BGP connection of the config, in config order. `bfd`: the BFD sessions (mcrd.bfd.BfdStatus) by peer
+    address."""
+    bfd = bfd or {}
+    return [_session(peer, now, bfd.get(peer.key)) for peer in processor.peers()]
 
 
-def _session(peer: PeerState, now: float) -> BgpSession:
+def bfd_sessions(processor: RouteProcessor, bfd: Mapping[str, Any], monotonic_now: float) -> list[BfdSession]:
+    """Every BFD session (mcrd.bfd.BfdStatus by peer address), in config order. `monotonic_now`: BFD keeps its times
+    on the monotonic clock."""
+    rows: list[BfdSession] = []
+    for peer in processor.peers():
+        status = bfd.get(peer.key)
+        if status is None:
+            continue
+        rows.append({
+            "sessionId": peer.key,
+            "neighborAddress": peer.key,
+            "localAddress": status.local,
+            "interface": status.interface,
+            "vxcName": peer.policy.vxc,
+            "status": status.state.name,
+            "remoteStatus": status.remote_state.name,
+            "localDiagnostic": status.local_diag.name,
+            "remoteDiagnostic": status.remote_diag.name,
+            "localDiscriminator": status.local_discriminator,
+            "remoteDiscriminator": status.remote_discriminator,
+            "txInterval": status.tx_interval_ms,
+            "rxInterval": status.rx_interval_ms,
+            "detectionTime": status.detection_time_ms,
+            "remoteMultiplier": status.remote_multiplier,
+            "transitions": status.transitions,
+            "lastStateChange": None if status.last_change is None else _age(monotonic_now, status.last_change),
+            "bgpStatus": "UP" if peer.up else "DOWN",
+        })
+    return rows
+
+
+def _session(peer: PeerState, now: float, bfd: Any = None) -> BgpSession:
     policy = peer.policy
     reason = peer.state_reason
     if not peer.up and policy.shutdown:
@@ -420,6 +478,7 @@ def _session(peer: PeerState, now: float) -> BgpSession:
         "description": policy.description,
         "prefixesRejected": len(peer.rejected),
         "stateReason": "" if peer.up else reason,
+        "bfdStatus": None if bfd is None else bfd.state.name,
     }
 
 

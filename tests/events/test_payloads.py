@@ -14,6 +14,7 @@ import mcrd
 from mcrd.config.load import ConfigError, ConfigProblem, parse_config
 from mcrd.events import payloads
 from mcrd.events.payloads import (
+    bfd_message,
     config_rejected_message,
     effects_messages,
     exabgp_restart_message,
@@ -58,7 +59,8 @@ def test_every_payload_has_type_mcr_and_timestamp() -> None:
     )
     out = [*messages(rounds), config_rejected_message([], mcr=MCR, timestamp=TS),
            exabgp_restart_message("ExaBGP exited with status 1", 1, mcr=MCR, timestamp=TS),
-           interface_message("eth1", "aws-vxc", "interface eth1 is administratively down", mcr=MCR, timestamp=TS)]
+           interface_message("eth1", "aws-vxc", "interface eth1 is administratively down", mcr=MCR, timestamp=TS),
+           bfd_message("10.0.1.2", "vxc1", "UP", "DOWN", "CONTROL_DETECTION_TIME_EXPIRED", mcr=MCR, timestamp=TS)]
     assert {suffix for suffix, _ in out} == set(payloads.SUFFIXES)
     for suffix, payload in out:
         assert payload["type"] == suffix
@@ -310,7 +312,8 @@ def test_docs_examples_have_the_fields_the_code_sends() -> None:
                  RouteLimitReached(10, 1, 1), ReceivedChanged("10.0.1.2", ("192.0.2.0/24",), (), 0)))
     produced = [*messages(effects), config_rejected_message([], mcr=MCR, timestamp=TS),
                 exabgp_restart_message("x", 1, mcr=MCR, timestamp=TS),
-                interface_message("eth1", "aws-vxc", "interface eth1 is administratively down", mcr=MCR, timestamp=TS)]
+                interface_message("eth1", "aws-vxc", "interface eth1 is administratively down", mcr=MCR, timestamp=TS),
+           bfd_message("10.0.1.2", "vxc1", "UP", "DOWN", "CONTROL_DETECTION_TIME_EXPIRED", mcr=MCR, timestamp=TS)]
     for suffix, payload in produced:
         documented = examples.get(suffix, [])
         assert documented, f"no example for {suffix} in docs/events.md"

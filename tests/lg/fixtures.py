@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mcrd.bfd import BfdDiag, BfdState, BfdStatus
 from mcrd.config.diff import change_problems
 from mcrd.config.load import ConfigProblem, format_path
 from mcrd.config.model import Config
@@ -86,6 +87,10 @@ class FakeBackend:
         self.metrics = DaemonMetrics(self)
         self.unhealthy: list[str] = []
         self.applied: list[Config] = []
+        self.bfd: dict[str, Any] = {}
+
+    def bfd_status(self) -> dict[str, Any]:
+        return dict(self.bfd)
 
     def health(self) -> list[str]:
         return list(self.unhealthy)
@@ -100,3 +105,11 @@ class FakeBackend:
         effects = self.processor.handle(ConfigChanged(new), NOW)
         applied = next((r for r in effects.records if isinstance(r, ConfigApplied)), None)
         return ConfigOutcome(applied=applied)
+
+
+def bfd_status(peer: str, state: str = "UP", last_change: float | None = 100.0) -> Any:
+    """A BFD session's status as mcrd.bfd reports it."""
+    return BfdStatus(peer=peer, local="10.0.1.1", interface="eth1", state=BfdState[state], remote_state=BfdState.UP,
+                     local_diag=BfdDiag.NONE, remote_diag=BfdDiag.NONE, local_discriminator=7, remote_discriminator=9,
+                     tx_interval_ms=300.0, rx_interval_ms=300.0, detection_time_ms=900.0, remote_multiplier=3,
+                     transitions=2, last_change=last_change)

@@ -19,7 +19,7 @@ from mcrd.lg.http import TERMS, ApiServer
 from mcrd.rib.attributes import PathAttributes
 from mcrd.rib.events import RoutesAnnounced
 from tests.lg.conftest import Served
-from tests.lg.fixtures import AWS, AWS_KEY, AZURE, NOW, TOKEN, config
+from tests.lg.fixtures import AWS, AWS_KEY, AZURE, NOW, TOKEN, bfd_status, config
 
 LG = "/v2/product/mcr2/lab-mcr/lookingGlass"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -238,6 +238,7 @@ async def test_metrics(served: Served) -> None:
     served.backend.metrics.processing.observe(0.002)
     served.backend.speaker.restarts = 2
     served.backend.metrics.dropped_events = lambda: 7
+    served.backend.bfd = {AWS: bfd_status(AWS)}
     async with served.session.get("/metrics") as response:
         assert response.status == 200
         assert response.headers["Content-Type"].startswith("text/plain")
@@ -264,6 +265,9 @@ async def test_metrics(served: Served) -> None:
     assert value("mcrd_update_processing_seconds_count") == 1
     assert value("mcrd_update_processing_seconds_bucket", le="0.0025") == 1
     assert value("mcrd_config_reloads_total", result="applied") == 0
+    assert value("mcrd_bfd_session_state", session=AWS, vxc="vxc1") == 3  # Up
+    assert value("mcrd_bfd_transitions_total", session=AWS, vxc="vxc1") == 2
+    assert value("mcrd_bfd_detection_time_seconds", session=AWS, vxc="vxc1") == 0.9
 
 
 async def test_healthz(served: Served) -> None:

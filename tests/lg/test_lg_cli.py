@@ -14,7 +14,7 @@ import pytest
 
 from mcrd.cli import main
 from tests.lg.conftest import Served
-from tests.lg.fixtures import AWS, AZURE, ONPREM
+from tests.lg.fixtures import AWS, AZURE, ONPREM, bfd_status
 
 Capture = pytest.CaptureFixture[str]
 
@@ -39,12 +39,24 @@ async def test_sessions_table(served: Served, capsys: Capture) -> None:
     lines = out.splitlines()
     assert lines[0] == "BGP sessions of MCR lab-mcr: 3"
     assert lines[1].split() == ["Session", "VXC", "Status", "Up/Down", "Peer", "AS", "Local", "AS", "In", "Out",
-                                "Rejected", "Description"]
+                                "Rejected", "BFD", "Description"]
     assert columns(out) == [
         [AWS, "vxc1", "UP", "1m30s", "64512", "133937", "2", "3", "1", "AWS hosted VIF"],
         [AZURE, "vxc2", "UP", "1m30s", "12076", "133937", "3", "1", "0"],
         [ONPREM, "vxc3", "DOWN (shut down by config)", "65010", "133937", "0", "0", "0"],
     ]
+
+
+async def test_bfd_table_and_the_bfd_column_of_sessions(served: Served, capsys: Capture) -> None:
+    served.backend.bfd = {AWS: bfd_status(AWS, "DOWN", None)}
+    status, out, err = await lg(served, capsys, "bfd")
+    assert (status, err) == (0, "")
+    assert out.splitlines()[0] == "BFD sessions of MCR lab-mcr: 1"
+    assert columns(out) == [[AWS, "vxc1", "eth1", "DOWN", "UP", "NONE/NONE", "300", "300", "900", "2", "UP"]]
+    _, out, _ = await lg(served, capsys, "sessions")
+    assert columns(out)[0] == [AWS, "vxc1", "UP", "1m30s", "64512", "133937", "2", "3", "1", "DOWN", "AWS hosted VIF"]
+    _, out, _ = await lg(served, capsys, "bfd", "--json")
+    assert json.loads(out)[0]["detectionTime"] == 900.0
 
 
 async def test_routes_table_with_filters(served: Served, capsys: Capture) -> None:

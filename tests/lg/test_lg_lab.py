@@ -200,7 +200,8 @@ def test_bgp_sessions(topo: Topo) -> None:
         assert session["lastStateChange"] == session["uptime"]
     expected_aws = {"sessionId": AWS_IP, "neighborAddress": AWS_IP, "neighborAsn": AWS_AS, "localAsn": MCR_AS,
                     "status": "UP", "prefixesIn": 2, "prefixesOut": 3, "vxcId": None, "vxcName": "aws-vxc",
-                    "description": "AWS hosted VIF", "prefixesRejected": 4, "stateReason": ""}
+                    "description": "AWS hosted VIF", "prefixesRejected": 4, "stateReason": "",
+                    "bfdStatus": None}
     assert {k: v for k, v in aws.items() if k not in ("uptime", "lastStateChange")} == expected_aws
     assert rows([azure], "sessionId", "neighborAsn", "status", "prefixesIn", "prefixesOut", "vxcName") == [
         (AZURE_IP, AZURE_AS, "UP", 3, 1, "azure-vxc")]

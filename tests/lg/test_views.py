@@ -13,7 +13,7 @@ from mcrd.rib.attributes import PathAttributes
 from mcrd.rib.events import ConfigChanged, PeerDown, PeerUp, RoutesAnnounced
 from mcrd.rib.processor import PeerState, RouteProcessor
 from tests.core.test_core_purity import test_core_module_imports_no_io as assert_no_io
-from tests.lg.fixtures import AWS, AZURE, NOW, ONPREM, T0, config, processor
+from tests.lg.fixtures import AWS, AZURE, NOW, ONPREM, T0, bfd_status, config, processor
 
 
 def peer(p: RouteProcessor, key: str) -> PeerState:
@@ -116,7 +116,7 @@ def test_sessions() -> None:
     assert rows[0] == {
         "sessionId": AWS, "neighborAddress": AWS, "neighborAsn": 64512, "localAsn": 133937, "status": "UP",
         "uptime": 90, "prefixesIn": 2, "prefixesOut": 3, "vxcId": None, "vxcName": "vxc1", "lastStateChange": 90,
-        "description": "AWS hosted VIF", "prefixesRejected": 1, "stateReason": "",
+        "description": "AWS hosted VIF", "prefixesRejected": 1, "stateReason": "", "bfdStatus": None,
     }
     assert pick(rows[1:], "sessionId", "status", "prefixesIn", "prefixesOut", "uptime", "lastStateChange") == [
         (AZURE, "UP", 3, 1, 90, 90), (ONPREM, "DOWN", 0, 0, None, None)]
@@ -235,3 +235,18 @@ def test_ipv6_routes_and_queries() -> None:
         "2001:db8:10::/48", "2001:db8:10:1::/64"]
     assert views.routes(p, cfg, NOW, ip=views.parse_ip("10.0.0.1")) == []
     assert views.find_session(p, "2001:DB8:A:0::2") is p.peer("2001:db8:a::2")
+
+
+def test_bfd_state_in_sessions_and_the_bfd_view() -> None:
+    p = processor()
+    bfd = {AWS: bfd_status(AWS, "DOWN", None)}
+    assert [row["bfdStatus"] for row in views.sessions(p, NOW, bfd)] == ["DOWN", None, None]
+    [row] = views.bfd_sessions(p, bfd, 130.0)
+    assert row == {
+        "sessionId": AWS, "neighborAddress": AWS, "localAddress": "10.0.1.1", "interface": "eth1", "vxcName": "vxc1",
+        "status": "DOWN", "remoteStatus": "UP", "localDiagnostic": "NONE", "remoteDiagnostic": "NONE",
+        "localDiscriminator": 7, "remoteDiscriminator": 9, "txInterval": 300.0, "rxInterval": 300.0,
+        "detectionTime": 900.0, "remoteMultiplier": 3, "transitions": 2, "lastStateChange": None, "bgpStatus": "UP",
+    }
+    assert set(row) == set(views.BfdSession.__annotations__)
+    assert views.bfd_sessions(p, {AWS: bfd_status(AWS)}, 130.0)[0]["lastStateChange"] == 30
