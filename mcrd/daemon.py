@@ -311,9 +311,7 @@ class Daemon:
         """BFD Down from Up takes the BGP session down and holds it down until BFD is Up again (MCR-SEMANTICS.md
         2.7). A peer that signals AdminDown took BFD down on purpose: no failure, BGP stays (RFC 5882 3.2)."""
         peer = transition.peer
-        vxc = self._vxc_of(peer)
-        self.log.info("bfd_state", peer=peer, vxc=vxc, old=transition.old.name, new=transition.new.name,
-                      diag=transition.diag.name, remote_state=transition.remote_state.name)
+        vxc = self._vxc_of(peer)  # the manager logs the transition itself (bfd_state)
         self.events.emit_bfd(peer, vxc, transition.old.name, transition.new.name, transition.diag.name,
                              iso_utc(now))
         if transition.new == BfdState.UP:

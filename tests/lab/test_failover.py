@@ -1,12 +1,14 @@
 """Failures seen at once (MCR-SEMANTICS.md 2.7): a VXC's interface going down, losing its carrier or its address
 takes that VXC's sessions down and their routes out of the other peers' RIBs and the hub's kernel at once, and
-everything returns when it comes back.
+everything returns when it comes back. BFD (every connection has `bfdEnabled`): a silent failure (the peer's packets
+dropped by nft in its namespace, the link stays up) takes the BGP session down within the detection time, and it
+comes back only once BFD is Up again; a peer that runs no BFD keeps its session.
 
 Topology (addresses stay inside the namespaces this module creates)::
 
-    aws (FRR 64512) ----+                +---- azure (BIRD 12076)
-                        +--- hub (mcrd) -+
-                        +---- onprem (FRR 65010)
+    aws (FRR 64512, bfdd, neighbor bfd) --+                +-- azure (BIRD 12076, protocol bfd, bfd on)
+                                          +--- hub (mcrd) -+
+                                          +-- onprem (FRR 65010, no BFD)
 
 The times from the command to the other peers' RIBs are printed (`pytest -s`) and only bounded generously here.
 """
@@ -14,6 +16,7 @@ The times from the command to the other peers' RIBs are printed (`pytest -s`) an
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -48,12 +51,17 @@ TIMEOUT = 30.0
 BOUND = 5.0  # seconds: a generous bound for "at once" on a loaded machine; the measured figure is printed
 
 
-def mcr_config(lab: Lab) -> str:
+def mcr_config(lab: Lab, aws_bfd: dict[str, int] | None = None) -> str:
+    """`aws_bfd`: the AWS interface's `bfd` timers (default: none given, Megaport's 300/300/3)."""
+
     def vxc(name: str, asn: int, peer_type: str) -> dict[str, Any]:
         local, peer = LINKS[name]
-        conn = {"peerAsn": asn, "localIpAddress": local, "peerIpAddress": peer, "peerType": peer_type, "holdTime": 90}
-        return {"productName": f"{name}-vxc", "interface": lab.ifname(name),
-                "vrouter": {"interfaces": [{"ipAddresses": [f"{local}/30"], "bgpConnections": [conn]}]}}
+        conn = {"peerAsn": asn, "localIpAddress": local, "peerIpAddress": peer, "peerType": peer_type, "holdTime": 90,
+                "bfdEnabled": True}
+        interface: dict[str, Any] = {"ipAddresses": [f"{local}/30"], "bgpConnections": [conn]}
+        if name == "aws" and aws_bfd:
+            interface["bfd"] = aws_bfd
+        return {"productName": f"{name}-vxc", "interface": lab.ifname(name), "vrouter": {"interfaces": [interface]}}
 
     config = {"mcr": {"productName": "lab-mcr", "mcrAsn": MCR_AS, "routerId": "10.255.0.1"},
               "vxcs": [vxc("aws", AWS_AS, "PRIV_CLOUD"), vxc("azure", AZURE_AS, "PRIV_CLOUD"),
@@ -90,11 +98,13 @@ def topo(lab_ready: None, request: pytest.FixtureRequest) -> Iterator[Topology]:
         state = lab.make_dir("mcrd-state")
         proc = hub.popen(sys.executable, "-m", "mcrd", "run", "-c", str(config), "--log-format", "json",
                          "--state-dir", str(state), label="mcrd")
+        aws_hub = LINKS["aws"][0]
         aws = FrrPeer(spokes["aws"], AWS_AS, "10.0.0.1", frr_config(
-            AWS_AS, "10.0.0.1", [FrrNeighbor(LINKS["aws"][0], MCR_AS)], [AWS_NET], hostname="aws",
-            graceful_restart=False))
+            AWS_AS, "10.0.0.1", [FrrNeighbor(aws_hub, MCR_AS, extra=(f"neighbor {aws_hub} bfd",))], [AWS_NET],
+            hostname="aws", graceful_restart=False), bfdd="")
         azure = BirdPeer(spokes["azure"], bird_config(
-            AZURE_AS, "10.0.0.2", [BirdNeighbor("mcr", LINKS["azure"][0], MCR_AS)], [AZURE_NET]))
+            AZURE_AS, "10.0.0.2", [BirdNeighbor("mcr", LINKS["azure"][0], MCR_AS, extra=("bfd on;",))], [AZURE_NET],
+            extra='protocol bfd {\n  interface "*" { interval 300 ms; multiplier 3; };\n}'))
         onprem = FrrPeer(spokes["onprem"], ONPREM_AS, "10.0.0.3", frr_config(
             ONPREM_AS, "10.0.0.3", [FrrNeighbor(LINKS["onprem"][0], MCR_AS)], [ONPREM_NET], hostname="onprem",
             graceful_restart=False))
@@ -199,3 +209,94 @@ def test_the_local_address_removed_withdraws_at_once(topo: Topology) -> None:
     report("ip addr del <session address> (hub) -> AWS prefix gone", took)
     assert "local address" in topo.hub.events("session_held_down")[-1]["reason"]
     check_held_then_back(topo, lambda: topo.hub.ns.ip("addr", "add", address, "dev", ifname))
+
+
+# --- BFD -----------------------------------------------------------------------------------------------------------
+
+
+def lg(t: Topology, view: str) -> list[dict[str, Any]]:
+    """`mcrd lg VIEW --json` in the hub's namespace (the daemon's API listens on its loopback)."""
+    out = t.hub.ns.run(sys.executable, "-m", "mcrd", "lg", view, "--json").stdout
+    rows: list[dict[str, Any]] = json.loads(out)
+    return rows
+
+
+def by_peer(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {row["sessionId"]: row for row in rows}
+
+
+def test_bfd_is_up_with_frr_and_bird_and_shown_in_the_looking_glass(topo: Topology) -> None:
+    aws, azure, onprem = (LINKS[n][1] for n in ("aws", "azure", "onprem"))
+    poll(lambda: by_peer(lg(topo, "bfd")), TIMEOUT, "BFD Up with FRR and BIRD",
+         until=lambda rows: rows[aws]["status"] == rows[azure]["status"] == "UP")
+    bfd = by_peer(lg(topo, "bfd"))
+    assert (bfd[aws]["txInterval"], bfd[aws]["rxInterval"], bfd[aws]["detectionTime"]) == (300, 300, 900)
+    sessions = by_peer(lg(topo, "sessions"))
+    assert {p: (s["status"], s["bfdStatus"]) for p, s in sessions.items()} == {
+        aws: ("UP", "UP"), azure: ("UP", "UP"), onprem: ("UP", "DOWN")}
+    poll(topo.aws.bfd_peers, TIMEOUT, "FRR's own BFD view", until=lambda v: v[LINKS["aws"][0]]["status"] == "up")
+
+
+def test_a_peer_without_bfd_keeps_its_session_without_flapping(topo: Topology) -> None:
+    onprem = LINKS["onprem"][1]
+    downs = [e for e in topo.hub.events("session_down") if e["peer"] == onprem]
+    assert_stays(lambda: by_peer(lg(topo, "bfd"))[onprem]["status"] == "DOWN", 3.0, "BFD with onprem came up")
+    assert [e for e in topo.hub.events("session_down") if e["peer"] == onprem] == downs
+    assert by_peer(lg(topo, "bfd"))[onprem]["transitions"] <= 1  # AdminDown -> Down at most, no flapping
+    assert [e["peer"] for e in topo.hub.events("bfd_not_up")].count(onprem) == 1  # said once
+
+
+def drop_hub_traffic(ns: Netns, hub_address: str) -> None:
+    """A silent failure: the peer's namespace drops everything to and from the hub; the link stays up."""
+    ns.run("nft", "add", "table", "inet", "mclfail")
+    for chain, hook, match in (("in", "input", "saddr"), ("out", "output", "daddr")):
+        ns.run("nft", "add", "chain", "inet", "mclfail", chain, f"{{ type filter hook {hook} priority 0; }}")
+        ns.run("nft", "add", "rule", "inet", "mclfail", chain, "ip", match, hub_address, "drop")
+
+
+def reload(t: Topology, text: str) -> None:
+    count = len(t.hub.events("config_reloaded"))
+    t.hub.config.write_text(text)
+    t.hub.proc.send_signal(signal.SIGHUP)
+    poll(lambda: len(t.hub.events("config_reloaded")), TIMEOUT, "the daemon handled SIGHUP",
+         until=lambda n: n > count)
+
+
+def test_a_silent_failure_takes_bgp_down_within_the_detection_time_and_bfd_brings_it_back(topo: Topology) -> None:
+    aws = LINKS["aws"][1]
+    detection = by_peer(lg(topo, "bfd"))[aws]["detectionTime"] / 1000
+    took = time_until_aws_gone(topo, lambda: drop_hub_traffic(topo.spokes["aws"], LINKS["aws"][0]))
+    down = [e for e in topo.hub.events("session_down") if e["peer"] == aws][-1]
+    assert down["reason"] == "BFD down (CONTROL_DETECTION_TIME_EXPIRED)"
+    report(f"nft drop on the AWS side (detection time {detection * 1000:.0f} ms) -> AWS prefix gone", took)
+    assert by_peer(lg(topo, "sessions"))[aws]["status"] == "DOWN"
+    # A reload keeps the hold: the AWS neighbor stays out of ExaBGP's configuration.
+    reload(topo, topo.hub.config.read_text())
+    exabgp_conf = (topo.state / "exabgp.conf").read_text()
+    assert f"neighbor {aws} " not in exabgp_conf
+    assert f"neighbor {LINKS['azure'][1]} " in exabgp_conf
+    ups = aws_ups(topo)
+    topo.spokes["aws"].run("nft", "delete", "table", "inet", "mclfail")
+    wait_steady(topo)
+    assert aws_ups(topo) == ups + 1
+    bfd_up = [e for e in topo.hub.events("bfd_state") if e["peer"] == aws and e["new"] == "Up"][-1]
+    bgp_up = [e for e in topo.hub.events("session_up") if e["peer"] == aws][-1]
+    assert bfd_up["timestamp"] < bgp_up["timestamp"]  # BGP only once BFD was Up again
+
+
+def test_changed_timers_are_negotiated_on_sighup_without_touching_other_sessions(topo: Topology) -> None:
+    azure = LINKS["azure"][1]
+    before = by_peer(lg(topo, "bfd"))[azure]["transitions"]
+    ups = len(topo.hub.events("session_up"))
+    reload(topo, mcr_config(topo.lab, {"txInterval": 500, "rxInterval": 600, "multiplier": 5}))
+    hub = LINKS["aws"][0]
+    poll(lambda: topo.aws.bfd_peers()[hub], TIMEOUT, "FRR did not see the new timers",
+         until=lambda v: (v["remote-transmit-interval"], v["remote-receive-interval"], v["remote-detect-multiplier"])
+         == (500, 600, 5))
+    poll(lambda: by_peer(lg(topo, "bfd"))[LINKS["aws"][1]], TIMEOUT, "hub: timers not agreed",
+         until=lambda row: (row["txInterval"], row["rxInterval"], row["status"]) == (500, 600, "UP"))
+    assert by_peer(lg(topo, "bfd"))[azure]["transitions"] == before
+    assert len(topo.hub.events("session_up")) == ups  # no BGP session was reset
+    reload(topo, mcr_config(topo.lab))
+    poll(lambda: topo.aws.bfd_peers()[hub], TIMEOUT, "FRR: timers not back",
+         until=lambda v: v["remote-receive-interval"] == 300)
