@@ -18,6 +18,7 @@ import ipaddress
 import random
 import socket
 import struct
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ SOURCE_PORTS = (49152, 65535)
 TTL = 255
 DSCP_CS6 = 0xC0
 RX_RETRY = 5.0  # seconds between attempts to open a receiving socket that failed
+CLOSE_WAIT = 5.0  # seconds close() waits for the BFD thread
 
 # Linux values the socket module does not export.
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
@@ -112,6 +114,14 @@ def _ip(text: str) -> IPv4Address | IPv6Address:
 
 
 class BfdManager:
+    """The BFD sessions of one mcrd.
+
+    The sessions run in a thread of their own with its own event loop, so that a busy daemon loop (a large route
+    burst, a slow reload) neither delays our packets nor lets the peer's packets wait unread past the Detection Time:
+    either would take BFD, and with it BGP, down for nothing.  Transitions are handed to `on_transition` on the loop
+    that runs `run()`, in order.  `configure`, `status` and `close` are called from that loop too.
+    """
+
     def __init__(
         self,
         on_transition: Callable[[BfdTransition], None],
@@ -123,32 +133,54 @@ class BfdManager:
         self._log = log
         self._clock = clock
         self._rng = random.Random()
+        # Everything below is touched by the BFD thread under _lock (status() and configure() take it too).
+        self._lock = threading.Lock()
         self._peers: dict[str, _Peer] = {}
         self._by_discr: dict[int, _Peer] = {}
         self._rx: dict[int, socket.socket] = {}  # family -> receiving socket
         self._rx_error: dict[int, str] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the BFD thread's loop, while it runs
+        self._main: asyncio.AbstractEventLoop | None = None  # where transitions are delivered
         self._closed = False
-        self._stop = asyncio.Event()
+        self._wake: asyncio.Event | None = None
 
     # ---- public interface ------------------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Open the receiving sockets and run every configured session until close() (or cancellation, which closes
-        the sockets without telling the peers: they see the session time out, as after a crash)."""
+        """Run every configured session (in the BFD thread) until close(); cancellation stops the thread and closes
+        the sockets without telling the peers (they see the sessions time out, as after a crash)."""
         if self._closed:
             return
-        self._loop = asyncio.get_running_loop()
+        main = self._main = asyncio.get_running_loop()
+        done: asyncio.Future[None] = main.create_future()
+
+        def finished(exc: BaseException | None) -> None:
+            if not done.done():
+                if exc is None:
+                    done.set_result(None)
+                else:
+                    done.set_exception(exc)
+
+        def body() -> None:
+            loop = asyncio.new_event_loop()
+            error: BaseException | None = None
+            try:
+                loop.run_until_complete(self._serve())
+                loop.run_until_complete(asyncio.sleep(0))  # callbacks posted while it stopped (a close())
+            except BaseException as exc:
+                error = exc
+            finally:
+                loop.close()
+                with contextlib.suppress(RuntimeError):  # the daemon's loop is gone already
+                    main.call_soon_threadsafe(finished, error)
+
+        thread = threading.Thread(target=body, name="mcrd-bfd", daemon=True)
+        thread.start()
         try:
-            for peer in self._peers.values():
-                self._schedule(peer)
-            while not self._closed:
-                missing = self._open_rx()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), RX_RETRY if missing else None)
-        finally:
-            if not self._closed:
-                self._shutdown(admin_down=False)
+            await asyncio.shield(done)
+        except asyncio.CancelledError:
+            self._in_thread(lambda: self._shutdown(admin_down=False))
+            raise
 
     def configure(self, peers: Iterable[BfdPeerConfig]) -> None:
         """The whole desired set: adds new sessions, removes missing ones (AdminDown sent first), retimes those whose
@@ -162,6 +194,79 @@ class BfdManager:
             if key in wanted and wanted[key] != cfg:
                 raise ValueError(f"BFD peer {key} configured twice with different settings")
             wanted[key] = cfg
+        self._in_thread(lambda: self._configure(wanted))
+
+    def status(self) -> dict[str, BfdStatus]:
+        with self._lock:
+            return {key: self._status(key, p) for key, p in self._peers.items()}
+
+    async def close(self) -> None:
+        """AdminDown (diag 7) to every peer, then every socket closed; run() returns."""
+        if self._closed:
+            return
+        here = asyncio.get_running_loop()
+        done: asyncio.Future[None] = here.create_future()
+
+        def resolve() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        def shut() -> None:
+            if not self._closed:
+                self._shutdown(admin_down=True)
+            here.call_soon_threadsafe(resolve)
+
+        self._in_thread(shut)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(done), CLOSE_WAIT)
+        with self._lock:  # in case the BFD thread ended without running it
+            if not self._closed:
+                self._shutdown(admin_down=False)
+
+    # ---- the BFD thread --------------------------------------------------------------------------------------------
+
+    def _in_thread(self, fn: Callable[[], None]) -> None:
+        """Run `fn` under the lock in the BFD thread, or here at once when that thread does not run (yet)."""
+        with self._lock:
+            loop = self._loop
+            if loop is None:
+                fn()
+                return
+
+        def locked() -> None:
+            with self._lock:
+                fn()
+
+        try:
+            loop.call_soon_threadsafe(locked)
+        except RuntimeError:  # the BFD loop closed in between
+            with self._lock:
+                fn()
+
+    async def _serve(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._loop = asyncio.get_running_loop()
+            self._wake = asyncio.Event()
+            for peer in self._peers.values():
+                self._schedule(peer)
+        try:
+            while not self._closed:
+                with self._lock:
+                    missing = self._open_rx()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), RX_RETRY if missing else None)
+                self._wake.clear()
+        finally:
+            with self._lock:
+                if not self._closed:
+                    self._shutdown(admin_down=False)
+                self._loop = None
+
+    def _configure(self, wanted: dict[str, BfdPeerConfig]) -> None:
+        if self._closed:
+            return
         for key in [k for k in self._peers if k not in wanted]:
             self._remove(key)
         for key, cfg in wanted.items():
@@ -177,18 +282,10 @@ class BfdManager:
             if have is not None:
                 self._remove(key)
             self._add(key, cfg)
-        self._open_rx()
+        if self._wake is not None:
+            self._wake.set()  # a family may need its receiving socket
 
-    def status(self) -> dict[str, BfdStatus]:
-        return {key: self._status(key, p) for key, p in self._peers.items()}
-
-    async def close(self) -> None:
-        """AdminDown (diag 7) to every peer, then every socket closed; run() returns."""
-        if self._closed:
-            return
-        self._shutdown(admin_down=True)
-
-    # ---- sessions --------------------------------------------------------------------------------------------------
+    # ---- sessions (BFD thread, lock held) --------------------------------------------------------------------------
 
     def _new_discriminator(self) -> int:
         while True:
@@ -234,12 +331,18 @@ class BfdManager:
             event = BfdTransition(str(peer.cfg.peer), t.old, t.new, t.diag, t.at, peer.session.remote_state)
             self._log.info("bfd_state", peer=event.peer, old=str(t.old), new=str(t.new), diag=t.diag.name.lower(),
                            remote_state=str(event.remote_state), remote_diag=peer.session.remote_diag.name.lower())
-            try:
-                self._on_transition(event)
-            except Exception as exc:  # a consumer's bug must not stop the sessions
-                self._log.error("bfd_transition_handler_failed", peer=event.peer, error=repr(exc))
+            if self._main is not None:
+                with contextlib.suppress(RuntimeError):  # the daemon's loop is closed: nobody to tell
+                    self._main.call_soon_threadsafe(self._deliver, event)
         if schedule and self._running:
             self._schedule(peer)
+
+    def _deliver(self, event: BfdTransition) -> None:
+        """On the daemon's loop."""
+        try:
+            self._on_transition(event)
+        except Exception as exc:  # a consumer's bug must not stop the sessions
+            self._log.error("bfd_transition_handler_failed", peer=event.peer, error=repr(exc))
 
     def _schedule(self, peer: _Peer) -> None:
         assert self._loop is not None
@@ -252,10 +355,17 @@ class BfdManager:
             peer.timer = self._loop.call_later(max(0.0, at - self._clock()), self._tick, peer)
 
     def _tick(self, peer: _Peer) -> None:
-        peer.timer = None
-        if self._peers.get(str(peer.cfg.peer)) is not peer:
-            return
-        self._apply(peer, sm.expire(peer.session, self._clock(), self._rng.random()))
+        with self._lock:
+            peer.timer = None
+            if self._peers.get(str(peer.cfg.peer)) is not peer:
+                return
+            deadline = peer.session.detect_deadline
+            if deadline is not None and self._clock() >= deadline:
+                # Read what has arrived before declaring the peer silent: packets that waited in the socket because
+                # this thread was not scheduled in time are not a failure of the path.
+                for sock in list(self._rx.values()):
+                    self._drain(sock)
+            self._apply(peer, sm.expire(peer.session, self._clock(), self._rng.random()))
 
     def _status(self, key: str, p: _Peer) -> BfdStatus:
         s = p.session
@@ -286,7 +396,8 @@ class BfdManager:
                 self._apply(peer, sm.admin_down(peer.session, self._clock(), self._rng.random()), schedule=False)
             self._drop(peer)
         self._closed = True
-        self._stop.set()
+        if self._wake is not None:
+            self._wake.set()
         for family, sock in list(self._rx.items()):
             if self._loop is not None:
                 self._loop.remove_reader(sock.fileno())
@@ -403,6 +514,10 @@ class BfdManager:
         return sock
 
     def _readable(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._drain(sock)
+
+    def _drain(self, sock: socket.socket) -> None:
         for _ in range(64):  # bounded, so one busy socket cannot starve the loop
             try:
                 data, anc, _flags, addr = sock.recvmsg(512, _ANC_SIZE)

@@ -1,6 +1,7 @@
 """A BfdManager alone in a lab namespace, on uvloop as in the daemon: ``python -m tests.bfd.driver PEERS STATUS``.
 
-PEERS: a JSON list of BfdPeerConfig fields, (re)read at start and on SIGHUP (`configure`).  Every transition is
+PEERS: a JSON list of BfdPeerConfig fields, (re)read at start and on SIGHUP (`configure`).  SIGUSR1 blocks the
+loop for $BFD_BUSY seconds (2.5), like a daemon busy with a route burst.  Every transition is
 printed to stdout as one JSON line ``{"transition": {...}}`` (the lab keeps stdout in the process log); STATUS is
 rewritten with ``status()`` after each transition and every 100 ms.  SIGTERM: ``close()`` (AdminDown to every
 peer), then exit 0.
@@ -16,6 +17,7 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,13 @@ def status_json(status: dict[str, BfdStatus]) -> str:
     return json.dumps({k: {f: _plain(getattr(v, f)) for f in v.__dataclass_fields__} for k, v in status.items()})
 
 
+def busy(seconds: float) -> None:
+    """Hold the loop (as a large route burst in the daemon would) and say so."""
+    print(json.dumps({"busy": seconds}), flush=True)
+    time.sleep(seconds)
+    print(json.dumps({"busy_done": seconds}), flush=True)
+
+
 async def main(peers_path: Path, status_path: Path) -> None:
     log = get_logger("bfd")
 
@@ -67,6 +76,7 @@ async def main(peers_path: Path, status_path: Path) -> None:
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGHUP, lambda: manager.configure(read_peers(peers_path)))
     loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, lambda: busy(float(os.environ.get("BFD_BUSY", "2.5"))))
     task = asyncio.create_task(manager.run())
     print(json.dumps({"ready": os.getpid()}), flush=True)
     try:

@@ -57,6 +57,15 @@ class Engine:
                     out.append(t)
         return out
 
+    def block_loop(self) -> None:
+        """Hold the engine's asyncio loop (time.sleep in it) for 2.5 s; returns when it is free again."""
+        def said(what: str) -> int:
+            return self.lab.log_of(self.proc).read_text().count(f'{{"{what}":')
+
+        before = said("busy_done")
+        self.proc.send_signal(10)  # SIGUSR1
+        poll(lambda: said("busy_done"), 15, "engine loop not released", until=lambda n: n > before)
+
     def reconfigure(self, peers: list[dict[str, Any]]) -> None:
         self.peers_path.write_text(json.dumps(peers))
         self.proc.send_signal(1)  # SIGHUP

@@ -64,6 +64,14 @@ def test_frr_up_timers_silent_failure_admin_down(lab: Lab) -> None:
     engine.reconfigure([peer_config(s, PEER4, HUB4), peer_config(s, PEER6, HUB6)])
     poll(lambda: frr.bfd_peers()[HUB4]["remote-receive-interval"], 10, "FRR: timers not back", until=lambda v: v == 300)
 
+    # The daemon's loop busy for 2.5 s (a route burst): the sessions live in their own thread and stay Up.
+    uptime = {h: frr.bfd_peers()[h]["uptime"] for h in (HUB4, HUB6)}
+    count = len(engine.transitions())
+    engine.block_loop()
+    after = frr.bfd_peers()
+    assert all(after[h]["status"] == "up" and after[h]["uptime"] >= uptime[h] + 2 for h in (HUB4, HUB6)), after
+    assert len(engine.transitions()) == count
+
     # A silent failure: FRR's packets dropped in its namespace, the link stays up.
     silent_failure(engine, s.peer_ns, [PEER4, PEER6], "FRR")
     undrop_bfd(s.peer_ns)
