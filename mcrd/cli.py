@@ -7,8 +7,10 @@ Each subcommand is one `_add_<name>(commands)` function that registers its parse
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from mcrd.config.load import ConfigError, load_config
 from mcrd.config.model import Config
@@ -108,55 +110,97 @@ def _run(args: argparse.Namespace) -> int:
 def _add_lab(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     lab = commands.add_parser(
         "lab",
-        help="build a containerlab topology on network namespaces (up, status, exec, down)",
+        help="build a containerlab topology on network namespaces (up, verify, status, exec, list, down)",
         description="Build a containerlab topology file on bare network namespaces (one per node, named "
         "clab-<lab>-<node>, a veth pair per link) with mcrd, FRR, BIRD and host nodes; needs root. "
-        "What was created is recorded in /run/mcrd-lab/<lab>/ so that `down` removes exactly that.",
+        "What was created is recorded in /run/mcrd-lab/<lab>/ so that `down` removes exactly that. "
+        "LAB is the topology file or, once the lab is up, its name.",
     )
     actions = lab.add_subparsers(dest="lab_command", required=True, metavar="ACTION")
-    up = actions.add_parser("up", help="build the lab, wait until every BGP session is established")
+    up = actions.add_parser("up", help="build the lab, return once it has converged")
     up.add_argument("topology", metavar="TOPOLOGY", help="a containerlab topology file (*.clab.yml)")
     up.add_argument("--timeout", type=float, default=90.0, metavar="SECONDS",
-                    help="how long to wait for the BGP sessions (default 90)")
+                    help="how long to wait for every BGP session and every BGP table to settle (default 90)")
+    verify = actions.add_parser(
+        "verify", help="check the lab against an intents file (exit 0 all hold, 1 one fails, 2 cannot judge)",
+        description="Judge each intent from the named node's own view (FRR: vtysh, BIRD: birdc, mcrd: its looking "
+        "glass), polled until it holds or its `within` passes; then run the scenarios. Exit 0 when everything "
+        "holds, 1 when something fails, 2 when the lab cannot be judged. --record prints the lab's state as "
+        "intents instead.")
+    verify.add_argument("lab", metavar="LAB")
+    verify.add_argument("intents", nargs="?", metavar="INTENTS", help="an intents file (YAML)")
+    verify.add_argument("--junit", metavar="FILE", type=Path, help="also write the report as JUnit XML")
+    verify.add_argument("--json", metavar="FILE", type=Path, dest="json_path", help="also write it as JSON")
+    verify.add_argument("--up", action="store_true", help="bring the lab up first (LAB: its file), down after")
+    verify.add_argument("--timeout", type=float, default=90.0, metavar="SECONDS", help="--up's timeout")
+    verify.add_argument("--docker", nargs="?", const="docker", metavar="COMMAND",
+                        help="a lab deployed by containerlab (LAB: its topology file): reach node N with "
+                        "`docker exec clab-<lab>-N` (COMMAND: another docker, e.g. podman)")
+    verify.add_argument("--record", action="store_true",
+                        help="print the running lab's state as intents (a baseline to review, not to trust)")
+    actions.add_parser("list", help="the labs that are up")
     status = actions.add_parser("status", help="show the nodes, their processes and BGP sessions")
-    status.add_argument("topology", metavar="TOPOLOGY")
+    status.add_argument("lab", metavar="LAB")
     down = actions.add_parser("down", help="remove everything the lab created (also after a crash)")
-    down.add_argument("topology", metavar="TOPOLOGY")
-    run_in = actions.add_parser("exec", help="run a command in a node: mcrd lab exec TOPOLOGY NODE -- COMMAND...")
-    run_in.add_argument("topology", metavar="TOPOLOGY")
+    down.add_argument("lab", metavar="LAB")
+    run_in = actions.add_parser("exec", help="run a command in a node: mcrd lab exec LAB NODE -- COMMAND...")
+    run_in.add_argument("lab", metavar="LAB")
     run_in.add_argument("node", metavar="NODE")
     run_in.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND")
     lab.set_defaults(handler=_lab)
 
 
 def _lab(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from mcrd.lab import runner  # the lab runner loads only for `lab`
     from mcrd.lab.system import LabError
     from mcrd.lab.topology import TopologyError
 
-    topology = Path(args.topology)
     try:
-        if args.lab_command == "up":
-            return runner.up(topology, sys.stdout, args.timeout)
-        if args.lab_command == "status":
-            return runner.status(topology, sys.stdout)
-        if args.lab_command == "down":
-            return runner.down(topology, sys.stdout)
-        command = args.command[1:] if args.command[:1] == ["--"] else args.command
-        return runner.exec_in(topology, args.node, command)
+        return _lab_action(args)
     except TopologyError as exc:
         for problem in exc.problems:
             print(f"{exc.path}: {problem}", file=sys.stderr)
         return EXIT_INVALID
     except LabError as exc:
         print(f"mcrd lab {args.lab_command}: {exc}", file=sys.stderr)
+        return 2 if args.lab_command == "verify" else EXIT_INVALID
+    except BrokenPipeError:  # `mcrd lab status LAB | head -1`: the reader has gone, so has the need to write
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_INVALID
     except KeyboardInterrupt:
-        print(f"mcrd lab {args.lab_command}: interrupted; `mcrd lab down {args.topology}` removes what was "
+        target = getattr(args, "topology", None) or getattr(args, "lab", "LAB")
+        print(f"mcrd lab {args.lab_command}: interrupted; `mcrd lab down {target}` removes what was "
               "created", file=sys.stderr)
         return 130
+
+
+def _lab_action(args: argparse.Namespace) -> int:
+    from mcrd.lab import runner  # the lab runner loads only for `lab`
+
+    action = args.lab_command
+    if action == "list":
+        return runner.list_labs(sys.stdout)
+    if action == "up":
+        ref = runner.resolve(args.topology, need_file=True)
+        assert ref.topology is not None
+        return runner.up(ref.topology, sys.stdout, args.timeout)
+    ref = runner.resolve(args.lab)
+    if action == "verify":
+        from mcrd.lab import verifycmd
+
+        if args.record:
+            return verifycmd.record_command(ref, sys.stdout)
+        if args.intents is None:
+            print("mcrd lab verify: give an intents file (or --record to write one)", file=sys.stderr)
+            return EXIT_USAGE
+        return verifycmd.verify_command(ref, Path(args.intents), sys.stdout, sys.stderr, junit=args.junit,
+                                        json_path=args.json_path, bring_up=args.up, timeout=args.timeout,
+                                        docker=args.docker)
+    if action == "status":
+        return runner.status(ref, sys.stdout)
+    if action == "down":
+        return runner.down(ref, sys.stdout)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    return runner.exec_in(ref, args.node, command)
 
 
 def _add_lg(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -25,6 +25,9 @@ from typing import TextIO
 
 from tabulate import tabulate
 
+from mcrd.lab.access import NamespaceAccess
+from mcrd.lab.probe import ROUTING_ROLES, NoAnswerError, PeerSession, Probe
+from mcrd.lab.probe import Path as BgpPath
 from mcrd.lab.sessions import SESSION_HEADERS, Session, parse_bird_protocols, parse_frr_neighbors
 from mcrd.lab.state import (
     RUN_DIR,
@@ -48,11 +51,13 @@ from mcrd.lab.system import (
     stop_pids,
     tail,
 )
-from mcrd.lab.topology import Node, Topology, load_topology, read_lab_name
+from mcrd.lab.topology import LAB_NAME_RE, Node, Topology, load_topology, read_lab_name
 
 DEFAULT_TIMEOUT = 90.0
 READY_TIMEOUT = 20.0
 POLL = 0.5
+SETTLE = 1.5
+"""Seconds without a change in any BGP table after which `up` calls the lab converged."""
 FRR_DAEMON_NAMES = ("zebra", "bgpd", "staticd", "bfdd", "ospfd", "ospf6d", "ripd", "ripngd", "isisd", "pimd",
                     "pim6d", "ldpd", "nhrpd", "eigrpd", "babeld", "sharpd", "pbrd", "fabricd", "vrrpd", "pathd")
 
@@ -95,7 +100,9 @@ class Builder:
                 self._start(node)
             for node in topo.nodes.values():
                 self._exec(node)
-            sessions = self._wait_sessions()
+            started = time.monotonic()
+            self._wait_sessions()
+            table = self._wait_converged(started)
         except LabError as exc:
             self.state.phase = "failed"
             self.state.save()
@@ -106,11 +113,14 @@ class Builder:
         self.state.phase = "up"
         self.state.save()
         _say(self.out, "")
-        _say(self.out, summary(self.state, sessions))
+        _say(self.out, summary(self.state, []))
         _say(self.out, "")
-        rel = _rel(topo.path)
-        _say(self.out, f"lab {topo.name} is up. Run a command in a node:  mcrd lab exec {rel} NODE -- COMMAND")
-        _say(self.out, f"Remove everything:                          mcrd lab down {rel}")
+        _say(self.out, table)
+        _say(self.out, "")
+        name = topo.name
+        _say(self.out, f"lab {name} is up. Run a command in a node:  mcrd lab exec {name} NODE -- COMMAND")
+        _say(self.out, f"Check it against intents:                  mcrd lab verify {name} INTENTS.yaml")
+        _say(self.out, f"Remove everything:                          mcrd lab down {name}")
         return 0
 
     # -- before anything is created --------------------------------------------------------------------------------
@@ -288,7 +298,7 @@ class Builder:
 
     def _start_mcrd(self, node: Node) -> None:
         d = self.node_dir(node.name)
-        (d / "state").mkdir()
+        (d / "state").mkdir(exist_ok=True)  # exists when `start:` restarts the node
         record = self._spawn(node, "mcrd", [sys.executable, "-m", "mcrd", "run", "-c", str(node.config),
                                             "--state-dir", str(d / "state"), "--log-format", "json"], self._env(node))
         _say(self.out, f"  start {node.name}: mcrd (pid {record.pid}), config {_rel(node.config)}")
@@ -374,6 +384,64 @@ class Builder:
                 )
             time.sleep(POLL)
 
+    def _wait_converged(self, started: float) -> str:
+        """Until every BGP session of every routing node (mcrd's too) is established and no node's BGP table has
+        changed for SETTLE seconds; returns the table of sessions with their prefixes in and out."""
+        probe = Probe(namespace_access(self.state, self.topo), self.topo.nodes)
+        deadline = started + self.timeout
+        last: object = None
+        since = time.monotonic()
+        established_at: float | None = None
+        while True:
+            for record in self.state.processes:
+                self._check_alive(record)
+            try:
+                sessions, tables = converge_view(probe)
+                problem = next((f"{n}: {s.address} {s.state}" for n, ss in sessions.items() for s in ss
+                                if not s.established), "")
+            except NoAnswerError as exc:
+                sessions, tables, problem = {}, None, str(exc)
+            now = time.monotonic()
+            if problem or tables != last:
+                last, since = tables, now
+            if not problem and established_at is None:
+                established_at = now
+            if not problem and now - since >= SETTLE:
+                assert established_at is not None
+                _say(self.out, f"converged: every session established after {established_at - started:.2f}s, "
+                               f"BGP tables unchanged for {SETTLE:g}s at {since - started:.2f}s")
+                return session_table(probe, sessions)
+            if now > deadline:
+                raise LabError(f"the lab did not converge within {self.timeout:g}s: "
+                               f"{problem or 'BGP tables still changing'}")
+            time.sleep(POLL)
+
+
+def converge_view(probe: Probe) -> tuple[dict[str, list[PeerSession]], dict[str, list[BgpPath]]]:
+    """Every routing node's sessions and BGP table (sorted, for comparison between two polls)."""
+    nodes = [n for n, node in probe.nodes.items() if node.role in ROUTING_ROLES]
+    sessions = {n: probe.sessions(n) for n in nodes}
+    tables = {n: sorted(probe.paths(n), key=lambda p: (p.prefix, p.peer, p.as_path, p.next_hop)) for n in nodes}
+    return sessions, tables
+
+
+def session_table(probe: Probe, sessions: Mapping[str, list[PeerSession]]) -> str:
+    rows = []
+    for node, ss in sessions.items():
+        for s in ss:
+            peer = probe.node_of(s.address)
+            rows.append([node, f"{s.address} ({peer})" if peer else s.address, s.remote_as, s.state, s.received,
+                         s.sent])
+    return tabulate(rows, headers=["NODE", "NEIGHBOR", "REMOTE AS", "STATE", "PREFIXES IN", "PREFIXES OUT"],
+                    tablefmt="simple")
+
+
+def namespace_access(state: LabState, topo: Topology | None = None) -> NamespaceAccess:
+    """Access to the nodes of a lab `mcrd lab up` built (its namespaces, its wrappers, the nodes' env)."""
+    env = {n: dict(node.env) for n, node in topo.nodes.items()} if topo is not None else {}
+    return NamespaceAccess(state.lab, {n.node: n.name for n in state.namespaces},
+                           {n: str(Path(r.dir) / "bin") for n, r in state.nodes.items()}, env)
+
 
 def _write_wrappers(node: Node, d: Path) -> None:
     """Commands that find this node's daemons, first on PATH in `exec` lines and `mcrd lab exec`: `vtysh` and
@@ -443,15 +511,71 @@ def summary(state: LabState, sessions: list[Session]) -> str:
     return text
 
 
-# --- commands -----------------------------------------------------------------------------------------------------
+# --- commands ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LabRef:
+    """A lab as the user named it: by its topology file, or by name (a lab that is up records its file)."""
+
+    name: str
+    topology: Path | None
+
+
+def resolve(arg: str | Path, *, need_file: bool = False) -> LabRef:
+    path = Path(arg)
+    text = str(arg)
+    if path.is_file():
+        return LabRef(read_lab_name(path), path)
+    looks_like_file = "/" in text or text.endswith((".yml", ".yaml", ".json"))
+    if not looks_like_file and not need_file and LAB_NAME_RE.match(text):
+        state = LabState.load(lab_dir(text))
+        return LabRef(text, Path(state.topology) if state is not None else None)
+    up_now = ", ".join(s.lab for s in running_labs()) or "none"
+    if looks_like_file or need_file:
+        raise LabError(f"{text}: no such topology file (labs up: {up_now})")
+    raise LabError(f"{text!r} is neither a topology file nor a lab name (labs up: {up_now})")
+
+
+def running_labs() -> list[LabState]:
+    """Every lab with a record under /run/mcrd-lab (up, failed, or being built)."""
+    if not RUN_DIR.is_dir():
+        return []
+    states = [LabState.load(d) for d in sorted(RUN_DIR.iterdir()) if d.is_dir()]
+    return [s for s in states if s is not None]
+
+
+def list_labs(out: TextIO) -> int:
+    labs = running_labs()
+    if not labs:
+        _say(out, "no lab is up")
+        return 0
+    rows = []
+    for state in labs:
+        alive = sum(same_process(p.pid, p.start_time) for p in state.processes)
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(state.started_at))
+        rows.append([state.lab, state.phase, len(state.nodes), f"{alive}/{len(state.processes)}", since,
+                     _rel(state.topology)])
+    _say(out, tabulate(rows, headers=["LAB", "PHASE", "NODES", "PROCESSES", "SINCE", "TOPOLOGY"], tablefmt="simple"))
+    return 0
 
 
 def up(topology: Path, out: TextIO, timeout: float = DEFAULT_TIMEOUT) -> int:
     return Builder(load_topology(topology), out, timeout).up()
 
 
-def status(topology: Path, out: TextIO) -> int:
-    name = read_lab_name(topology)
+def up_state(name: str) -> LabState:
+    """The record of a lab that is up; LabError otherwise."""
+    state = LabState.load(lab_dir(name))
+    if state is None:
+        raise LabError(f"lab {name} is not up (labs up: {', '.join(s.lab for s in running_labs()) or 'none'})")
+    if state.phase != "up":
+        raise LabError(f"lab {name} is not up: its state is {state.phase!r} (`mcrd lab status {name}`)")
+    return state
+
+
+def status(ref: LabRef, out: TextIO) -> int:
+    name = ref.name
     state = LabState.load(lab_dir(name))
     if state is None:
         _say(out, f"lab {name} is not up")
@@ -468,8 +592,8 @@ def status(topology: Path, out: TextIO) -> int:
     return 0 if healthy else 1
 
 
-def exec_in(topology: Path, node: str, command: list[str]) -> int:
-    name = read_lab_name(topology)
+def exec_in(ref: LabRef, node: str, command: list[str]) -> int:
+    name = ref.name
     state = LabState.load(lab_dir(name))
     if state is None:
         raise LabError(f"lab {name} is not up")
@@ -478,17 +602,45 @@ def exec_in(topology: Path, node: str, command: list[str]) -> int:
     if ns is None or record is None:
         raise LabError(f"lab {name} has no node {node!r} (nodes: {', '.join(state.nodes)})")
     if not command:
-        raise LabError("no command given: mcrd lab exec TOPOLOGY NODE -- COMMAND...")
+        raise LabError("no command given: mcrd lab exec LAB NODE -- COMMAND...")
     env = dict(os.environ)
     with contextlib.suppress(Exception):  # the node's env from the topology, when it still loads
-        env.update(load_topology(topology).nodes[node].env)
+        env.update(load_topology(state.topology).nodes[node].env)
     env["PATH"] = f"{Path(record.dir) / 'bin'}:{env.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}"
     return subprocess.call(["ip", "netns", "exec", ns, *command], env=env)
 
 
-def down(topology: Path, out: TextIO) -> int:
-    name = read_lab_name(topology)
-    return down_lab(name, out)
+def down(ref: LabRef, out: TextIO) -> int:
+    return down_lab(ref.name, out)
+
+
+# --- one node's daemons (scenario steps stop: and start:) -------------------------------------------------------
+
+
+def stop_node(state: LabState, node: str) -> list[int]:
+    """Stop the routing daemons of `node` (by pid) and forget them; returns their pids."""
+    if node not in state.nodes:
+        raise LabError(f"lab {state.lab} has no node {node!r}")
+    records = [p for p in state.processes if p.node == node]
+    stop_pids({p.pid: p.start_time for p in records if same_process(p.pid, p.start_time)})
+    state.processes = [p for p in state.processes if p.node != node]
+    state.save()
+    return [p.pid for p in records]
+
+
+def start_node(state: LabState, node: str, out: TextIO) -> None:
+    """Start the routing daemons of `node` again, as `up` did."""
+    topo = load_topology(state.topology)
+    if node not in topo.nodes or node not in state.nodes:
+        raise LabError(f"lab {state.lab} has no node {node!r}")
+    if any(p.node == node and same_process(p.pid, p.start_time) for p in state.processes):
+        raise LabError(f"node {node}: its daemons are running (stop: it first)")
+    builder = Builder(topo, out)
+    builder.state = state
+    d = builder.node_dir(node)
+    for stale in [*d.glob("*.vty"), d / "zserv.api", d / "bird.ctl"]:  # sockets a stopped daemon may leave
+        stale.unlink(missing_ok=True)
+    builder._start(topo.nodes[node])
 
 
 def down_lab(name: str, out: TextIO) -> int:

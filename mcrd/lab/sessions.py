@@ -18,16 +18,19 @@ class Session:
     state: str
     uptime: str = ""
     received: str = ""
+    sent: str = ""
+    address: str = ""
+    """The neighbor's address (FRR: the same as `neighbor`)."""
 
     @property
     def established(self) -> bool:
         return self.state == ESTABLISHED
 
     def row(self) -> list[str]:
-        return [self.node, self.neighbor, self.remote_as, self.state, self.uptime, self.received]
+        return [self.node, self.neighbor, self.remote_as, self.state, self.uptime, self.received, self.sent]
 
 
-SESSION_HEADERS = ["NODE", "NEIGHBOR", "REMOTE AS", "STATE", "UP FOR", "PREFIXES IN"]
+SESSION_HEADERS = ["NODE", "NEIGHBOR", "REMOTE AS", "STATE", "UP FOR", "PREFIXES IN", "PREFIXES OUT"]
 
 
 def parse_frr_neighbors(node: str, data: dict[str, Any]) -> list[Session]:
@@ -36,11 +39,9 @@ def parse_frr_neighbors(node: str, data: dict[str, Any]) -> list[Session]:
     for address, entry in data.items():
         if not isinstance(entry, dict) or "bgpState" not in entry:
             continue
-        received = sum(
-            int(af.get("acceptedPrefixCounter", 0))
-            for af in (entry.get("addressFamilyInfo") or {}).values()
-            if isinstance(af, dict)
-        )
+        families = [af for af in (entry.get("addressFamilyInfo") or {}).values() if isinstance(af, dict)]
+        received = sum(int(af.get("acceptedPrefixCounter", 0)) for af in families)
+        sent = sum(int(af.get("sentPrefixCounter", 0)) for af in families)
         state = str(entry["bgpState"])
         out.append(Session(
             node=node,
@@ -49,6 +50,8 @@ def parse_frr_neighbors(node: str, data: dict[str, Any]) -> list[Session]:
             state=state,
             uptime=str(entry.get("bgpTimerUpString", "")) if state == ESTABLISHED else "",
             received=str(received) if state == ESTABLISHED else "",
+            sent=str(sent) if state == ESTABLISHED else "",
+            address=address,
         ))
     return out
 
@@ -73,6 +76,8 @@ def parse_bird_protocols(node: str, text: str) -> list[Session]:
             state=state,
             uptime=current.get("since", "") if state == ESTABLISHED else "",
             received=str(current.get("imported", 0)) if state == ESTABLISHED else "",
+            sent=str(current.get("exported", 0)) if state == ESTABLISHED else "",
+            address=address,
         ))
 
     for line in text.splitlines():
@@ -99,8 +104,7 @@ def parse_bird_protocols(node: str, text: str) -> list[Session]:
         elif key == "Neighbor AS":
             current["asn"] = value
         elif key == "Routes":
-            m2 = re.match(r"(\d+) imported", value)
-            if m2:
-                current["imported"] = current.get("imported", 0) + int(m2.group(1))
+            for count, what in re.findall(r"(\d+) (imported|exported)", value):
+                current[what] = current.get(what, 0) + int(count)
     flush()
     return out

@@ -56,7 +56,7 @@ FRR_DAEMONS_KNOWN = (
 FRR_ALWAYS = ("zebra", "staticd")
 FRR_DEFAULT = ("zebra", "bgpd", "staticd")
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+LAB_NAME_RE = _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _IFNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")
 _DAEMON_LINE_RE = re.compile(r"^\s*([a-z0-9_]+)\s*=\s*\"?([A-Za-z0-9_-]*)\"?\s*(?:#.*)?$")
 
@@ -137,6 +137,7 @@ def namespace_name(lab: str, node: str) -> str:
 def read_lab_name(path: Path | str) -> str:
     """Only the `name` of a topology (for `down`, which must work even when the rest no longer validates)."""
     data = _load_yaml(Path(path))
+    _not_mcrd_config(path, data)
     name = data.get("name") if isinstance(data, dict) else None
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise TopologyError(path, [f"name: {name!r} is not a lab name (letters, digits, '-' and '_')"])
@@ -150,6 +151,7 @@ def load_topology(path: Path | str) -> Topology:
     problems: list[str] = []
     if not isinstance(data, dict):
         raise TopologyError(path, ["the file is not a YAML mapping"])
+    _not_mcrd_config(path, data)
     _unknown(problems, "", data, TOP_KEYS, "top-level key")
     name = data.get("name")
     if not isinstance(name, str) or not _NAME_RE.match(name):
@@ -200,6 +202,19 @@ def _load_yaml(path: Path) -> Any:
         return YAML(typ="safe").load(text)
     except YAMLError as exc:
         raise TopologyError(path, [f"not valid YAML: {exc}"]) from exc
+
+
+MCRD_KEYS = ("mcr", "vxcs", "prefixFilterLists", "api")
+
+
+def _not_mcrd_config(path: Path | str, data: Any) -> None:
+    """An mcrd config given where a topology belongs: say so, instead of a confusing `name: None`."""
+    if isinstance(data, dict) and "topology" not in data and any(k in data for k in MCRD_KEYS):
+        raise TopologyError(path, [
+            "this is an mcrd config, not a topology: `mcrd lab` takes a containerlab topology (*.clab.yml) whose "
+            f"mcrd node binds this file to {MCRD_CONFIG} (see containerlab/hub-spoke/hub-spoke.clab.yml); "
+            "`mcrd check` checks the config, `mcrd run -c` runs it"
+        ])
 
 
 def _unknown(problems: list[str], where: str, data: Mapping[str, Any], allowed: Sequence[str], what: str) -> None:

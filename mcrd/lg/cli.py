@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         path, query = _request(args, uid)
         answer = client.get(path, query)
     except ClientError as exc:
-        print(f"mcrd lg: {exc}", file=sys.stderr)
+        print(f"mcrd lg: {exc}{_lab_hint(str(exc), args.lg_view)}", file=sys.stderr)
         return EXIT_FAILED
     data = answer.get("data")
     if getattr(args, "json", False):
@@ -109,6 +109,24 @@ def run(args: argparse.Namespace) -> int:
         print(answer.get("message", ""))
         print(render(args, data if isinstance(data, list) else []))
     return EXIT_OK
+
+
+def _lab_hint(error: str, view: str) -> str:
+    """Where mcrd runs when it does not answer here: inside a lab's namespace, which has its own loopback."""
+    if "is the daemon running?" not in error:
+        return ""
+    from mcrd.lab.state import RUN_DIR, LabState
+
+    try:
+        states = [LabState.load(d) for d in sorted(RUN_DIR.iterdir()) if d.is_dir()]
+    except OSError:
+        states = []
+    for state in filter(None, states):
+        node = next((n for n, r in state.nodes.items() if r.role == "mcrd"), None)
+        if node is not None:
+            return (f"\nmcrd runs in lab {state.lab} (its own network namespace): "
+                    f"mcrd lab exec {state.lab} {node} -- mcrd lg {view}")
+    return ""
 
 
 def _request(args: argparse.Namespace, uid: str) -> tuple[str, dict[str, str]]:

@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 SHIPPED = {
     "hub-spoke": REPO / "containerlab" / "hub-spoke" / "hub-spoke.clab.yml",
     "seed-poc": REPO / "containerlab" / "seed-poc" / "seed-poc.clab.yml",
+    "failover": REPO / "containerlab" / "failover" / "failover.clab.yml",
 }
 BIRD_SPOKE = Path(__file__).resolve().parent / "topologies" / "bird-spoke" / "bird-spoke.clab.yml"
 APT_PACKAGES = "frr bird2 iputils-ping iproute2"
@@ -117,9 +118,11 @@ class Lab:
         self.topology = topology
         self.name = lab_name(topology)
         self.snapshot: Snapshot | None = None
+        self.up_output: str | None = None
 
     def up(self, *extra: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
         proc = mcrd("lab", "up", str(self.topology), *extra)
+        self.up_output = proc.stdout
         if (RUN_DIR / self.name / "state.json").exists():
             self.snapshot = Snapshot.take(self.name)
         assert proc.returncode == expect, f"mcrd lab up exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"

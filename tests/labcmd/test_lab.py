@@ -142,6 +142,38 @@ def test_the_image_healthcheck_answers_from_the_running_mcrd(hub: Lab) -> None:
     assert hub.exec("awshost", "sh", *check).returncode == 1  # nothing listens there
 
 
+def test_the_shipped_hub_spoke_intents_hold(hub: Lab) -> None:
+    proc = mcrd("lab", "verify", hub.name, str(SHIPPED["hub-spoke"].parent / "hub-spoke.intents.yaml"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "PASS: 16/16 intents hold" in proc.stdout
+
+
+def test_up_printed_every_session_with_prefixes_in_and_out(hub: Lab) -> None:
+    assert hub.up_output is not None
+    assert "converged: every session established after" in hub.up_output
+    rows = [line.split() for line in hub.up_output.splitlines() if line.startswith("mcr ") and "Established" in line]
+    # mcr's four sessions from its own looking glass: AWS sends two VPCs and hears the three others
+    assert ["mcr", "169.254.100.2", "(aws)", "64512", "Established", "2", "3"] in rows
+    assert len(rows) == 4
+
+
+def test_a_closed_pipe_is_quiet_and_lg_on_the_host_names_the_lab(hub: Lab) -> None:
+    proc = subprocess.run(f"{sys.executable} -m mcrd lab status {hub.name} | head -1", shell=True, cwd=REPO,
+                          capture_output=True, text=True, check=False)
+    assert proc.stdout.startswith(f"lab {hub.name}: up")
+    assert proc.stderr == ""
+    lg = mcrd("lg", "--api", "http://127.0.0.1:9", "sessions")  # nothing listens on the host
+    assert lg.returncode == 1
+    assert "-- mcrd lg sessions" in lg.stderr
+    assert "mcrd lab exec " in lg.stderr
+
+
+def test_up_of_an_mcrd_config_says_what_it_is() -> None:
+    proc = mcrd("lab", "up", str(REPO / "containerlab" / "hub-spoke" / "mcr" / "mcrd.yaml"))
+    assert proc.returncode == 1
+    assert "this is an mcrd config, not a topology" in proc.stderr
+
+
 def test_up_again_is_refused_while_the_lab_is_up(hub: Lab) -> None:
     proc = mcrd("lab", "up", str(hub.topology))
     assert proc.returncode == 1

@@ -238,9 +238,10 @@ spare      BGP        ---        start  20:18:21.417  Active        Socket: Conn
 
 def test_bird_sessions_are_read_from_show_protocols_all() -> None:
     sessions = parse_bird_protocols("azure", BIRD_OUTPUT)
-    assert [(s.neighbor, s.remote_as, s.state, s.received, s.established) for s in sessions] == [
-        ("mcr (192.168.30.1)", "133937", "Established", "2", True),
-        ("spare (192.168.31.1)", "65001", "Active", "", False),
+    assert [(s.neighbor, s.address, s.remote_as, s.state, s.received, s.sent, s.established)
+            for s in sessions] == [
+        ("mcr (192.168.30.1)", "192.168.30.1", "133937", "Established", "2", "1", True),
+        ("spare (192.168.31.1)", "192.168.31.1", "65001", "Active", "", "", False),
     ]
     assert sessions[0].uptime == "since 20:18:21.417"
 
@@ -248,19 +249,19 @@ def test_bird_sessions_are_read_from_show_protocols_all() -> None:
 def test_frr_sessions_are_read_from_show_bgp_neighbors_json() -> None:
     data = {
         "169.254.100.1": {"remoteAs": 133937, "bgpState": "Established", "bgpTimerUpString": "00:01:02",
-                          "addressFamilyInfo": {"ipv4Unicast": {"acceptedPrefixCounter": 3}}},
+                          "addressFamilyInfo": {"ipv4Unicast": {"acceptedPrefixCounter": 3, "sentPrefixCounter": 4}}},
         "10.0.0.9": {"remoteAs": 65009, "bgpState": "Active"},
     }
     sessions = parse_frr_neighbors("aws", data)
     assert [s.row() for s in sessions] == [
-        ["aws", "169.254.100.1", "133937", "Established", "00:01:02", "3"],
-        ["aws", "10.0.0.9", "65009", "Active", "", ""],
+        ["aws", "169.254.100.1", "133937", "Established", "00:01:02", "3", "4"],
+        ["aws", "10.0.0.9", "65009", "Active", "", "", ""],
     ]
 
 
 def test_the_cli_says_what_lab_does() -> None:
     proc = mcrd("lab", "--help")
     assert proc.returncode == 0
-    for action in ("up", "status", "down", "exec"):
+    for action in ("up", "verify", "list", "status", "down", "exec"):
         assert action in proc.stdout
     assert (REPO / "containerlab" / "hub-spoke" / "README.md").is_file()
