@@ -100,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
         path, query = _request(args, uid)
         answer = client.get(path, query)
     except ClientError as exc:
-        print(f"mcrd lg: {exc}{_lab_hint(str(exc), args.lg_view)}", file=sys.stderr)
+        hint = _lab_hint(str(exc), args.lg_view) if api == DEFAULT_API and not getattr(args, "api", None) else ""
+        print(f"mcrd lg: {exc}{hint}", file=sys.stderr)
         return EXIT_FAILED
     data = answer.get("data")
     if getattr(args, "json", False):
@@ -112,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _lab_hint(error: str, view: str) -> str:
-    """Where mcrd runs when it does not answer here: inside a lab's namespace, which has its own loopback."""
+    """Where mcrd runs when it does not answer at the default address: inside a lab's namespace, which has its own
+    loopback (only said when no API was named: then the user meant this one)."""
     if "is the daemon running?" not in error:
         return ""
     from mcrd.lab.state import RUN_DIR, LabState
