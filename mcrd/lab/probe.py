@@ -54,6 +54,8 @@ class PeerSession:
     state: str
     received: str = ""
     sent: str = ""
+    admin_down: bool = False
+    """Shut down by configuration: not expected to be established (and not waited for)."""
 
     @property
     def established(self) -> bool:
@@ -158,7 +160,8 @@ def parse_mcrd_bgp(rows: Sequence[Mapping[str, Any]]) -> list[Path]:
 def parse_mcrd_sessions(rows: Sequence[Mapping[str, Any]]) -> list[PeerSession]:
     return [PeerSession(address=str(r["neighborAddress"]), remote_as=str(r.get("neighborAsn", "")),
                         state=ESTABLISHED if r.get("status") == "UP" else str(r.get("stateReason") or "Down"),
-                        received=str(r.get("prefixesIn", "")), sent=str(r.get("prefixesOut", "")))
+                        received=str(r.get("prefixesIn", "")), sent=str(r.get("prefixesOut", "")),
+                        admin_down=r.get("status") != "UP" and r.get("stateReason") == "shut down by config")
             for r in rows]
 
 
@@ -260,8 +263,10 @@ class Probe:
     def sessions(self, node: str) -> list[PeerSession]:
         role = self.role(node)
         if role == "frr":
-            s = parse_frr_neighbors(node, self._vtysh_json(node, "show bgp neighbors json")[0])
-            return [PeerSession(x.address, x.remote_as, x.state, x.received, x.sent) for x in s]
+            data = self._vtysh_json(node, "show bgp neighbors json")[0]
+            return [PeerSession(x.address, x.remote_as, x.state, x.received, x.sent,
+                                admin_down=bool((data.get(x.address) or {}).get("adminShutDown")))
+                    for x in parse_frr_neighbors(node, data)]
         if role == "bird":
             return self._bird_protocols(node)
         if role == "mcrd":

@@ -398,7 +398,7 @@ class Builder:
             try:
                 sessions, tables = converge_view(probe)
                 problem = next((f"{n}: {s.address} {s.state}" for n, ss in sessions.items() for s in ss
-                                if not s.established), "")
+                                if not s.established and not s.admin_down), "")
             except NoAnswerError as exc:
                 sessions, tables, problem = {}, None, str(exc)
             now = time.monotonic()
