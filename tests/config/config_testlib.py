@@ -71,3 +71,13 @@ def problem(text: str) -> str:
     found = problems(text)
     assert len(found) == 1, found
     return found[0]
+
+
+def alias_bomb(levels: int = 9, width: int = 9) -> str:
+    """YAML's "billion laughs": each line lists `width` aliases of the line before, `width ** levels` values in all
+    (9 levels of 9: 342 bytes, 387 million values)."""
+    names = [chr(ord("a") + i) if i < 26 else f"l{i}" for i in range(levels)]
+    lol = ",".join(['"lol"'] * width)
+    lines = [f"{names[0]}: &{names[0]} [{lol}]"]
+    lines += [f"{names[i]}: &{names[i]} [{','.join(['*' + names[i - 1]] * width)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
