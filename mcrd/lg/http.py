@@ -11,7 +11,14 @@
 
 Handlers are thin: the rows come from `mcrd.lg.views`, the secrets handling from `mcrd.lg.configapi`. Every error is
 JSON in the same envelope with `data: null` (or the config problems), with a proper status. Handlers run on the event
-loop thread, as the route processor does, so they read it between two of its rounds and never change it.
+loop thread, as the route processor does, so they read it between two of its rounds and never change it; a PUT's
+config is parsed in a worker thread, one at a time, so that a big one does not hold the loop.
+
+`Limits` bounds what a client can hold (docs/THREAT-MODEL.md): a connection must send its request's headers within
+`header_timeout` of opening (or of its previous answer) and is closed otherwise, so idle and half-sent connections
+do not stay; a PUT body must arrive within `body_timeout` (408) and be at most `max_body` bytes (413); an answer the
+client does not read for `write_timeout` is dropped; past `max_connections` open connections, one more is answered
+503 and closed, and the others are served as before.
 """
 
 from __future__ import annotations
@@ -21,7 +28,8 @@ import hmac
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
 
 from aiohttp import web
 
@@ -37,6 +45,17 @@ TERMS = "mcrd emulates a Megaport Cloud Router for network labs; it is not Megap
 PUT_SOURCE = "PUT /config"  # names the request body in config problems, as a file name does for `mcrd check`
 SHUTDOWN_TIMEOUT = 3.0  # seconds that requests in flight get at shutdown
 BIG_ANSWER = 2000  # rows from which an answer is JSON-encoded off the event loop
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one client may hold of the API (the module's docstring says what each does)."""
+
+    header_timeout: float = 10.0  # seconds; also how long a kept-alive connection may stay idle
+    body_timeout: float = 10.0  # seconds; also how long a body no handler reads is drained before closing
+    write_timeout: float = 30.0  # seconds an answer may wait for a client that reads none of it
+    max_connections: int = 128
+    max_body: int = 1 << 20  # bytes; a config of 10,000 prefix filter list entries is about 600 KB
 
 
 class Backend(Protocol):
@@ -90,8 +109,10 @@ async def rows_envelope(message: str, rows: Sequence[Any]) -> web.Response:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def build_app(backend: Backend, log: Any, *, clock: Callable[[], float] = time.time) -> web.Application:
-    api = _Api(backend, log, clock)
+def build_app(
+    backend: Backend, log: Any, *, clock: Callable[[], float] = time.time, limits: Limits = Limits()
+) -> web.Application:
+    api = _Api(backend, log, clock, limits)
 
     @web.middleware
     async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -102,12 +123,12 @@ def build_app(backend: Backend, log: Any, *, clock: Callable[[], float] = time.t
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            return envelope(_http_message(request, exc), None, exc.status, _keep_headers(exc))
+            return envelope(_http_message(request, exc, limits), None, exc.status, _keep_headers(exc))
         except Exception as exc:
             log.error("api_request_failed", method=request.method, path=request.path, error=repr(exc))
             return envelope("internal error: see the daemon's log", None, 500)
 
-    app = web.Application(middlewares=[json_errors])
+    app = web.Application(middlewares=[json_errors], client_max_size=limits.max_body)
     lg = BASE + "/{uid}/lookingGlass"
     app.router.add_get(BASE, api.products)
     app.router.add_get(lg + "/routes", api.routes)
@@ -122,13 +143,13 @@ def build_app(backend: Backend, log: Any, *, clock: Callable[[], float] = time.t
     return app
 
 
-def _http_message(request: web.Request, exc: web.HTTPException) -> str:
+def _http_message(request: web.Request, exc: web.HTTPException, limits: Limits) -> str:
     if exc.status == 404:
         return f"no such path: {request.path}"
     if exc.status == 405:
         return f"{request.method} is not allowed on {request.path}"
     if exc.status == 413:
-        return "the request body is too large"
+        return f"the request body is too large (at most {limits.max_body} bytes)"
     return exc.reason
 
 
@@ -137,10 +158,12 @@ def _keep_headers(exc: web.HTTPException) -> dict[str, str]:
 
 
 class _Api:
-    def __init__(self, backend: Backend, log: Any, clock: Callable[[], float]) -> None:
+    def __init__(self, backend: Backend, log: Any, clock: Callable[[], float], limits: Limits) -> None:
         self.backend = backend
         self.log = log
         self.clock = clock
+        self.limits = limits
+        self.parsing = asyncio.Lock()  # one config parsed at a time: each can take a second and tens of MB
 
     # --- looking glass ------------------------------------------------------------------------------------------
 
@@ -219,18 +242,10 @@ class _Api:
             self.log.warning("api_unauthorized", method=request.method, path=request.path, why=exc.message,
                              remote=request.remote)
             raise
-        try:
-            text = (await request.read()).decode("utf-8")
-        except UnicodeDecodeError:
-            text = None
+        body = await self._body(request)
         problems: list[ConfigProblem]
-        try:
-            if text is None:
-                raise ConfigError([ConfigProblem(PUT_SOURCE, 0, "", "the config is not UTF-8 text")])
-            new = parse_config(text, PUT_SOURCE)
-            new, problems = keep_running_secrets(new, running, PUT_SOURCE)
-        except ConfigError as exc:
-            problems = exc.problems
+        async with self.parsing:
+            new, problems = await asyncio.to_thread(_parse_put, body, running)
         if problems:
             # Refused before it reaches the daemon: logged and counted as the daemon does for the ones it refuses.
             for problem in problems:
@@ -238,6 +253,7 @@ class _Api:
             self.log.error("config_not_applied", config=PUT_SOURCE, problems=len(problems), running="unchanged")
             self.backend.metrics.config_reloads.labels("rejected").inc()
             raise _rejected(problems)
+        assert new is not None  # no problems: parsed
         outcome = await self.backend.apply_config(new, PUT_SOURCE)
         if not outcome.ok:
             raise _rejected(list(outcome.problems))
@@ -248,6 +264,13 @@ class _Api:
             "peersRemoved": list(applied.peers_removed) if applied else [],
             "reevaluated": list(applied.reevaluated) if applied else [],
         })
+
+    async def _body(self, request: web.Request) -> bytes:
+        try:
+            async with asyncio.timeout(self.limits.body_timeout):
+                return await request.read()
+        except TimeoutError:
+            raise ApiError(408, f"the request body did not arrive within {self.limits.body_timeout:g} s") from None
 
     # --- operations ------------------------------------------------------------------------------------------------
 
@@ -266,6 +289,19 @@ def _query(parse: Callable[[], Any]) -> Any:
         return parse()
     except views.QueryError as exc:
         raise ApiError(400, f"bad query parameter {exc.parameter}: {exc.message}") from None
+
+
+def _parse_put(body: bytes, running: Config) -> tuple[Config | None, list[ConfigProblem]]:
+    """A PUT /config body as a config with the running secrets kept, or its problems (in a worker thread)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, [ConfigProblem(PUT_SOURCE, 0, "", "the config is not UTF-8 text")]
+    try:
+        new = parse_config(text, PUT_SOURCE)
+    except ConfigError as exc:
+        return None, exc.problems
+    return keep_running_secrets(new, running, PUT_SOURCE)
 
 
 def _rejected(problems: list[ConfigProblem]) -> ApiError:
@@ -296,26 +332,131 @@ def split_listen(listen: str) -> tuple[str, int]:
 class ApiServer:
     """The API's listening side: `start()` binds (raising OSError when it cannot), `stop()` closes."""
 
-    def __init__(self, backend: Backend, log: Any, *, clock: Callable[[], float] = time.time) -> None:
-        self.app = build_app(backend, log, clock=clock)
+    def __init__(
+        self, backend: Backend, log: Any, *, clock: Callable[[], float] = time.time, limits: Limits = Limits()
+    ) -> None:
+        self.app = build_app(backend, log, clock=clock, limits=limits)
+        self.limits = limits
+        self.log = log
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
+        self.gate: _Gate | None = None
 
     async def start(self, listen: str) -> None:
         host, port = split_listen(listen)
-        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+        # aiohttp's keep-alive timer runs from a connection's opening and from each answer, and closes the
+        # connection if no complete request has arrived by then: the header and idle timeout in one.
+        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT,
+                               keepalive_timeout=self.limits.header_timeout,
+                               lingering_time=self.limits.body_timeout)
         await runner.setup()
+        assert runner.server is not None  # set up
+        gate = _Gate(runner.server, self.limits, self.log)
         try:
-            await web.TCPSite(runner, host, port, reuse_address=True).start()
+            # Listening ourselves (not TCPSite) to put the gate between the sockets and aiohttp's handlers.
+            listener = await asyncio.get_running_loop().create_server(gate, host, port, reuse_address=True)
         except BaseException:
             await runner.cleanup()
             raise
-        self._runner = runner
+        self._runner, self._listener, self.gate = runner, listener, gate
 
     @property
     def addresses(self) -> list[Any]:
-        return [] if self._runner is None else list(self._runner.addresses)
+        return [] if self._listener is None else [sock.getsockname() for sock in self._listener.sockets]
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
         if runner is not None:
             await runner.cleanup()
+
+
+class _Gate:
+    """The protocol factory in front of aiohttp's: counts open connections and refuses those past the limit,
+    and drops a connection whose answer waits on a client that does not read it."""
+
+    def __init__(self, handlers: Callable[[], asyncio.Protocol], limits: Limits, log: Any) -> None:
+        self.handlers = handlers
+        self.limits = limits
+        self.log = log
+        self.open = 0
+        self.peak = 0  # the most connections open at once
+        self.refused = 0
+        self._logged_at = -1e9
+        body = json.dumps({"message": f"too many connections to the API (at most {limits.max_connections}): "
+                                      "try again later", "terms": TERMS, "data": None}).encode()
+        self.refusal = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                        b"Connection: close\r\nRetry-After: 1\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+
+    def __call__(self) -> asyncio.Protocol:
+        return _Gated(self)
+
+    def refuse(self, transport: asyncio.Transport) -> None:
+        self.refused += 1
+        transport.write(self.refusal)
+        transport.close()
+        now = time.monotonic()
+        if now - self._logged_at >= 10:  # at most one line per 10 s however many are refused
+            self._logged_at = now
+            self.log.warning("api_connections_refused", open=self.open, limit=self.limits.max_connections,
+                             refused_so_far=self.refused)
+
+
+class _Gated(asyncio.Protocol):
+    """One connection: aiohttp's handler behind the gate's count and write timeout."""
+
+    def __init__(self, gate: _Gate) -> None:
+        self.gate = gate
+        self.inner: asyncio.Protocol | None = None
+        self.transport: asyncio.Transport | None = None
+        self.stalled: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        stream = cast(asyncio.Transport, transport)  # uvloop's is one without subclassing it
+        gate = self.gate
+        if gate.open >= gate.limits.max_connections:
+            gate.refuse(stream)
+            return
+        gate.open += 1
+        gate.peak = max(gate.peak, gate.open)
+        self.transport = stream
+        self.inner = gate.handlers()
+        self.inner.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.inner is None:
+            return
+        self.gate.open -= 1
+        if self.stalled is not None:
+            self.stalled.cancel()
+        inner, self.inner = self.inner, None
+        inner.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.inner is not None:
+            self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received() if self.inner is not None else None
+
+    def pause_writing(self) -> None:
+        if self.inner is None:
+            return
+        if self.stalled is None:
+            loop = asyncio.get_running_loop()
+            self.stalled = loop.call_later(self.gate.limits.write_timeout, self._drop)
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.stalled is not None:
+            self.stalled.cancel()
+            self.stalled = None
+        if self.inner is not None:
+            self.inner.resume_writing()
+
+    def _drop(self) -> None:
+        self.stalled = None
+        if self.transport is not None:
+            self.transport.abort()
