@@ -49,12 +49,14 @@ BATCH = 512  # queued items handled in one round before commands and kernel chan
 
 @dataclass(frozen=True, slots=True)
 class Reload:
-    """Apply a new config: re-read the config file (SIGHUP), or `config`, already parsed (PUT /config, `source`
-    names it in problems and logs). `done`, when given, receives the outcome."""
+    """Apply a new config: `config`, already parsed (from the config file on SIGHUP, or PUT /config; `source` names
+    it in problems and logs), or refuse it with the `problems` reading it found; with neither, re-read the config
+    file here. `done`, when given, receives the outcome."""
 
     config: Config | None = None
     source: str = ""
     done: asyncio.Future[ConfigOutcome] | None = None
+    problems: tuple[ConfigProblem, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +119,8 @@ class Daemon:
         self.metrics.dropped_events = lambda: self.events.dropped
         self.api = ApiServer(self, self.log)
         self._processor_task: asyncio.Task[None] | None = None
+        self._read_lock = asyncio.Lock()  # config file reads (SIGHUP), one at a time
+        self._reading: set[asyncio.Task[None]] = set()
         REDACTOR.set(_secrets(config))
 
     # --- lifecycle ----------------------------------------------------------------------------------------
@@ -126,7 +130,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: self.queue.put_nowait(Reload()))
+        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         try:
             await self._start()
             async with asyncio.TaskGroup() as group:
@@ -377,8 +381,27 @@ class Daemon:
 
     # --- reload -------------------------------------------------------------------------------------------
 
+    def _on_sighup(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._read_config_file())
+        self._reading.add(task)  # a reference until it is done: the loop keeps only weak ones
+        task.add_done_callback(self._reading.discard)
+
+    async def _read_config_file(self) -> None:
+        """The config file read in a worker thread (a big one takes ruamel seconds: the loop must not wait), one
+        SIGHUP after the other so that they apply in order, then queued like a PUT /config."""
+        source = str(self.config_path)
+        async with self._read_lock:
+            try:
+                config = await asyncio.to_thread(load_config, self.config_path)
+            except ConfigError as exc:
+                self.queue.put_nowait(Reload(source=source, problems=tuple(exc.problems)))
+                return
+            self.queue.put_nowait(Reload(config, source))
+
     def _reload(self, reload: Reload, now: float) -> list[Effects]:
         source = reload.source or str(self.config_path)
+        if reload.problems:
+            return self._reject(reload, source, list(reload.problems))
         new = reload.config
         if new is None:
             try:

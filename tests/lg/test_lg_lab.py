@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -477,6 +478,107 @@ def test_healthz_answers_503_while_exabgp_is_down(topo: Topo) -> None:
     assert metrics(topo)["mcrd_exabgp_restarts_total", ()] >= 1
     topo.aws.wait_established(HUB_AWS, TIMEOUT)
     topo.azure.wait_established("mcr", TIMEOUT)
+
+
+# --- limits, against the real daemon (uvloop): docs/THREAT-MODEL.md ---------------------------------------------------
+
+# Run inside the hub: half a request header, then wait for the daemon to close the connection.
+HALF_HEADER_CLIENT = """
+import json, socket, time
+sock = socket.create_connection(("127.0.0.1", 8080))
+sock.sendall(b"GET /healthz HTTP/1.1\\r\\nHost: mcrd\\r\\nX-Slow: ")
+start = time.monotonic()
+sock.settimeout(60)
+data = sock.recv(100)
+print(json.dumps({"closed_after": time.monotonic() - start, "data": data.decode()}))
+"""
+
+# Run inside the hub: GET /healthz over and over until a line arrives on stdin; then the count and slowest answer.
+HEALTHZ_WATCH = """
+import http.client, json, select, sys, time
+latencies = []
+print("watching", flush=True)
+while not select.select([sys.stdin], [], [], 0)[0]:
+    start = time.monotonic()
+    conn = http.client.HTTPConnection("127.0.0.1", 8080, timeout=30)
+    conn.request("GET", "/healthz")
+    assert conn.getresponse().status == 200
+    conn.close()
+    latencies.append(time.monotonic() - start)
+print(json.dumps({"count": len(latencies), "slowest": max(latencies)}))
+"""
+
+
+def reloads(topo: Topo) -> int:
+    return sum(e.get("event") in ("config_reloaded", "config_not_applied") for e in topo.log())
+
+
+def rejections(topo: Topo) -> int:
+    return sum(e.get("event") == "config_not_applied" for e in topo.log())
+
+
+def test_a_half_sent_header_is_closed_by_the_daemon(topo: Topo) -> None:
+    out = json.loads(topo.hub.run(sys.executable, "-c", HALF_HEADER_CLIENT, timeout=60).stdout)
+    assert out["data"] == ""
+    assert 5 <= out["closed_after"] <= 20  # the header timeout is 10 s
+
+
+def test_sighup_with_an_alias_bomb_is_refused_at_once(topo: Topo) -> None:
+    from tests.config.config_testlib import alias_bomb
+
+    good = topo.config.read_text()
+    before = reloads(topo)
+    try:
+        topo.config.write_text(alias_bomb())
+        sent = time.monotonic()
+        topo.proc.send_signal(signal.SIGHUP)
+        poll(lambda: reloads(topo) > before, TIMEOUT, "the daemon handled SIGHUP")
+        took = time.monotonic() - sent
+        [problem] = [e["problem"] for e in topo.log() if e.get("event") == "config_rejected"][-1:]
+        assert problem == (f"{topo.config}:5: e[0]: YAML aliases expand the config past 10000 values more than it "
+                           "writes out (an alias bomb?): refused")
+        print(f"alias bomb on SIGHUP refused in {took:.2f} s")
+        assert took < 10  # before the bound: 28 s and gigabytes, the event loop held throughout
+        assert topo.get(f"{API}/healthz")["data"]["healthy"] is True
+    finally:
+        topo.config.write_text(good)
+
+
+def test_sighup_reads_a_big_config_off_the_event_loop(topo: Topo) -> None:
+    good = topo.config.read_text()
+    big = json.loads(good)
+    big["prefixFilterLists"] += [
+        {"id": 10 + n, "description": f"big{n}", "addressFamily": "IPv4",
+         "entries": [{"action": "permit", "prefix": f"10.{100 + n}.{i}.0/24"} for i in range(200)]}
+        for n in range(8)
+    ]
+    watcher = subprocess.Popen(["ip", "netns", "exec", topo.hub.name, sys.executable, "-c", HEALTHZ_WATCH],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert watcher.stdout is not None
+        assert watcher.stdout.readline().strip() == "watching"
+        before, refused = reloads(topo), rejections(topo)
+        topo.config.write_text(json.dumps(big, indent=1))
+        sent = time.monotonic()
+        topo.proc.send_signal(signal.SIGHUP)
+        poll(lambda: reloads(topo) > before, 120, "the daemon applied the big config")
+        took = time.monotonic() - sent
+        assert rejections(topo) == refused, "the big config was refused"
+        out, _ = watcher.communicate("stop\n", timeout=60)
+        seen = json.loads(out.strip().splitlines()[-1])
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.wait()
+        topo.config.write_text(good)
+        before = reloads(topo)
+        topo.proc.send_signal(signal.SIGHUP)
+        poll(lambda: reloads(topo) > before, 120, "the daemon read the lab's config again")
+    print(f"SIGHUP with {len(json.dumps(big, indent=1))} bytes applied in {took:.2f} s; /healthz answered "
+          f"{seen['count']} times meanwhile, slowest {seen['slowest']:.3f} s")
+    # Read on the event loop, one /healthz would wait for the whole read.
+    assert seen["count"] >= 3
+    assert seen["slowest"] < max(1.0, took / 2)
 
 
 def test_no_log_line_shows_a_secret(topo: Topo) -> None:
