@@ -294,8 +294,9 @@ class Probe:
         """The lab node that owns an address (a neighbour's node)."""
         return next((node for node in self.nodes if address in self.addresses(node)), None)
 
-    def ping(self, node: str, address: str, count: int = 1) -> tuple[bool, str]:
-        proc = self.access.run(node, ["ping", "-n", "-q", "-c", str(count), "-i", "0.2", "-W", "1", address],
-                               timeout=10.0 + count)
+    def ping(self, node: str, address: str, count: int = 1, wait: float = 1.0) -> tuple[bool, str]:
+        """True when any of `count` echo requests gets its reply within `wait` seconds."""
+        proc = self.access.run(node, ["ping", "-n", "-q", "-c", str(count), "-i", "0.2", "-W", f"{wait:g}", address],
+                               timeout=10.0 + count * wait)
         lines = [x for x in (proc.stdout + proc.stderr).splitlines() if "transmitted" in x or "ping:" in x]
         return proc.returncode == 0, (lines[-1].strip() if lines else f"exit {proc.returncode}")

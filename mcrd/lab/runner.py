@@ -408,8 +408,9 @@ class Builder:
                 established_at = now
             if not problem and now - since >= SETTLE:
                 assert established_at is not None
-                _say(self.out, f"converged: every session established after {established_at - started:.2f}s, "
-                               f"BGP tables unchanged for {SETTLE:g}s at {since - started:.2f}s")
+                _say(self.out, f"converged after {since - started:.2f}s: every session established "
+                               f"({established_at - started:.2f}s), every BGP table unchanged since "
+                               f"(watched for {SETTLE:g}s)")
                 return session_table(probe, sessions)
             if now > deadline:
                 raise LabError(f"the lab did not converge within {self.timeout:g}s: "

@@ -1,7 +1,7 @@
 """`mcrd lab verify`: judge a running lab against an intents file (mcrd.lab.intents), from each node's own view.
 
-Every intent is polled until it holds or its `within` passes; all pending intents are polled in the same rounds, so a
-run lasts as long as its slowest intent, not the sum. An intent holds or fails on what a node answered; a node that
+Every intent is polled until it holds or its `within` passes; intents are polled side by side, so a run lasts as long
+as its slowest intent, not the sum. An intent holds or fails on what a node answered; a node that
 does not answer (until `within`) makes the run an error (exit 2), never a pass. Scenarios run after the top-level
 intents: the `do` steps, the expectations (their convergence time is from the last `do` step until every one of them
 holds), the `undo` steps, then the top-level intents again (restored).
@@ -14,6 +14,7 @@ import json
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -21,7 +22,8 @@ from mcrd.lab.intents import Intent, IntentsFile, Scenario, Step, prefix_key
 from mcrd.lab.probe import NoAnswerError, Path, Probe
 from mcrd.lab.system import LabError
 
-POLL = 0.5
+POLL = 0.25
+WORKERS = 8
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 PASS, FAIL, ERROR = "pass", "fail", "error"
 
@@ -165,7 +167,10 @@ def judge(i: Intent, probe: Probe) -> tuple[bool, str]:
         return True, f"{at}: {len(sessions)} of {len(sessions)} Established"
     if i.kind == "ping":
         assert i.from_node is not None
-        ok, line = probe.ping(i.from_node, i.ping, count=1 if i.reach else 3)
+        # Reachable: one reply, retried soon (a short wait keeps the time to hold precise). Unreachable: three
+        # requests, none answered within 2 s each (a slow reply must never pass for isolation).
+        ok, line = (probe.ping(i.from_node, i.ping, count=1, wait=0.5) if i.reach
+                    else probe.ping(i.from_node, i.ping, count=3, wait=2.0))
         return ok == i.reach, f"{i.from_node} -> {i.ping}: {line}"
     session = i.session
     if session and session in probe.nodes:  # a node name: its address among the sessions of `at`
@@ -180,28 +185,34 @@ def judge(i: Intent, probe: Probe) -> tuple[bool, str]:
 
 def poll(intents: Sequence[Intent], probe: Probe, start: float | None = None,
          clock: Callable[[], float] = time.monotonic) -> list[Verdict]:
-    """Poll every intent in rounds until each holds or its `within` passes (timed from `start`)."""
+    """Poll every intent until it holds or its `within` passes (timed from `start`). Intents are polled side by side
+    (a worker each, up to WORKERS), so a slow check (a ping that gets no answer) delays no other's time to hold."""
     start = clock() if start is None else start
     verdicts = [Verdict(i, expected=_expected(i)) for i in intents]
-    while True:
-        pending = [v for v in verdicts if not v.result]
-        if not pending:
-            return verdicts
-        for v in pending:
+
+    def settle(v: Verdict) -> None:
+        while True:
             try:
                 ok, v.held = judge(v.intent, probe)
             except NoAnswerError as exc:
                 ok, v.held = False, str(exc)
                 if clock() - start > v.intent.within:
                     v.result = ERROR
-                continue
-            now = clock() - start
-            if ok:
-                v.result, v.seconds = PASS, now
-            elif now > v.intent.within:
-                v.result = FAIL
-        if any(not v.result for v in verdicts):
+                    return
+            else:
+                now = clock() - start
+                if ok:
+                    v.result, v.seconds = PASS, now
+                    return
+                if now > v.intent.within:
+                    v.result = FAIL
+                    return
             time.sleep(POLL)
+
+    if verdicts:
+        with ThreadPoolExecutor(max_workers=min(WORKERS, len(verdicts))) as pool:
+            list(pool.map(settle, verdicts))
+    return verdicts
 
 
 # --- a run --------------------------------------------------------------------------------------------------------

@@ -276,7 +276,7 @@ class FakeProbe:
     def addresses(self, node: str) -> set[str]:
         return self.addrs[node]
 
-    def ping(self, node: str, address: str, count: int = 1) -> tuple[bool, str]:
+    def ping(self, node: str, address: str, count: int = 1, wait: float = 1.0) -> tuple[bool, str]:
         return address == "10.30.1.10", f"{count} packets transmitted"
 
 
