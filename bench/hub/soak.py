@@ -15,12 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.hub.probes import KernelMonitor, comm, rss_bytes, tree
+from bench.hub.probes import KernelMonitor, TreeSampler, comm, rss_bytes, tree
 from bench.hub.run import build, converge_announce, converge_withdraw, signal_spokes, start_hub
 from bench.hub.shapes import SHAPES, Topology
 from tests.lab.harness import Lab, poll
@@ -28,29 +27,20 @@ from tests.lab.harness import Lab, poll
 MIB = 2**20
 
 
-class RssSampler(threading.Thread):
+class RssSampler(TreeSampler):
     """Every `every` s: seconds since start, mcrd's RSS and the sum of its ExaBGP children's (MiB)."""
 
     def __init__(self, root: int, every: float) -> None:
-        super().__init__(name="rss-sampler", daemon=True)
-        self.root, self.every = root, every
+        super().__init__([root], every)
+        self.root = root
         self.samples: list[tuple[float, float, float]] = []
         self.start_time = time.time()
-        self._halt = threading.Event()
 
-    def run(self) -> None:
-        while not self._halt.is_set():
-            self.sample()
-            self._halt.wait(self.every)
-
-    def sample(self) -> None:
+    def sample(self) -> int:
         exabgp = sum(rss_bytes(p) for p in tree([self.root]) if p != self.root and "exabgp" in comm(p))
-        self.samples.append((round(time.time() - self.start_time, 1), round(rss_bytes(self.root) / MIB, 1),
-                             round(exabgp / MIB, 1)))
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.join(5)
+        mcrd = rss_bytes(self.root)
+        self.samples.append((round(time.time() - self.start_time, 1), round(mcrd / MIB, 1), round(exabgp / MIB, 1)))
+        return mcrd
 
 
 def judge(samples: list[tuple[float, float, float]], warmup: float, growth: float) -> dict[str, Any]:

@@ -7,22 +7,18 @@ Figures are not judged here (a loaded CI machine), only correctness and that the
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 
 from bench.hub import run
 from bench.hub.shapes import Topology
+from tests.bench import require_bird
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the benchmark builds network namespaces")
 
 
 def test_s1_smoke_mcrd_reaches_exact_sets_and_empties() -> None:
-    if not shutil.which("bird"):
-        message = "the hub benchmark needs BIRD 2 (apt-get install bird2)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_bird("the hub benchmark")
     args = run.build_parser().parse_args(["--shape", "S1", "--hub", "mcrd", "--stall", "30", "--timeout", "40",
                                           "--setup-timeout", "30", "--settle", "0.2", "--verbose"])
     row = run.run_once(args, 1)

@@ -5,11 +5,11 @@ past a bound after the warm-up, and at the end every spoke's table from the hub 
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 
 from bench.hub import soak
+from tests.bench import require_bird
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the soak builds network namespaces")
 
@@ -17,11 +17,7 @@ GROWTH_MIB = 5  # measured: 0.1 MiB over 25 s (19 rounds, 78,000 routes received
 
 
 def test_churn_keeps_memory_flat_and_ribs_exact() -> None:
-    if not shutil.which("bird"):
-        message = "the soak needs BIRD 2 (apt-get install bird2)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_bird("the soak")
     args = soak.build_parser().parse_args(["--seconds", "25", "--warmup", "8", "--every", "0.5",
                                            "--growth", str(GROWTH_MIB), "--stall", "30", "--timeout", "60"])
     result = soak.soak(args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -9,7 +10,7 @@ import aiohttp
 import pytest
 import structlog
 
-from mcrd.lg.http import ApiServer
+from mcrd.lg.http import ApiServer, Limits
 from tests.lg.fixtures import NOW, FakeBackend
 
 
@@ -26,10 +27,11 @@ class Served:
     url: str
 
 
-@pytest.fixture
-async def served() -> AsyncIterator[Served]:
+@contextlib.asynccontextmanager
+async def serving(limits: Limits | None = None) -> AsyncIterator[Served]:
+    """The API over a fresh `FakeBackend` on a free local port, with a client session."""
     backend = FakeBackend()
-    server = ApiServer(backend, structlog.get_logger("test"), clock=lambda: NOW)
+    server = ApiServer(backend, structlog.get_logger("test"), clock=lambda: NOW, limits=limits or Limits())
     await server.start("127.0.0.1:0")
     host, port = server.addresses[0][:2]
     url = f"http://{host}:{port}"
@@ -38,3 +40,9 @@ async def served() -> AsyncIterator[Served]:
             yield Served(backend, server, session, url)
     finally:
         await server.stop()
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[Served]:
+    async with serving() as it:
+        yield it

@@ -22,8 +22,8 @@ from mcrd.lg.http import ApiServer, Limits
 from mcrd.rib.attributes import PathAttributes
 from mcrd.rib.events import RoutesAnnounced
 from tests.config.config_testlib import alias_bomb
-from tests.lg.conftest import Served
-from tests.lg.fixtures import AZURE, NOW, TOKEN, FakeBackend, config
+from tests.lg.conftest import Served, serving
+from tests.lg.fixtures import AZURE, NOW, TOKEN, config
 
 LIMITS = Limits(header_timeout=0.5, body_timeout=0.5, write_timeout=0.5, max_connections=10)
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -32,16 +32,8 @@ HALF_HEADER = b"GET /healthz HTTP/1.1\r\nHost: mcrd\r\nX-Slow: "
 
 @pytest.fixture
 async def limited() -> AsyncIterator[Served]:
-    backend = FakeBackend()
-    server = ApiServer(backend, structlog.get_logger("test"), clock=lambda: NOW, limits=LIMITS)
-    await server.start("127.0.0.1:0")
-    host, port = server.addresses[0][:2]
-    url = f"http://{host}:{port}"
-    try:
-        async with aiohttp.ClientSession(url) as session:
-            yield Served(backend, server, session, url)
-    finally:
-        await server.stop()
+    async with serving(LIMITS) as it:
+        yield it
 
 
 async def until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> float:
