@@ -140,3 +140,12 @@ def test_merge_keys_are_read() -> None:
     # `<<: *a` merges a mapping's keys in; they have no line of their own (this crashed with a KeyError).
     text = TWO_SESSIONS.replace("mcr: {productName: t}", "base: &base {productName: t}\nmcr: {<<: *base}")
     assert problems(text) == ["t.yaml:1: base: unknown field 'base'"]
+
+
+def test_mcrd_run_refuses_the_bomb_before_starting(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(alias_bomb())
+    start = time.monotonic()
+    assert main(["run", "-c", str(bomb)]) == 1  # refused before the daemon (interfaces, ExaBGP) starts
+    assert time.monotonic() - start < 5
+    assert capsys.readouterr().err == f"{bomb}:5: e[0]: {BOMB_MESSAGE}: refused\n"
