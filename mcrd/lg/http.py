@@ -244,8 +244,8 @@ class _Api:
             raise
         body = await self._body(request)
         problems: list[ConfigProblem]
-        async with self.parsing:
-            new, problems = await asyncio.to_thread(_parse_put, body, running)
+        async with self.parsing:  # the running config read again: another PUT may have changed it meanwhile
+            new, problems = await asyncio.to_thread(_parse_put, body, self.backend.config)
         if problems:
             # Refused before it reaches the daemon: logged and counted as the daemon does for the ones it refuses.
             for problem in problems:
