@@ -120,8 +120,8 @@ def _run_step(access: Access, s: Step) -> None:
         argv = list(s.cmd)
     proc = access.run(s.node, argv, timeout=60.0)
     if proc.returncode != 0:
-        raise LabError(f"step {s} (line {s.line}) failed ({proc.returncode}): "
-                       f"{(proc.stderr or proc.stdout).strip()[-300:]}")
+        output = (proc.stderr or proc.stdout).strip()[-300:]
+        raise LabError(f"step {s} (line {s.line}) failed ({proc.returncode})" + (f": {output}" if output else ""))
 
 
 # --- --record -----------------------------------------------------------------------------------------------------

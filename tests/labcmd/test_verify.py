@@ -108,6 +108,32 @@ def test_an_unknown_node_or_a_lab_that_is_not_up_cannot_be_judged(seed: Lab, tmp
     assert "lab nosuchlab is not up" in proc.stderr
 
 
+def test_stop_start_and_exec_steps(seed: Lab, tmp_path: Path) -> None:
+    steps = tmp_path / "steps.yaml"
+    steps.write_text(textwrap.dedent("""\
+        intents:
+          - {name: aws hears the vnet, at: aws, from: mcr, exactly: [10.30.0.0/16]}
+          - {name: azure up, at: azure, sessions: established}
+        scenarios:
+          - name: azure's router stops
+            do: [{stop: azure}]
+            expect:
+              - {name: aws no longer hears the vnet, at: aws, from: mcr, exactly: []}
+              - {name: the vnet is unreachable, from: awshost, ping: 10.30.1.10, reach: false}
+            undo: [{start: azure}]
+          - name: a failing command is an error, not a failure
+            do: [{exec: {node: aws, cmd: [sh, -c, "exit 3"]}}]
+            expect: [{name: never judged, at: aws, sessions: established}]
+        """))
+    proc = mcrd("lab", "verify", seed.name, str(steps))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "restored in" in proc.stdout  # azure's daemons started again, its session back
+    assert "ERROR step exec aws: sh -c exit 3 (line 12) failed (3)\n" in proc.stdout
+    state = LabState.load(RUN_DIR / seed.name)
+    assert state is not None
+    assert {p.label for p in state.processes if p.node == "azure"} == {"zebra", "bgpd", "staticd"}
+
+
 def test_a_containerlab_lab_is_judged_through_docker_exec(seed: Lab, tmp_path: Path) -> None:
     # A stand-in for `docker exec clab-<lab>-<node> ARGV`: the same command in the node's namespace, with the
     # node's tools first on PATH as they would be in its container.
