@@ -1,5 +1,6 @@
 """Each node's own view of BGP, read the way its operator would: FRR through `vtysh ... json`, BIRD through
-`birdc`, mcrd through its looking glass (HTTP, from inside the node). Parsers are pure; `Probe` feeds them what the
+`birdc`, mcrd through its looking glass (HTTP, from inside the node), GoBGP through `gobgp -j` (a host node whose
+exec lines start gobgpd; `mcrd lab up` does not wait for its sessions). Parsers are pure; `Probe` feeds them what the
 node answers through an `Access` (mcrd.lab.access). A daemon that does not answer raises `NoAnswerError`: the lab
 cannot be judged, which is never the same as an intent failing.
 """
@@ -157,6 +158,45 @@ def parse_mcrd_bgp(rows: Sequence[Mapping[str, Any]]) -> list[Path]:
                  best=bool(r.get("best"))) for r in rows]
 
 
+def parse_gobgp_rib(data: Mapping[str, Any]) -> list[Path]:
+    """Paths from GoBGP's `gobgp -j global rib` (attributes by BGP type code: 2 AS_PATH, 3 NEXT_HOP, 4 MED,
+    14 MP_REACH_NLRI for IPv6 next hops)."""
+    out = []
+    for prefix, paths in data.items():
+        for p in paths if isinstance(paths, list) else []:
+            attrs = {a.get("type"): a for a in p.get("attrs") or [] if isinstance(a, dict)}
+            segments = (attrs.get(2) or {}).get("as_paths") or []
+            hop = (attrs.get(3) or {}).get("nexthop") or next(iter((attrs.get(14) or {}).get("nexthops") or []), "")
+            med = (attrs.get(4) or {}).get("metric")
+            out.append(Path(prefix=str(ipaddress.ip_network(prefix, strict=False)),
+                            as_path=tuple(int(a) for seg in segments for a in seg.get("asns") or []),
+                            next_hop="" if hop in ("0.0.0.0", "::") else str(hop),
+                            med=None if med is None else int(med),
+                            peer=str(p.get("neighbor-ip") or ""), best=bool(p.get("best"))))
+    return out
+
+
+GOBGP_ESTABLISHED = 6  # apipb.PeerState.SessionState.ESTABLISHED
+
+
+def parse_gobgp_neighbors(data: Sequence[Mapping[str, Any]]) -> list[PeerSession]:
+    """Sessions from GoBGP's `gobgp -j neighbor`."""
+    out = []
+    for n in data:
+        conf, state = n.get("conf") or {}, n.get("state") or {}
+        up = state.get("session_state") == GOBGP_ESTABLISHED
+        families = [f.get("state") or {} for f in n.get("afi_safis") or []]
+        out.append(PeerSession(
+            address=str(conf.get("neighbor_address") or state.get("neighbor_address", "")),
+            remote_as=str(conf.get("peer_asn", "")),
+            state=ESTABLISHED if up else f"session state {state.get('session_state', '?')}",
+            received=str(sum(int(f.get("accepted", 0)) for f in families)) if up else "",
+            sent=str(sum(int(f.get("advertised", 0)) for f in families)) if up else "",
+            admin_down=state.get("admin_state") == 1,  # apipb.PeerState.AdminState.DOWN
+        ))
+    return out
+
+
 def parse_mcrd_sessions(rows: Sequence[Mapping[str, Any]]) -> list[PeerSession]:
     return [PeerSession(address=str(r["neighborAddress"]), remote_as=str(r.get("neighborAsn", "")),
                         state=ESTABLISHED if r.get("status") == "UP" else str(r.get("stateReason") or "Down"),
@@ -240,6 +280,18 @@ class Probe:
             raise NoAnswerError(f"node {node}: mcrd's looking glass answered no JSON") from None
         return [a.get("data") or [] for a in answers]
 
+    def _gobgp(self, node: str, *args: str) -> Any:
+        """A host node that runs GoBGP (gobgpd started by its exec lines): `gobgp -j ARGS`."""
+        proc = self.access.run(node, ["gobgp", "-j", *args])
+        if proc.returncode != 0:
+            raise NoAnswerError(f"node {node} is a {self.role(node)} node and no GoBGP answers in it (`gobgp "
+                                f"{' '.join(args)}`: {(proc.stderr or proc.stdout).strip()[-200:] or 'failed'}); "
+                                "give a routing node (mcrd, FRR, BIRD, or a host running gobgpd)")
+        try:
+            return json.loads(proc.stdout or "null")
+        except ValueError:
+            raise NoAnswerError(f"node {node}: GoBGP answered no JSON") from None
+
     def _bird_protocols(self, node: str) -> list[PeerSession]:
         text = self._run(node, ["birdc", "show", "protocols", "all"], "BIRD (birdc)")
         return [PeerSession(s.address, s.remote_as, s.state, s.received, s.sent)
@@ -258,7 +310,8 @@ class Probe:
             return parse_bird_routes(text, names)
         if role == "mcrd":
             return parse_mcrd_bgp(self._mcrd(node, "bgp")[0])
-        raise NoAnswerError(f"node {node} is a {role} node: it has no BGP table (give a routing node in at:)")
+        return [p for family in ("ipv4", "ipv6")
+                for p in parse_gobgp_rib(self._gobgp(node, "global", "rib", "-a", family) or {})]
 
     def sessions(self, node: str) -> list[PeerSession]:
         role = self.role(node)
@@ -271,7 +324,7 @@ class Probe:
             return self._bird_protocols(node)
         if role == "mcrd":
             return parse_mcrd_sessions(self._mcrd(node, "bgpSessions")[0])
-        raise NoAnswerError(f"node {node} is a {role} node: it has no BGP sessions")
+        return parse_gobgp_neighbors(self._gobgp(node, "neighbor") or [])
 
     def rejections(self, node: str, session: str | None = None) -> list[Rejection]:
         if self.role(node) != "mcrd":

@@ -4,6 +4,7 @@ shipped intents files; the parsers of each node's view; judging and the report f
 from __future__ import annotations
 
 import io
+import json
 import textwrap
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
@@ -14,7 +15,16 @@ import pytest
 from mcrd.config.load import ConfigError
 from mcrd.lab.intents import Intent, IntentsFile, Step, load_intents, parse_duration, parse_intents
 from mcrd.lab.probe import Path as BgpPath
-from mcrd.lab.probe import PeerSession, Rejection, parse_bird_routes, parse_frr_table, parse_mcrd_bgp, split_json
+from mcrd.lab.probe import (
+    PeerSession,
+    Rejection,
+    parse_bird_routes,
+    parse_frr_table,
+    parse_gobgp_neighbors,
+    parse_gobgp_rib,
+    parse_mcrd_bgp,
+    split_json,
+)
 from mcrd.lab.topology import Node, Role, load_topology
 from mcrd.lab.verify import judge, run_verify, to_junit
 from tests.labcmd.conftest import REPO, SHIPPED
@@ -243,6 +253,30 @@ def test_mcrd_looking_glass_rows() -> None:
     rows = [{"prefix": "10.10.0.0/16", "nextHop": "169.254.100.2", "asPath": [64512], "med": 100,
              "neighborIp": "169.254.100.2", "best": True}]
     assert parse_mcrd_bgp(rows) == [BgpPath("10.10.0.0/16", (64512,), "169.254.100.2", 100, "169.254.100.2", True)]
+
+
+GOBGP_RIB = (
+    '{"10.50.0.0/16":[{"nlri":{"prefix":"10.50.0.0/16"},"age":1796508459,"best":true,"attrs":[{"type":1,"value":2},'
+    '{"type":2,"as_paths":[{"segment_type":2,"num":1,"asns":[65001]}]},{"type":3,"nexthop":"10.9.0.1"}],'
+    '"stale":false,"source-id":"10.9.0.1","neighbor-ip":"10.9.0.1"}],"10.51.0.0/16":[{"nlri":{"prefix":'
+    '"10.51.0.0/16"},"age":1796508442,"best":true,"attrs":[{"type":1,"value":2},{"type":4,"metric":100},'
+    '{"type":3,"nexthop":"0.0.0.0"}],"stale":false}]}')
+GOBGP_NEIGHBORS = (
+    '[{"conf":{"local_asn":65002,"neighbor_address":"10.9.0.1","peer_asn":65001,"type":1},"state":{"messages":{},'
+    '"neighbor_address":"10.9.0.1","peer_asn":65001,"type":1,"queues":{},"session_state":6,"router_id":"10.9.0.1"},'
+    '"afi_safis":[{"state":{"family":{"afi":1,"safi":1},"enabled":true,"received":2,"accepted":2}}]},'
+    '{"conf":{"neighbor_address":"10.9.0.5","peer_asn":65005},"state":{"session_state":3}}]')
+
+
+def test_gobgp_rib_and_neighbors_as_gobgp_3_prints_them() -> None:
+    assert parse_gobgp_rib(json.loads(GOBGP_RIB)) == [
+        BgpPath("10.50.0.0/16", (65001,), "10.9.0.1", None, "10.9.0.1", True),
+        BgpPath("10.51.0.0/16", (), "", 100, "", True),  # originated by this GoBGP
+    ]
+    assert parse_gobgp_neighbors(json.loads(GOBGP_NEIGHBORS)) == [
+        PeerSession("10.9.0.1", "65001", "Established", "2", "0"),
+        PeerSession("10.9.0.5", "65005", "session state 3"),
+    ]
 
 
 # --- judging against canned views ---------------------------------------------------------------------------------
