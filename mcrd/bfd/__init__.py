@@ -18,11 +18,18 @@ socket edge, tested against FRR bfdd and BIRD in namespaces.
 
 Modules: `packet` (RFC 5880 4.1 codec and the packet checks of 6.8.6), `session` (the state machine: values in, values
 out, time passed in), `manager` (sockets, timers, the session table: `BfdManager`), `config` (`bfd_peers`).
+The sessions run in a thread with its own event loop (`manager`'s docstring says why): a daemon loop held for seconds
+by a route burst does not take BFD, and so BGP, down.
+
+Measured (`python -m tests.bfd.measure 10`, root): from an nft rule dropping the peer's packets to Down with diag 1,
+300 ms x 3 (a detection time of 900 ms), FRR 8.4 bfdd and BIRD 2.0.12, IPv4 and IPv6: 670-900 ms, medians ~810-830 ms.
 
 Not implemented: Demand mode of our own (the remote's Demand mode is honoured: we stop periodic packets), the Echo
 function (Required Min Echo RX is sent as 0), authentication (packets with the A bit are discarded, as RFC 5880
 6.8.6 says for a session without authentication), multihop (RFC 5883), the passive role (mcrd always starts),
 Control Plane Independent (C bit always 0), creating sessions for unsolicited packets (6.8.6's MAY: discarded).
+AdminDown is sent once when a session is removed or at close(), not repeated for a Detection Time (a lost packet
+leaves the peer to time out).  Sessions are keyed by peer address: one session per address, whatever the device.
 """
 
 from mcrd.bfd.config import bfd_peers

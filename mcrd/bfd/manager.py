@@ -5,8 +5,9 @@ packet-info options through recvmsg, so a packet whose TTL/hop limit is not 255 
 discarded); one sending socket per session, bound to the connection's local address and a source port in
 49152-65535, TTL/hop limit 255, DSCP CS6, SO_BINDTODEVICE to the VXC's device when known, IP_FREEBIND so a session
 can be set up before its address is (the first packets then fail to send and are retried on every tick).
-Plain non-blocking sockets with loop.add_reader: the daemon runs on uvloop, whose datagram endpoints do not give
-ancillary data.  One loop timer per session, set to the earlier of its next transmission and its Detection Time.
+Plain non-blocking sockets with loop.add_reader (asyncio datagram endpoints, and uvloop's, give no ancillary data),
+on an event loop in a thread of the manager's own (see BfdManager).  One loop timer per session, set to the earlier of
+its next transmission and its Detection Time.
 """
 
 from __future__ import annotations

@@ -51,9 +51,13 @@ def status_json(status: dict[str, BfdStatus]) -> str:
 
 
 def busy(seconds: float) -> None:
-    """Hold the loop (as a large route burst in the daemon would) and say so."""
+    """Hold the loop computing, holding the GIL but for the interpreter's switches (as the route processor does in a
+    large burst), and say so."""
     print(json.dumps({"busy": seconds}), flush=True)
-    time.sleep(seconds)
+    end = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < end:
+        n += sum(range(1000))
     print(json.dumps({"busy_done": seconds}), flush=True)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcrd.bfd import session as sm
@@ -342,3 +342,85 @@ def test_change_during_a_poll_sequence_polls_again() -> None:
     a = sm.receive(a, from_peer(UP, final=True), now + 0.2, 0.5).session
     assert not a.poll
     assert a.tx_interval_us == 900_000
+
+
+# ---- two sessions over a simulated link -----------------------------------------------------------------------------
+
+def simulate(a_timers: sm.Timers, b_timers: sm.Timers, cut_at: float, until: float, seed: int,
+             loss: float = 0.0) -> tuple[list[sm.Transition], list[sm.Transition]]:
+    """Two sessions exchanging every packet they send (1 ms delay, optional loss) in simulated time; from `cut_at`
+    on nothing gets through.  Returns each side's transitions."""
+    import heapq
+    import random
+
+    rng = random.Random(seed)
+    sessions = [sm.new_session(1, a_timers, 0.0), sm.new_session(2, b_timers, 0.0)]
+    seen: list[list[sm.Transition]] = [[], []]
+    queue: list[tuple[float, int, int, ControlPacket | None]] = []  # (time, seq, side, packet or None = timer)
+    seq = 0
+
+    def push(at: float, side: int, p: ControlPacket | None) -> None:
+        nonlocal seq
+        seq += 1
+        heapq.heappush(queue, (at, seq, side, p))
+
+    def handle(side: int, step: sm.Step, now: float) -> None:
+        sessions[side] = step.session
+        if step.transition is not None:
+            seen[side].append(step.transition)
+        if step.send is not None and now < cut_at and rng.random() >= loss:
+            push(now + 0.001, 1 - side, wire(step.send))
+        wake = sm.wakeup(step.session)
+        if wake is not None:
+            push(max(wake, now), side, None)
+
+    for side in (0, 1):
+        push(0.0 if side == 0 else 0.137, side, None)
+    while queue:
+        now, _, side, p = heapq.heappop(queue)
+        if now > until:
+            break
+        s = sessions[side]
+        if p is None:
+            due = sm.wakeup(s)
+            if due is None or due > now:
+                continue  # a stale timer: the session re-armed since
+            handle(side, sm.expire(s, now, rng.random()), now)
+        else:
+            handle(side, sm.receive(s, p, now, rng.random()), now)
+    return seen[0], seen[1]
+
+
+TIMERS = st.builds(sm.Timers, st.sampled_from([300_000, 500_000, 1_000_000]),
+                   st.sampled_from([300_000, 600_000, 1_000_000]), st.integers(2, 5))
+
+
+@settings(max_examples=40, deadline=None)
+@given(TIMERS, TIMERS, st.integers(0, 1000))
+def test_two_sessions_come_up_and_detect_a_cut_within_the_detection_time(
+    a_t: sm.Timers, b_t: sm.Timers, seed: int
+) -> None:
+    cut = 20.0
+    a_seen, b_seen = simulate(a_t, b_t, cut, cut + 10, seed)
+    for mine, theirs, seen in ((a_t, b_t, a_seen), (b_t, a_t, b_seen)):
+        ups = [t for t in seen if t.new is UP]
+        assert ups, seen
+        assert ups[0].at < 3.5  # the handshake at the 1 s slow rate
+        assert all(t.at >= cut for t in seen if t.new is DOWN)  # no flap while the link works
+        down = [t for t in seen if t.new is DOWN]
+        assert down, seen
+        # Detection Time = the remote's Detect Mult x max(our Required Min RX, its Desired Min TX), counted from
+        # the last packet, which left at most one of its intervals before the cut (1 ms delay).
+        detect = theirs.detect_mult * max(mine.required_min_rx_us, theirs.desired_min_tx_us) / 1e6
+        assert down[0].at - cut <= detect + 0.01
+        assert down[0].diag in (BfdDiag.CONTROL_DETECTION_TIME_EXPIRED, BfdDiag.NEIGHBOR_SIGNALED_DOWN)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 1000))
+def test_moderate_loss_does_not_flap_at_multiplier_5(seed: int) -> None:
+    # 5 % loss: losing 5 packets in a row (what takes a 5 x session down) has a probability of 3e-7 per packet.
+    t = sm.Timers(300_000, 300_000, 5)
+    a_seen, b_seen = simulate(t, t, 60.0, 60.0, seed, loss=0.05)
+    assert [x.new for x in a_seen if x.new is DOWN] == []
+    assert [x.new for x in b_seen if x.new is DOWN] == []
