@@ -1,12 +1,20 @@
 """Parse ExaBGP's API output (JSON format 5.0, one message per line) into route processor events.
 
-Pure: no I/O. A line that cannot be understood becomes a `Malformed` result naming why; it never raises.
+Pure: no I/O. A line that cannot be understood becomes a `Malformed` result naming why (and the peer, when it was an
+UPDATE received from one: the speaker then resets that session); it never raises.
+
+ExaBGP applies RFC 7606 to most malformed attributes itself (it reports a treat-as-withdraw as a withdrawal with
+`"error": "treat-as-withdraw"` among the attributes) but passes some on: a missing NEXT_HOP as the next hop
+`no-nexthop`, an undefined ORIGIN as `"origin": "invalid"`, a missing ORIGIN as no `origin` at all, a zero-length
+AS_PATH segment as an empty one (captured in tests/bgp/fixtures/exabgp-5.0.15-malformed.jsonl). Those announcements
+are treated as withdrawn here (RFC 7606 3.d, 7.1, 7.2), and the withdrawals of the same UPDATE are always kept.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import socket
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +42,17 @@ class Notification:
 class Malformed:
     line: str
     why: str
+    peer: str | None = None  # set when the line was an UPDATE received from this peer
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateError:
+    """Part of an UPDATE was not used as sent (RFC 7606): `action` is treat-as-withdraw or attribute-discard."""
+
+    peer: str
+    action: str
+    why: str
+    prefixes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +60,8 @@ class Ignored:
     kind: str
 
 
-Parsed = PeerUp | PeerDown | RoutesAnnounced | RoutesWithdrawn | EndOfRib | Ack | Notification | Malformed | Ignored
+Parsed = (PeerUp | PeerDown | RoutesAnnounced | RoutesWithdrawn | EndOfRib | Ack | Notification | Malformed | Ignored
+          | UpdateError)
 
 
 @dataclass
@@ -56,11 +76,12 @@ class Decoder:
             return [Ack(text == "done")]
         if not text:
             return []
+        message: Any = None
         try:
             message = json.loads(text)
             return self._message(message)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            return [Malformed(text[:200], f"{type(exc).__name__}: {exc}")]
+            return [Malformed(text[:200], f"{type(exc).__name__}: {exc}", _received_update_peer(message))]
 
     def _message(self, message: dict[str, Any]) -> list[Parsed]:
         kind = message.get("type")
@@ -98,42 +119,128 @@ def _address(text: str) -> str:
     return str(ipaddress.ip_address(text))
 
 
+_HEAD = re.compile(r'"type": "update".*?"peer": "([0-9a-fA-F.:]+)".*?"direction": "receive"', re.DOTALL)
+
+
+def received_update_peer(head: str) -> str | None:
+    """The peer of a received UPDATE from the first bytes of its line (ExaBGP writes type, peer and direction
+    first), for a line too long to be decoded whole."""
+    match = _HEAD.search(head)
+    if match is None:
+        return None
+    try:
+        return _address(match.group(1))
+    except ValueError:
+        return None
+
+
+def _received_update_peer(message: Any) -> str | None:
+    """The peer of a received UPDATE that could not be decoded (its routes at the peer are then unknown)."""
+    try:
+        neighbor = message["neighbor"]
+        if message.get("type") == "update" and neighbor.get("direction") == "receive":
+            return _address(neighbor["address"]["peer"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        pass
+    return None
+
+
+_FAMILIES = ("ipv4 unicast", "ipv6 unicast")
+
+
 def _update(peer: str, message: dict[str, Any]) -> list[Parsed]:
     if "eor" in message:
         afi = message["eor"]["afi"]
         return [EndOfRib(peer, 6 if afi == "ipv6" else 4)]
     update = message["update"]
-    out: list[Parsed] = []
     withdrawn: list[str] = []
     for family, entries in update.get("withdraw", {}).items():
-        if family in ("ipv4 unicast", "ipv6 unicast"):
+        if family in _FAMILIES:
             withdrawn += [_prefix(entry) for entry in entries]
+    out: list[Parsed] = []
+    attributes = update.get("attribute", {})
+    exabgp_error = attributes.get("error")
+    if exabgp_error is not None:  # ExaBGP applied RFC 7606 itself: say so
+        action = "attribute-discard" if exabgp_error == "discard" else str(exabgp_error)
+        out.append(UpdateError(peer, action, "malformed attribute (ExaBGP)", len(withdrawn)))
+    announced: list[RoutesAnnounced] = []
+    for family, by_next_hop in update.get("announce", {}).items():
+        if family in _FAMILIES:
+            announced += _announced(peer, attributes, by_next_hop, withdrawn, out)
     if withdrawn:
         out.append(RoutesWithdrawn(peer, tuple(withdrawn)))
-    announce = update.get("announce", {})
-    if announce:
-        attributes = update.get("attribute", {})
-        for family, by_next_hop in announce.items():
-            if family not in ("ipv4 unicast", "ipv6 unicast"):
-                continue
-            out += _announced(peer, attributes, by_next_hop)
+    out += announced
     return out
 
 
-def _announced(peer: str, attributes: dict[str, Any], by_next_hop: dict[str, Any]) -> list[Parsed]:
-    """IPv6 routes may be listed under a global and a link-local next hop: the global one is used."""
+def _announced(peer: str, attributes: dict[str, Any], by_next_hop: dict[str, Any], withdrawn: list[str],
+               errors: list[Parsed]) -> list[RoutesAnnounced]:
+    """IPv6 routes may be listed under a global and a link-local next hop: the global one is used. Routes that
+    cannot be used as sent are added to `withdrawn` (treat-as-withdraw), with an `UpdateError` in `errors`."""
     chosen: dict[str, str] = {}
-    for next_hop in sorted(by_next_hop, key=lambda hop: ipaddress.ip_address(hop).is_link_local):
-        for entry in by_next_hop[next_hop]:
-            chosen.setdefault(_prefix(entry), str(ipaddress.ip_address(next_hop)))
+    missing_hop: list[str] = []
+    hops = {hop: _next_hop(hop) for hop in by_next_hop}
+    for hop in sorted(by_next_hop, key=lambda h: _after_global(hops[h])):
+        address = hops[hop]
+        for entry in by_next_hop[hop]:
+            if address is None:
+                missing_hop.append(_prefix(entry))
+            else:
+                chosen.setdefault(_prefix(entry), str(address))
+    missing_hop = [prefix for prefix in missing_hop if prefix not in chosen]
+    if missing_hop:
+        withdrawn += missing_hop
+        errors.append(UpdateError(peer, "treat-as-withdraw", "no NEXT_HOP (RFC 7606 3.d)", len(missing_hop)))
+    if not chosen:
+        return []
+    problem = _attributes_problem(attributes)
+    if problem is not None:
+        withdrawn += chosen
+        errors.append(UpdateError(peer, "treat-as-withdraw", problem, len(chosen)))
+        return []
     groups: dict[str, list[str]] = {}
     for prefix, hop_text in chosen.items():
         groups.setdefault(hop_text, []).append(prefix)
-    out: list[Parsed] = []
-    for hop_text, prefixes in groups.items():
-        attrs = _attributes(attributes, hop_text)
-        out.append(RoutesAnnounced(peer, attrs, tuple(prefixes)))
-    return out
+    return [RoutesAnnounced(peer, _attributes(attributes, hop_text), tuple(prefixes))
+            for hop_text, prefixes in groups.items()]
+
+
+def _after_global(address: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> bool:
+    return address is None or address.is_link_local
+
+
+def _next_hop(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """None for ExaBGP's `no-nexthop` (the UPDATE had no NEXT_HOP) or anything else that is not an address."""
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+_SEGMENTS = ("as-sequence", "as-set", "confed-sequence", "confed-set")
+
+
+def _attributes_problem(attributes: dict[str, Any]) -> str | None:
+    """Why the routes of an UPDATE with these attributes must be treated as withdrawn, or None."""
+    origin = attributes.get("origin")
+    if origin is None:
+        return "no ORIGIN (RFC 7606 3.d)"
+    if origin not in _ORIGINS:
+        return f"ORIGIN {origin!r} is undefined (RFC 7606 7.1)"
+    path = attributes.get("as-path", {})
+    segments = path.values() if isinstance(path, dict) else [{"element": "as-sequence", "value": path}]
+    for segment in segments:
+        if segment.get("element") not in _SEGMENTS:
+            return f"AS_PATH segment type {segment.get('element')!r} is undefined (RFC 7606 7.2)"
+        if not segment.get("value"):
+            return "AS_PATH has a segment of length zero (RFC 7606 7.2)"
+    try:
+        for name in ("med", "local-preference"):
+            if name in attributes and not 0 <= int(attributes[name]) < 2**32:
+                return f"{name} {attributes[name]} is out of range"
+    except (TypeError, ValueError):
+        return "MED or LOCAL_PREF is not a number"
+    return None
 
 
 def _prefix(entry: Any) -> str:
@@ -178,7 +285,7 @@ def _attributes(attributes: dict[str, Any], next_hop: str) -> PathAttributes:
     return PathAttributes(
         next_hop=next_hop,
         as_path=tuple(sequence),
-        origin=_ORIGINS.get(str(attributes.get("origin", "igp")), Origin.INCOMPLETE),
+        origin=_ORIGINS[attributes["origin"]],
         med=None if med is None else int(med),
         local_pref=None if local_pref is None else int(local_pref),
         communities=communities,

@@ -102,6 +102,14 @@ class SpeakerPool:
     def restarts(self) -> int:
         return sum(speaker.restarts for speaker in self.speakers)
 
+    @property
+    def lines_dropped(self) -> int:
+        return sum(speaker.lines_dropped for speaker in self.speakers)
+
+    @property
+    def sessions_reset(self) -> int:
+        return sum(speaker.sessions_reset for speaker in self.speakers)
+
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
             for index, speaker in enumerate(self.speakers):

@@ -3,6 +3,10 @@
 - ExaBGP runs `python -m mcrd.bgp.bridge SOCKET`, which connects to the unix socket served here.
 - Everything ExaBGP writes is read at once, without pause (a stalled reader makes ExaBGP miss keepalives), decoded
   and handed to `on_message`; the daemon queues it for the route processor.
+- No single line stops that: lines are split by `lines.LineSplitter` (up to 8 MiB each, far above the ~2 MB of JSON
+  one 65,535-byte UPDATE can give). A received UPDATE that cannot be used at all (longer than that, or not
+  understood) means mcrd no longer knows what that peer sent: the session is reset (`teardown`, Cease 8 "Out of
+  Resources", RFC 4486) so that the peer sends its table again, rather than keeping stale routes.
 - Commands go out with at most `max_in_flight` awaiting their `done`/`error` (unread acks fill the pipe after
   ~13,000 lines and both sides block).
 - When ExaBGP dies it is restarted with backoff; `on_lost` tells the daemon that every session is down.
@@ -23,10 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from mcrd.bgp import exabgp_config, exabgp_launch
-from mcrd.bgp.messages import Ack, Decoder, Parsed
+from mcrd.bgp.lines import LINE_LIMIT, LineSplitter, Oversized
+from mcrd.bgp.messages import Ack, Decoder, Malformed, Parsed, UpdateError, received_update_peer
 from mcrd.config.model import Config
 
 MAX_IN_FLIGHT = 200
+READ_SIZE = 1024 * 1024
+CEASE_OUT_OF_RESOURCES = 8  # RFC 4486: the subcode of the Cease sent when a received UPDATE could not be used
 _SOURCE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder that holds the mcrd package
 BACKOFF_START, BACKOFF_MAX = 0.5, 30.0
 STABLE_AFTER = 60.0  # seconds up after which the backoff starts again from the beginning
@@ -43,6 +50,7 @@ class ExaBgpSpeaker:
         max_in_flight: int = MAX_IN_FLIGHT,
         exabgp_command: list[str] | None = None,
         holds: Callable[[str], bool] | None = None,
+        line_limit: int = LINE_LIMIT,
     ) -> None:
         """`holds(peer address)`: the sessions this ExaBGP has when the daemon runs several (pool.py)."""
         self._dir = state_dir
@@ -53,6 +61,7 @@ class ExaBgpSpeaker:
         self._holds = holds
         self._log = log
         self._max_in_flight = max_in_flight
+        self._line_limit = line_limit
         # ExaBGP with mcrd's fixes to its announce path (exabgp_launch.py), or stock where they do not apply.
         self._exabgp = exabgp_command or [sys.executable, "-m", "mcrd.bgp.exabgp_launch"]
         self._process: asyncio.subprocess.Process | None = None
@@ -71,6 +80,8 @@ class ExaBgpSpeaker:
         self.restarts = 0
         self.commands_sent = 0
         self.command_errors = 0
+        self.lines_dropped = 0  # API lines that could not be used (too long, or not understood)
+        self.sessions_reset = 0  # sessions reset because an UPDATE received on them could not be used
 
     # --- public -----------------------------------------------------------------------------------------------
 
@@ -202,19 +213,45 @@ class ExaBgpSpeaker:
         self._connected.set()
         self._wake_writer.set()
         decoder = Decoder()
+        splitter = LineSplitter(self._line_limit)
         try:
-            while line := await reader.readline():
-                for parsed in decoder.decode(line.decode(errors="replace")):
-                    if isinstance(parsed, Ack):
-                        self._acked(parsed)
-                    else:
-                        self._on_message(parsed)
-        except (ConnectionError, asyncio.IncompleteReadError, ValueError) as exc:
+            while chunk := await reader.read(READ_SIZE):
+                for line in splitter.feed(chunk):
+                    if isinstance(line, Oversized):
+                        self._oversized(line)
+                        continue
+                    for parsed in decoder.decode(line.decode(errors="replace")):
+                        if isinstance(parsed, Ack):
+                            self._acked(parsed)
+                        elif isinstance(parsed, UpdateError):
+                            self._log.warning("bgp_update_error", peer=parsed.peer, action=parsed.action,
+                                              why=parsed.why, prefixes=parsed.prefixes)
+                        else:
+                            if isinstance(parsed, Malformed):
+                                self.lines_dropped += 1
+                                if parsed.peer is not None:
+                                    self._reset_session(parsed.peer, f"an UPDATE was not understood: {parsed.why}")
+                            self._on_message(parsed)
+        except ConnectionError as exc:
             self._log.warning("exabgp_api_read_failed", error=str(exc))
         finally:
             if self._writer is writer:
                 self._writer = None
                 self._connected.clear()
+
+    def _oversized(self, line: Oversized) -> None:
+        self.lines_dropped += 1
+        peer = received_update_peer(line.head.decode(errors="replace"))
+        self._log.error("exabgp_api_line_too_long", size=line.size, peer=peer,
+                        head=self._redact(line.head[:200].decode(errors="replace")))
+        if peer is not None:
+            self._reset_session(peer, f"an UPDATE of {line.size} bytes of JSON is beyond mcrd's limit")
+
+    def _reset_session(self, peer: str, why: str) -> None:
+        """The routes `peer` sent are no longer known for sure: reset the session so that it sends them again."""
+        self.sessions_reset += 1
+        self._log.error("bgp_session_reset", peer=peer, reason=why, cease_subcode=CEASE_OUT_OF_RESOURCES)
+        self.send([f"neighbor {peer} teardown {CEASE_OUT_OF_RESOURCES}"])
 
     def _acked(self, ack: Ack) -> None:
         command = self._in_flight.popleft() if self._in_flight else "?"

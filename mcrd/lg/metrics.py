@@ -33,6 +33,12 @@ class SpeakerStatus(Protocol):
     def restarts(self) -> int: ...
 
     @property
+    def lines_dropped(self) -> int: ...
+
+    @property
+    def sessions_reset(self) -> int: ...
+
+    @property
     def alive(self) -> bool: ...
 
 
@@ -138,6 +144,10 @@ class StateCollector(Collector):
                      1 if source.speaker.alive else 0)
         yield _counter("mcrd_exabgp_restarts", "Times an ExaBGP process died and was restarted",
                        source.speaker.restarts)
+        yield _counter("mcrd_exabgp_api_lines_dropped", "ExaBGP API lines mcrd could not use (too long or not "
+                       "understood); see the log", source.speaker.lines_dropped)
+        yield _counter("mcrd_bgp_sessions_reset", "Sessions mcrd reset because an UPDATE received on them could not "
+                       "be used (the peer then sends its table again)", source.speaker.sessions_reset)
         yield _counter("mcrd_events_dropped", "Events the event publisher dropped (queue full)", self._dropped())
 
 

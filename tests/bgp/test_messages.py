@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcrd.bgp.messages import Ack, Decoder, Ignored, Malformed, Notification, _prefix
+from mcrd.bgp.messages import Ack, Decoder, Ignored, Malformed, Notification, UpdateError, _prefix
 from mcrd.rib.attributes import Origin, PathAttributes
 from mcrd.rib.events import EndOfRib, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
 
@@ -81,10 +81,14 @@ def test_acks_and_bad_lines_never_raise() -> None:
     assert decoder.decode("done\n") == [Ack(True)]
     assert decoder.decode("error") == [Ack(False)]
     for bad in ['{"type": "update"', '{"type": "update", "neighbor": {}}', "[1, 2]", '{"type": "state"}',
-                _update({"announce": {"ipv4 unicast": {"not-an-ip": [{"nlri": "10.0.0.0/8"}]}}}),
                 _update({"announce": {"ipv4 unicast": {"10.0.0.2": [{"nlri": "300.0.0.0/8"}]}}})]:
         [result] = decoder.decode(bad)
         assert isinstance(result, Malformed), bad
+    # A next hop that is not an address (ExaBGP's `no-nexthop`): treat-as-withdraw (RFC 7606 3.d), not a bad line.
+    error, withdrawn = decoder.decode(_update({"attribute": {"origin": "igp"},
+                                               "announce": {"ipv4 unicast": {"not-an-ip": [{"nlri": "10.0.0.0/8"}]}}}))
+    assert error == UpdateError("10.0.0.2", "treat-as-withdraw", "no NEXT_HOP (RFC 7606 3.d)", 1)
+    assert withdrawn == RoutesWithdrawn("10.0.0.2", ("10.0.0.0/8",))
 
 
 def test_exabgps_own_shutdown_notice_is_not_a_peers_notification() -> None:

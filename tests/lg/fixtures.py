@@ -73,6 +73,8 @@ class FakeSpeaker:
     def __init__(self) -> None:
         self.restarts = 0
         self.alive = True
+        self.lines_dropped = 0
+        self.sessions_reset = 0
 
 
 class FakeBackend:
