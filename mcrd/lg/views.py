@@ -514,7 +514,8 @@ def received(processor: RouteProcessor, peer: PeerState, *, ip: IpQuery | None =
 
 
 def filtered(peer: PeerState, *, ip: IpQuery | None = None) -> list[FilteredRoute]:
-    """What the peer sent and the MCR rejected (import lists, AS-path loop, family, route limit), and why."""
+    """What the peer sent and the MCR rejected (import lists, AS-path loop, family, route limit, unusable next hop,
+    martian, own address, no AS path), and why."""
     keep = _keeper(ip, peer.rejected)
     rows: list[FilteredRoute] = []
     for prefix, (entry, rejection) in peer.rejected.items():

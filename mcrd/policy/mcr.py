@@ -6,6 +6,10 @@ so it can be found and changed in one place.
 
 from __future__ import annotations
 
+import functools
+import ipaddress
+
+from mcrd.config.model import Config
 from mcrd.policy.peer import PeerPolicy, PeerType
 from mcrd.policy.prefix_list import ParsedPrefix
 from mcrd.policy.rejection import Rejection
@@ -89,6 +93,123 @@ def import_attributes(peer: PeerPolicy, attrs: PathAttributes) -> PathAttributes
     if peer.med_in is None or attrs.med == peer.med_in:
         return attrs
     return _replace(attrs, med=peer.med_in)
+
+
+# --- 2.7 Received routes that are never used -------------------------------------------------------------------
+# Refused at import like a filtered route: kept with the code, shown by the looking glass (received?filtered=true),
+# not propagated, not in the kernel.
+
+
+def own_addresses(config: Config) -> frozenset[str]:
+    """The MCR's own addresses: every interface's ipAddresses, on every VXC."""
+    return frozenset(str(address.ip) for vxc in config.vxcs for iface in vxc.vrouter.interfaces
+                     for address in iface.ip_addresses)
+
+
+def own_host_prefixes(own: frozenset[str]) -> frozenset[str]:
+    return frozenset(f"{address}/{32 if ':' not in address else 128}" for address in own)
+
+
+@functools.lru_cache(maxsize=4096)
+def _unusable_address(address: str) -> str | None:
+    """Why `address` can never be a next hop (RFC 4271 6.3 "not a valid IP host address"), or None."""
+    ip = ipaddress.ip_address(address)
+    if ip.version == 4:
+        if ip in _THIS_NETWORK:
+            return "in 0.0.0.0/8"
+        if ip.is_loopback:
+            return "a loopback address"
+        if ip.is_multicast:
+            return "a multicast address"
+        if ip in _RESERVED or ip == _BROADCAST:
+            return "in 240.0.0.0/4 (reserved)"
+        return None
+    if ip.is_unspecified:
+        return "the unspecified address"
+    if ip.is_loopback:
+        return "the loopback address"
+    if ip.is_multicast:
+        return "a multicast address"
+    return None
+
+
+_THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
+_RESERVED = ipaddress.IPv4Network("240.0.0.0/4")
+_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+
+
+def next_hop_rejection(next_hop: str, own: frozenset[str]) -> Rejection | None:
+    """RFC 4271 6.3: a route whose NEXT_HOP is 0.0.0.0, loopback, multicast or one of the MCR's own addresses
+    (the session's or any other VXC's) is not used. Per UPDATE: every prefix of it shares the next hop."""
+    why = _unusable_address(next_hop)
+    if why is None and next_hop in own:
+        why = "one of the MCR's own addresses"
+    if why is None:
+        return None
+    return Rejection("next-hop", f"NEXT_HOP {next_hop} is {why}: the route is not used (RFC 4271 6.3)")
+
+
+_EMPTY_PATH = Rejection("as-path", "no AS path from an eBGP peer (RFC 4271 6.3; a missing AS_PATH is "
+                                   "treat-as-withdraw, RFC 7606 3.d)")
+
+
+def path_rejection(peer: PeerPolicy, attrs: PathAttributes) -> Rejection | None:
+    """An eBGP route always carries the peer's AS; ExaBGP reports a missing AS_PATH as an empty one."""
+    if not peer.ibgp and not attrs.as_path and not attrs.as_set:
+        return _EMPTY_PATH
+    return None
+
+
+# Decision: martians are the blocks no route may point into: IPv4 0.0.0.0/8 (this network), 127.0.0.0/8
+# (loopback), 224.0.0.0/4 (multicast), 240.0.0.0/4 (reserved, with the broadcast address); IPv6 ::/128
+# (unspecified), ::1/128 (loopback), ff00::/8 (multicast) and fe80::/10 (link-local unicast: valid on one link
+# only, RFC 4291 2.5.6). A prefix is a martian when it lies inside one; a shorter prefix that covers one and more
+# (0.0.0.0/0, 0.0.0.0/5) is not. Private, documentation and shared ranges are not martians: labs use them.
+_V4_MARTIANS: dict[str, tuple[int, str]] = {
+    "0": (8, "0.0.0.0/8"),
+    "127": (8, "127.0.0.0/8"),
+    # 224.0.0.0/3 is exactly 224.0.0.0/4 + 240.0.0.0/4: any canonical prefix of length >= 3 starting there.
+    **{str(octet): (3, "224.0.0.0/4" if octet < 240 else "240.0.0.0/4") for octet in range(224, 256)},
+}
+_V6_MARTIANS = tuple(ipaddress.IPv6Network(block) for block in ("::/128", "::1/128", "ff00::/8", "fe80::/10"))
+
+
+def martian(prefix: str) -> str | None:
+    """The martian block a canonical prefix lies in, or None. On the hot path: one partition and one dict lookup
+    for an ordinary IPv4 prefix."""
+    head, dot, _ = prefix.partition(".")
+    if dot:
+        block = _V4_MARTIANS.get(head)
+        if block is None or int(prefix[prefix.index("/") + 1 :]) < block[0]:
+            return None
+        return block[1]
+    if prefix.startswith(("f", "::")):
+        return _v6_martian(prefix)
+    return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _v6_martian(prefix: str) -> str | None:
+    net = ipaddress.IPv6Network(prefix)
+    for block in _V6_MARTIANS:
+        if net.subnet_of(block):
+            return str(block)
+    return None
+
+
+@functools.lru_cache(maxsize=64)
+def _martian_rejection(block: str) -> Rejection:
+    return Rejection("martian", f"inside the martian block {block}: never routed")
+
+
+def prefix_rejection(prefix: str, own_hosts: frozenset[str]) -> Rejection | None:
+    """Martians, and the MCR's own addresses as host routes (a peer may not take traffic for them)."""
+    block = martian(prefix)
+    if block is not None:
+        return _martian_rejection(block)
+    if prefix in own_hosts:
+        return Rejection("own-address", f"{prefix} is one of the MCR's own addresses")
+    return None
 
 
 # --- 2.3 steps 3-5: export lists and attributes --------------------------------------------------------------

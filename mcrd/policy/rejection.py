@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """`code` is stable for scripts (as-loop, family, import-permit-list, import-deny-list, route-limit);
-    `detail` names the rule, for the looking glass."""
+    """`code` is stable for scripts (as-loop, family, import-permit-list, import-deny-list, route-limit, next-hop,
+    martian, own-address, as-path); `detail` names the rule, for the looking glass."""
 
     code: str
     detail: str

@@ -119,6 +119,8 @@ class RouteProcessor:
         self._local_sources: dict[tuple[str, int], Source] = {}
         self._gate: dict[str, list[bool]] = {}  # source peer key or local source name -> allowed[target slot]
         self._max_routes = 0
+        self._own: frozenset[str] = frozenset()  # the MCR's own addresses (never a usable next hop)
+        self._own_hosts: frozenset[str] = frozenset()  # the same as /32 and /128 prefixes (never accepted)
         self._limit_rejection = Rejection(ROUTE_LIMIT, "")
         self._waiting: dict[tuple[str, str], None] = {}  # refused (peer, prefix), in arrival order
         self._refused_total = 0
@@ -180,9 +182,10 @@ class RouteProcessor:
         effective = mcr.import_attributes(policy, attrs)
         entry = RouteEntry(source, effective, attrs, self._now, _next_hop_key(attrs.next_hop), policy.ifname,
                            FibNextHop(attrs.next_hop, policy.ifname))
-        loop = mcr.as_loop(policy, attrs)
+        per_update = _update_rejection(policy, attrs, self._own)
+        own_hosts = self._own_hosts
         for prefix in event.prefixes:
-            self._store(peer, prefix, entry, loop or _import_rejection(policy, prefix))
+            self._store(peer, prefix, entry, per_update or _import_rejection(policy, prefix, own_hosts))
 
     def _store(self, peer: PeerState, prefix: str, entry: RouteEntry, rejection: Rejection | None) -> None:
         """Put one received route in the peer's Adj-RIB-In, accepted or rejected, and reselect if it matters."""
@@ -412,6 +415,9 @@ class RouteProcessor:
             self._peer_down(key, "removed from the config")
             del self._peers[key]
         self._config = config
+        own = mcr.own_addresses(config)
+        own_changed = own != self._own
+        self._own, self._own_hosts = own, mcr.own_host_prefixes(own)
         self._max_routes = config.mcr.max_routes
         self._limit_rejection = Rejection(
             ROUTE_LIMIT, f"the MCR holds its limit of {self._max_routes} routes; waiting for room"
@@ -432,7 +438,7 @@ class RouteProcessor:
         reevaluated = []
         for peer in self._up:
             old = old_policies.get(peer.key)
-            if old is not None and old.import_signature() != peer.policy.import_signature():
+            if old is not None and (own_changed or old.import_signature() != peer.policy.import_signature()):
                 self._reimport(peer)
                 reevaluated.append(peer.key)
         for peer in self._up:
@@ -521,9 +527,9 @@ class RouteProcessor:
                 if effective != entry.attrs or policy.ifname != entry.ifname:
                     fresh = RouteEntry(entry.source, effective, attrs, entry.since, entry.next_hop_key,
                                        policy.ifname, FibNextHop(attrs.next_hop, policy.ifname))
-                got = renewed[id(entry)] = (fresh, mcr.as_loop(policy, attrs))
-            fresh, loop = got
-            rejection = loop or _import_rejection(policy, prefix)
+                got = renewed[id(entry)] = (fresh, _update_rejection(policy, attrs, self._own))
+            fresh, per_update = got
+            rejection = per_update or _import_rejection(policy, prefix, self._own_hosts)
             if rejection is None and was_accepted and fresh is entry:
                 continue  # accepted before and after, same entry: nothing to do
             self._store(peer, prefix, fresh, rejection)
@@ -651,10 +657,19 @@ def _next_hop_key(address: str) -> tuple[int, int]:
     return address_key(address)
 
 
-def _import_rejection(policy: PeerPolicy, prefix: str) -> Rejection | None:
-    """Import policy for one prefix, after the AS-path loop check (which is per UPDATE)."""
+def _update_rejection(policy: PeerPolicy, attrs: PathAttributes, own: frozenset[str]) -> Rejection | None:
+    """The import rules that depend on the attributes only, once per UPDATE: AS-path loop, next hop, empty path."""
+    return (mcr.as_loop(policy, attrs) or mcr.next_hop_rejection(attrs.next_hop, own)
+            or mcr.path_rejection(policy, attrs))
+
+
+def _import_rejection(policy: PeerPolicy, prefix: str, own_hosts: frozenset[str]) -> Rejection | None:
+    """Import policy for one prefix, after the rules per UPDATE."""
     if prefix_version(prefix) != policy.family:
         return mcr.wrong_family(policy)
+    rejected = mcr.prefix_rejection(prefix, own_hosts)
+    if rejected is not None:
+        return rejected
     if policy.import_whitelist is None and policy.import_blacklist is None:
         return None
     return mcr.import_rejection(policy, parse_prefix(prefix))
