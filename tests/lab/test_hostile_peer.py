@@ -26,7 +26,8 @@ from mcrd.fib.netns import enter_netns
 from tests.bgp import rawbgp as r
 from tests.bgp.malformed import CASES, Case, Ctx
 from tests.lab.conftest import LAB_MARKS, module_lab
-from tests.lab.harness import BirdNeighbor, BirdPeer, FrrNeighbor, FrrPeer, Lab, Netns, bird_config, frr_config, poll
+from tests.lab.harness import BirdNeighbor, BirdPeer, FrrNeighbor, FrrPeer, Lab, bird_config, frr_config, poll
+from tests.lab.test_daemon import Hub
 
 pytestmark = LAB_MARKS
 
@@ -78,33 +79,20 @@ def mcr_config(lab: Lab) -> dict[str, Any]:
 
 @dataclass
 class Topo:
-    lab: Lab
-    hub: Netns
-    raw_ns: Netns
-    mcrd: Any
+    hub: Hub  # mcrd in the hub namespace: its log, events and kernel routes (tests/lab/test_daemon.py)
     frr: FrrPeer
     bird: BirdPeer
     listener: socket.socket
     raw: r.RawPeer
 
-    def log(self) -> list[dict[str, Any]]:
-        out = []
-        for line in self.lab.log_of(self.mcrd).read_text(errors="replace").splitlines():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue
-        return out
-
     def events(self, name: str) -> list[dict[str, Any]]:
-        return [entry for entry in self.log() if entry.get("event") == name]
+        return self.hub.events(name)
 
     def kernel(self) -> dict[str, str]:
-        return {route["dst"]: route.get("gateway", "") for route in self.hub.ip_json("-4", "route", "show", "proto",
-                                                                                      "252")}
+        return self.hub.kernel()
 
     def api(self, path: str) -> Any:
-        out = self.hub.run(sys.executable, NSCLIENT, "GET", API + path).stdout.strip().splitlines()[-1]
+        out = self.hub.ns.run(sys.executable, NSCLIENT, "GET", API + path).stdout.strip().splitlines()[-1]
         answer = json.loads(out)
         assert answer["status"] == 200, answer
         return json.loads(answer["body"])
@@ -141,12 +129,13 @@ def topo(lab_ready: None, request: pytest.FixtureRequest) -> Iterator[Topo]:
             config.write_text(json.dumps(mcr_config(lab), indent=2))
             mcrd = hub.popen(sys.executable, "-m", "mcrd", "run", "-c", str(config), "--log-format", "json",
                              "--state-dir", str(lab.make_dir("mcrd-state")), label="mcrd")
+            the_hub = Hub(lab, hub, mcrd, config, 1)
             frr = FrrPeer(spokes["frr"], FRR_AS, "10.0.0.1", frr_config(
                 FRR_AS, "10.0.0.1", [FrrNeighbor(HUB["frr"][0], MCR_AS, hold_time=30)], FRR_TABLE, hostname="frr",
                 graceful_restart=False))
             bird = BirdPeer(spokes["bird"], bird_config(
                 BIRD_AS, "10.0.0.2", [BirdNeighbor("mcr4", HUB["bird"][0], MCR_AS, hold_time=30)], [BIRD_NET]))
-            topo = Topo(lab, hub, spokes["raw"], mcrd, frr, bird, listener, r.RawPeer(RAW_AS, "10.0.0.99"))
+            topo = Topo(the_hub, frr, bird, listener, r.RawPeer(RAW_AS, "10.0.0.99"))
             topo.accept_raw()
             frr.wait_established(HUB["frr"][0], TIMEOUT)
             bird.wait_established("mcr4", TIMEOUT)
@@ -171,7 +160,7 @@ def _exact(topo: Topo, want: dict[str, tuple[int, ...]]) -> None:
 
 
 def _nothing_crashed(topo: Topo, exabgp_pid: int) -> None:
-    assert topo.mcrd.poll() is None, "mcrd exited"
+    assert topo.hub.proc.poll() is None, "mcrd exited"
     assert [e["pid"] for e in topo.events("exabgp_started")] == [exabgp_pid], "ExaBGP was restarted"
     assert not topo.events("exabgp_api_read_failed")
     assert topo.frr.session_state(HUB["frr"][0]) == "Established"
