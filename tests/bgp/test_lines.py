@@ -114,3 +114,21 @@ def test_the_peer_of_an_oversized_line_is_read_from_its_head() -> None:
     assert received_update_peer('{"type": "state", "neighbor": {"address": {"peer": "10.0.0.2"}}}') is None
 
 
+
+
+def test_commands_stay_under_exabgps_1_mib_line_limit_for_the_largest_update() -> None:
+    """The other direction: ExaBGP drops its API process for a command line over 1 MiB (processes.py
+    MAX_COMMAND_SIZE). The largest attributes one 65,535-byte UPDATE can carry (all of it AS path, 4-byte ASNs of 10
+    digits, or all communities), 500 IPv6 /128s per command and 200 sessions named in one command stay far below."""
+    from mcrd.bgp.commands import effects_commands
+    from mcrd.rib.attributes import PathAttributes
+    from mcrd.rib.effects import Announce, Effects
+
+    peers = [f"2001:db8:ffff:ffff:ffff:ffff:ffff:{n:x}" for n in range(200)]
+    prefixes = tuple(f"2001:db8:ffff:ffff:ffff:ffff:{n // 65536:x}:{n % 65536:x}/128" for n in range(1000))
+    for attrs in (PathAttributes("self", as_path=(4_294_967_295,) * (65_535 // 4)),
+                  PathAttributes("self", as_path=(4_200_000_000,), communities=("65535:65535",) * (65_535 // 4))):
+        effects = Effects(announce=tuple(Announce(peer, attrs, prefixes) for peer in peers))
+        commands = list(effects_commands(effects))
+        assert commands
+        assert max(len(command.encode()) for command in commands) < 1024 * 1024 // 2
