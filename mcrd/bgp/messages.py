@@ -60,8 +60,8 @@ class Ignored:
     kind: str
 
 
-Parsed = (PeerUp | PeerDown | RoutesAnnounced | RoutesWithdrawn | EndOfRib | Ack | Notification | Malformed | Ignored
-          | UpdateError)
+Parsed = PeerUp | PeerDown | RoutesAnnounced | RoutesWithdrawn | EndOfRib | Ack | Notification | Malformed | Ignored
+Decoded = Parsed | UpdateError  # what the decoder returns; the speaker logs UpdateErrors and passes the rest on
 
 
 @dataclass
@@ -70,7 +70,7 @@ class Decoder:
 
     router_ids: dict[str, str] = field(default_factory=dict)
 
-    def decode(self, line: str) -> list[Parsed]:
+    def decode(self, line: str) -> list[Decoded]:
         text = line.strip()
         if text in ("done", "error"):
             return [Ack(text == "done")]
@@ -83,7 +83,7 @@ class Decoder:
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             return [Malformed(text[:200], f"{type(exc).__name__}: {exc}", _received_update_peer(message))]
 
-    def _message(self, message: dict[str, Any]) -> list[Parsed]:
+    def _message(self, message: dict[str, Any]) -> list[Decoded]:
         kind = message.get("type")
         if kind == "notification" and "neighbor" not in message:
             # ExaBGP's own `{"type": "notification", "notification": "shutdown"}` as it stops, not a peer's.
@@ -105,7 +105,7 @@ class Decoder:
             return [Ignored("sent update")]
         return _update(peer, neighbor["message"])
 
-    def _state(self, peer: str, neighbor: dict[str, Any]) -> list[Parsed]:
+    def _state(self, peer: str, neighbor: dict[str, Any]) -> list[Decoded]:
         state = neighbor["state"]
         if state == "up":
             return [PeerUp(peer, self.router_ids.get(peer, "0.0.0.0"))]
@@ -148,7 +148,7 @@ def _received_update_peer(message: Any) -> str | None:
 _FAMILIES = ("ipv4 unicast", "ipv6 unicast")
 
 
-def _update(peer: str, message: dict[str, Any]) -> list[Parsed]:
+def _update(peer: str, message: dict[str, Any]) -> list[Decoded]:
     if "eor" in message:
         afi = message["eor"]["afi"]
         return [EndOfRib(peer, 6 if afi == "ipv6" else 4)]
@@ -157,7 +157,7 @@ def _update(peer: str, message: dict[str, Any]) -> list[Parsed]:
     for family, entries in update.get("withdraw", {}).items():
         if family in _FAMILIES:
             withdrawn += [_prefix(entry) for entry in entries]
-    out: list[Parsed] = []
+    out: list[Decoded] = []
     attributes = update.get("attribute", {})
     exabgp_error = attributes.get("error")
     if exabgp_error is not None:  # ExaBGP applied RFC 7606 itself: say so
@@ -174,7 +174,7 @@ def _update(peer: str, message: dict[str, Any]) -> list[Parsed]:
 
 
 def _announced(peer: str, attributes: dict[str, Any], by_next_hop: dict[str, Any], withdrawn: list[str],
-               errors: list[Parsed]) -> list[RoutesAnnounced]:
+               errors: list[Decoded]) -> list[RoutesAnnounced]:
     """IPv6 routes may be listed under a global and a link-local next hop: the global one is used. Routes that
     cannot be used as sent are added to `withdrawn` (treat-as-withdraw), with an `UpdateError` in `errors`."""
     chosen: dict[str, str] = {}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mcrd.bgp.messages import Decoder, Malformed, Parsed, UpdateError
+from mcrd.bgp.messages import Decoded, Decoder, Malformed, UpdateError
 from mcrd.rib.attributes import Origin
 from mcrd.rib.events import PeerDown, RoutesAnnounced, RoutesWithdrawn
 from tests.bgp.malformed import CASES
@@ -32,12 +32,12 @@ def _captured() -> dict[str, list[str]]:
 CAPTURED = _captured()
 
 
-def _decode(kind: str) -> list[Parsed]:
+def _decode(kind: str) -> list[Decoded]:
     decoder = Decoder()
     return [parsed for line in CAPTURED[kind] for parsed in decoder.decode(line)]
 
 
-def _first_update(kind: str, prefix: str) -> list[Parsed]:
+def _first_update(kind: str, prefix: str) -> list[Decoded]:
     """What the case's own UPDATE (the one carrying `prefix`) decodes to."""
     decoder = Decoder()
     for line in CAPTURED[kind]:
