@@ -91,11 +91,20 @@ class Topo:
     def kernel(self) -> dict[str, str]:
         return self.hub.kernel()
 
-    def api(self, path: str) -> Any:
+    def get(self, path: str) -> str:
         out = self.hub.ns.run(sys.executable, NSCLIENT, "GET", API + path).stdout.strip().splitlines()[-1]
         answer = json.loads(out)
         assert answer["status"] == 200, answer
-        return json.loads(answer["body"])
+        return str(answer["body"])
+
+    def api(self, path: str) -> Any:
+        return json.loads(self.get(path))
+
+    def metric(self, name: str) -> float:
+        for line in self.get("/metrics").splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        raise AssertionError(f"no metric {name}")
 
     def filtered(self) -> dict[str, str]:
         rows = self.api(f"/v2/product/mcr2/lab-mcr/lookingGlass/bgpSessions/{HUB['raw'][1]}/received?filtered=true")
@@ -226,6 +235,8 @@ def test_malformed_updates_do_what_the_case_table_says(topo: Topo) -> None:
             refused[ctx.prefix] = case.code
     _exact(topo, want)
     assert topo.filtered() == refused
+    # Refused routes are not counted as kernel routes (the kernel itself was checked by _exact).
+    assert topo.metric("mcrd_kernel_routes") == len(topo.kernel())
     assert topo.raw.up, f"the session was reset: {topo.raw.received.notification}"
     _nothing_crashed(topo, exabgp_pid)
     # Clean up for the next test: withdraw everything the raw speaker announced.
