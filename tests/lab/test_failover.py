@@ -15,6 +15,7 @@ The times from the command to the other peers' RIBs are printed (`pytest -s`) an
 
 from __future__ import annotations
 
+import datetime
 import json
 import signal
 import sys
@@ -26,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from mcrd.bgp.pool import process_of
 from tests.lab.conftest import LAB_MARKS, module_lab
 from tests.lab.harness import (
     BirdNeighbor,
@@ -85,9 +87,18 @@ class Topology:
     def spoke_if(self) -> str:
         return self.lab.ifname("hub")
 
+    def exabgp_conf(self, peer: str) -> str:
+        """The configuration of the ExaBGP process that has the session to `peer`."""
+        processes = self.hub.exabgp_processes
+        folder = self.state if processes == 1 else self.state / f"exabgp{process_of(peer, processes)}"
+        return (folder / "exabgp.conf").read_text()
 
-@pytest.fixture(scope="module")
+
+@pytest.fixture(scope="module", params=[1, 2], ids=["1-exabgp", "2-exabgp"])
 def topo(lab_ready: None, request: pytest.FixtureRequest) -> Iterator[Topology]:
+    """Twice: with one ExaBGP process, and with the sessions split over two (a hold reloads only the process that
+    has the session)."""
+    processes: int = request.param
     with module_lab("test_failover", request) as lab:
         hub = lab.netns("hub")
         spokes = {name: lab.netns(name) for name in LINKS}
@@ -97,7 +108,7 @@ def topo(lab_ready: None, request: pytest.FixtureRequest) -> Iterator[Topology]:
         config.write_text(mcr_config(lab))
         state = lab.make_dir("mcrd-state")
         proc = hub.popen(sys.executable, "-m", "mcrd", "run", "-c", str(config), "--log-format", "json",
-                         "--state-dir", str(state), label="mcrd")
+                         "--state-dir", str(state), "--exabgp-processes", str(processes), label="mcrd")
         aws_hub = LINKS["aws"][0]
         aws = FrrPeer(spokes["aws"], AWS_AS, "10.0.0.1", frr_config(
             AWS_AS, "10.0.0.1", [FrrNeighbor(aws_hub, MCR_AS, extra=(f"neighbor {aws_hub} bfd",))], [AWS_NET],
@@ -108,7 +119,7 @@ def topo(lab_ready: None, request: pytest.FixtureRequest) -> Iterator[Topology]:
         onprem = FrrPeer(spokes["onprem"], ONPREM_AS, "10.0.0.3", frr_config(
             ONPREM_AS, "10.0.0.3", [FrrNeighbor(LINKS["onprem"][0], MCR_AS)], [ONPREM_NET], hostname="onprem",
             graceful_restart=False))
-        topology = Topology(lab, Hub(lab, hub, proc, config, 1), spokes, aws, azure, onprem, state)
+        topology = Topology(lab, Hub(lab, hub, proc, config, processes), spokes, aws, azure, onprem, state)
         wait_steady(topology)
         yield topology
 
@@ -172,8 +183,7 @@ def aws_ups(t: Topology) -> int:
 def check_held_then_back(t: Topology, restore: Callable[[], object]) -> None:
     """While held down the AWS session stays down: ExaBGP's configuration leaves it out (no attempt at all) and the
     hub brings it up no more; after `restore` everything is back exactly as before."""
-    exabgp_conf = t.state / "exabgp.conf"
-    poll(exabgp_conf.read_text, TIMEOUT, "the AWS neighbor left out of ExaBGP's configuration",
+    poll(lambda: t.exabgp_conf(LINKS["aws"][1]), TIMEOUT, "the AWS neighbor left out of ExaBGP's configuration",
          until=lambda text: f"neighbor {LINKS['aws'][1]} " not in text)
     ups = aws_ups(t)
     assert_stays(lambda: aws_ups(t) == ups, 2.0, "the AWS session came back while held down")
@@ -248,10 +258,12 @@ def test_a_peer_without_bfd_keeps_its_session_without_flapping(topo: Topology) -
 
 def drop_hub_traffic(ns: Netns, hub_address: str) -> None:
     """A silent failure: the peer's namespace drops everything to and from the hub; the link stays up."""
-    ns.run("nft", "add", "table", "inet", "mclfail")
-    for chain, hook, match in (("in", "input", "saddr"), ("out", "output", "daddr")):
-        ns.run("nft", "add", "chain", "inet", "mclfail", chain, f"{{ type filter hook {hook} priority 0; }}")
-        ns.run("nft", "add", "rule", "inet", "mclfail", chain, "ip", match, hub_address, "drop")
+    ruleset = f"""table inet mclfail {{
+  chain in {{ type filter hook input priority 0; ip saddr {hub_address} drop; }}
+  chain out {{ type filter hook output priority 0; ip daddr {hub_address} drop; }}
+}}
+"""
+    ns.run("nft", "-f", "-", input_text=ruleset)  # one transaction: the failure starts at one instant
 
 
 def reload(t: Topology, text: str) -> None:
@@ -265,16 +277,18 @@ def reload(t: Topology, text: str) -> None:
 def test_a_silent_failure_takes_bgp_down_within_the_detection_time_and_bfd_brings_it_back(topo: Topology) -> None:
     aws = LINKS["aws"][1]
     detection = by_peer(lg(topo, "bfd"))[aws]["detectionTime"] / 1000
+    wall = time.time()
     took = time_until_aws_gone(topo, lambda: drop_hub_traffic(topo.spokes["aws"], LINKS["aws"][0]))
     down = [e for e in topo.hub.events("session_down") if e["peer"] == aws][-1]
     assert down["reason"] == "BFD down (CONTROL_DETECTION_TIME_EXPIRED)"
+    at = datetime.datetime.fromisoformat(down["timestamp"].replace("Z", "+00:00")).timestamp()
+    took = {"hub BGP down": at - wall, **took}
     report(f"nft drop on the AWS side (detection time {detection * 1000:.0f} ms) -> AWS prefix gone", took)
     assert by_peer(lg(topo, "sessions"))[aws]["status"] == "DOWN"
     # A reload keeps the hold: the AWS neighbor stays out of ExaBGP's configuration.
     reload(topo, topo.hub.config.read_text())
-    exabgp_conf = (topo.state / "exabgp.conf").read_text()
-    assert f"neighbor {aws} " not in exabgp_conf
-    assert f"neighbor {LINKS['azure'][1]} " in exabgp_conf
+    assert f"neighbor {aws} " not in topo.exabgp_conf(aws)
+    assert f"neighbor {LINKS['azure'][1]} " in topo.exabgp_conf(LINKS["azure"][1])
     ups = aws_ups(topo)
     topo.spokes["aws"].run("nft", "delete", "table", "inet", "mclfail")
     wait_steady(topo)
