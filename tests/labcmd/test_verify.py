@@ -164,7 +164,7 @@ def test_a_stopped_daemon_gives_exit_2(seed: Lab) -> None:
 # --- failover -----------------------------------------------------------------------------------------------------
 
 
-def test_the_failover_scenario_moves_traffic_to_the_backup_and_back(lab_env: None, tmp_path: Path) -> None:
+def test_the_failover_scenarios_move_traffic_to_the_backup_and_back(lab_env: None, tmp_path: Path) -> None:
     topology = SHIPPED["failover"]
     from tests.labcmd.conftest import copy_topology
 
@@ -176,7 +176,8 @@ def test_the_failover_scenario_moves_traffic_to_the_backup_and_back(lab_env: Non
     assert proc.returncode == 0, proc.stdout + proc.stderr
     data = json.loads(report.read_text())
     assert [s["name"] for s in data["scenarios"]] == ["the primary AWS VXC fails",
-                                                       "the AWS end of the primary VXC fails"]
+                                                       "the AWS end of the primary VXC fails",
+                                                       "the primary AWS VXC dies silently (BFD)"]
     for scenario in data["scenarios"]:
         assert scenario["result"] == "pass"
         assert scenario["convergenceSeconds"] is not None
