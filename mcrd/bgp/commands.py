@@ -33,6 +33,12 @@ def attributes_text(attrs: PathAttributes) -> str:
         parts.append(f"local-preference {attrs.local_pref}")
     if attrs.communities:
         parts.append("community [ " + " ".join(attrs.communities) + " ]")
+    if attrs.extended_communities:
+        # As the raw value in hex, which ExaBGP parses back exactly whatever the type (its text form may not).
+        parts.append("extended-community [ " + " ".join(f"0x{ext.value:016x}" for ext in attrs.extended_communities)
+                     + " ]")
+    if attrs.large_communities:
+        parts.append("large-community [ " + " ".join(attrs.large_communities) + " ]")
     return " ".join(parts)
 
 

@@ -19,7 +19,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcrd.rib.attributes import Origin, PathAttributes
+from mcrd.rib.attributes import ExtendedCommunity, Origin, PathAttributes
 from mcrd.rib.events import EndOfRib, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
 
 _ORIGINS = {"igp": Origin.IGP, "egp": Origin.EGP, "incomplete": Origin.INCOMPLETE}
@@ -282,6 +282,9 @@ def _attributes(attributes: dict[str, Any], next_hop: str) -> PathAttributes:
     med = attributes.get("med")
     local_pref = attributes.get("local-preference")
     communities = tuple(f"{a}:{b}" for a, b in attributes.get("community", []))
+    extended = tuple(ExtendedCommunity(int(ext["value"]), str(ext["string"]))
+                     for ext in attributes.get("extended-community", []))
+    large = tuple(f"{a}:{b}:{c}" for a, b, c in attributes.get("large-community", []))
     return PathAttributes(
         next_hop=next_hop,
         as_path=tuple(sequence),
@@ -290,4 +293,6 @@ def _attributes(attributes: dict[str, Any], next_hop: str) -> PathAttributes:
         local_pref=None if local_pref is None else int(local_pref),
         communities=communities,
         as_set=tuple(as_set),
+        extended_communities=extended,
+        large_communities=large,
     )

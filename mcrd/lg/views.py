@@ -338,7 +338,7 @@ def routes(
             "localPref": LEARNED_LOCAL_PREF, "asPath": _path(attrs), "age": _age(now, entry.since),
             "interface": entry.ifname, "vxcId": None,
             "vxcName": peer.policy.vxc if peer is not None else layout.vxc_of.get(entry.ifname, ""),
-            "communities": list(attrs.communities), "origin": _ORIGIN[attrs.origin], "med": attrs.med,
+            "communities": attrs.community_texts(), "origin": _ORIGIN[attrs.origin], "med": attrs.med,
             "best": prefix not in connected,
         })
     for static in statics:
@@ -401,7 +401,7 @@ def bgp(processor: RouteProcessor, config: Config, now: float, *, ip: IpQuery | 
             attrs = path.attrs
             rows.append({
                 "prefix": prefix, "nextHop": attrs.next_hop, "asPath": _path(attrs), "localPref": LEARNED_LOCAL_PREF,
-                "med": attrs.med, "origin": _ORIGIN[attrs.origin], "communities": list(attrs.communities),
+                "med": attrs.med, "origin": _ORIGIN[attrs.origin], "communities": attrs.community_texts(),
                 "weight": LEARNED_WEIGHT, "valid": True, "best": best.get(prefix) is path, "neighborIp": policy.key,
                 "neighborAsn": policy.peer_asn, "age": _age(now, path.since), "vxcId": None, "vxcName": policy.vxc,
             })
@@ -524,7 +524,7 @@ def filtered(peer: PeerState, *, ip: IpQuery | None = None) -> list[FilteredRout
         attrs = entry.received
         rows.append({
             "prefix": prefix, "nextHop": attrs.next_hop, "asPath": _path(attrs), "localPref": attrs.local_pref,
-            "med": attrs.med, "origin": _ORIGIN[attrs.origin], "communities": list(attrs.communities), "valid": False,
+            "med": attrs.med, "origin": _ORIGIN[attrs.origin], "communities": attrs.community_texts(), "valid": False,
             "best": False, "rejection": {"code": rejection.code, "detail": rejection.detail},
         })
     rows.sort(key=lambda row: parse_prefix(row["prefix"]))
@@ -534,7 +534,7 @@ def filtered(peer: PeerState, *, ip: IpQuery | None = None) -> list[FilteredRout
 def _neighbor_route(prefix: str, attrs: PathAttributes, *, best: bool) -> NeighborRoute:
     return {
         "prefix": prefix, "nextHop": attrs.next_hop, "asPath": _path(attrs), "localPref": attrs.local_pref,
-        "med": attrs.med, "origin": _ORIGIN[attrs.origin], "communities": list(attrs.communities), "valid": True,
+        "med": attrs.med, "origin": _ORIGIN[attrs.origin], "communities": attrs.community_texts(), "valid": True,
         "best": best,
     }
 

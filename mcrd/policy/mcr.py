@@ -247,6 +247,8 @@ def export_attributes(attrs: PathAttributes, target: PeerPolicy) -> PathAttribut
         # Decision: communities are transitive and pass unchanged (the MCR offers no community config).
         communities=attrs.communities,
         as_set=attrs.as_set,
+        extended_communities=attrs.extended_communities,
+        large_communities=attrs.large_communities,
     )
 
 
@@ -260,4 +262,4 @@ STATIC_ORIGIN = Origin.INCOMPLETE
 
 def _replace(attrs: PathAttributes, *, med: int | None) -> PathAttributes:
     return PathAttributes(attrs.next_hop, attrs.as_path, attrs.origin, med, attrs.local_pref, attrs.communities,
-                          attrs.as_set)
+                          attrs.as_set, attrs.extended_communities, attrs.large_communities)

@@ -10,11 +10,12 @@ from hypothesis import strategies as st
 
 from mcrd.bgp.commands import attributes_text, effects_commands
 from mcrd.bgp.messages import _attributes
-from mcrd.rib.attributes import Origin, PathAttributes
+from mcrd.rib.attributes import ExtendedCommunity, Origin, PathAttributes
 from mcrd.rib.effects import Announce, Effects, Withdraw
 
 ASN = st.integers(1, 4_294_967_295)
 COMMUNITY = st.tuples(st.integers(0, 65535), st.integers(0, 65535))
+LARGE = st.tuples(ASN | st.just(0), st.integers(0, 4_294_967_295), st.integers(0, 4_294_967_295))
 ATTRIBUTES = st.builds(
     PathAttributes,
     next_hop=st.just("self"),
@@ -25,6 +26,11 @@ ATTRIBUTES = st.builds(
     # ExaBGP keeps communities sorted and once each: the property compares such lists.
     communities=st.sets(COMMUNITY, max_size=5).map(lambda c: tuple(f"{a}:{b}" for a, b in sorted(c))),
     as_set=st.lists(ASN, max_size=3, unique=True).map(tuple),
+    # Any 64-bit value: ExaBGP prints some types in a text form it cannot parse back, so mcrd sends the value.
+    # The text is ExaBGP's and not compared.
+    extended_communities=st.sets(st.integers(0, 2**64 - 1), max_size=4).map(
+        lambda values: tuple(ExtendedCommunity(value, "") for value in sorted(values))),
+    large_communities=st.sets(LARGE, max_size=4).map(lambda c: tuple(f"{a}:{b}:{d}" for a, b, d in sorted(c))),
 )
 
 
@@ -66,6 +72,14 @@ def test_the_same_change_for_several_sessions_is_one_command_with_next_hop_self(
         "neighbor 169.254.40.2 announce attributes next-hop self origin igp as-path [ 133937 133937 64512 ] "
         "nlri 10.10.0.0/16 10.20.0.0/16",
     ]
+
+
+def test_extended_and_large_communities_in_exabgps_syntax() -> None:
+    attrs = PathAttributes("self", (65030,), communities=("65030:100",), large_communities=("4200000001:30:1",),
+                           extended_communities=(ExtendedCommunity(0x0002FE0600000001, "target:65030:1"),))
+    assert attributes_text(attrs) == (
+        "next-hop self origin igp as-path [ 65030 ] community [ 65030:100 ] extended-community [ 0x0002fe0600000001 ] "
+        "large-community [ 4200000001:30:1 ]")
 
 
 def test_ibgp_local_preference_and_as_sets() -> None:

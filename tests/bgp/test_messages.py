@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcrd.bgp.messages import Ack, Decoder, Ignored, Malformed, Notification, UpdateError, _prefix
-from mcrd.rib.attributes import Origin, PathAttributes
+from mcrd.rib.attributes import ExtendedCommunity, Origin, PathAttributes
 from mcrd.rib.events import EndOfRib, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
 
 FIXTURE = Path(__file__).parent / "fixtures" / "exabgp-5.0.15-frr-8.4.jsonl"
@@ -74,6 +74,22 @@ def test_withdrawals_as_paths_with_sets_and_communities() -> None:
         PathAttributes("10.0.0.2", (1, 2), Origin.INCOMPLETE, 7, communities=("65000:1",), as_set=(3, 4)),
         ("10.2.0.0/16",),
     )
+
+
+def test_extended_and_large_communities_are_kept() -> None:
+    """ExaBGP 5.0.15's JSON for the three kinds (captured from its parser, tests/bgp/test_commands.py)."""
+    [announced] = Decoder().decode(_update({
+        "attribute": {"origin": "igp", "as-path": {"0": {"element": "as-sequence", "value": [65030]}},
+                      "community": [[65030, 100]],
+                      "extended-community": [{"value": 842251676680193, "string": "target:65030:1"}],
+                      "large-community": [[1, 2, 3], [4200000001, 30, 1]]},
+        "announce": {"ipv4 unicast": {"10.0.0.2": [{"nlri": "10.2.0.0/16"}]}},
+    }))
+    assert isinstance(announced, RoutesAnnounced)
+    attrs = announced.attrs
+    assert attrs.extended_communities == (ExtendedCommunity(0x0002FE0600000001, "target:65030:1"),)
+    assert attrs.large_communities == ("1:2:3", "4200000001:30:1")
+    assert attrs.community_texts() == ["65030:100", "target:65030:1", "1:2:3", "4200000001:30:1"]
 
 
 def test_acks_and_bad_lines_never_raise() -> None:
