@@ -19,20 +19,44 @@ the hub's CPU. Three causes, read in ExaBGP 5.0.15's source and measured (docs/B
 
 All three replace a method of ExaBGP's own classes, so they are applied only to the release they were read in
 (`TUNED_FOR`, the version mcrd pins); any other release runs stock, and so does `MCRD_EXABGP_STOCK=1`.
+
+Two more changes are about how sessions end, not speed, so `MCRD_EXABGP_STOCK=1` does not turn them off:
+
+4. A Cease NOTIFICATION when a session is closed on purpose. ExaBGP 5.0.15's `Peer.shutdown()` (SIGTERM) and
+   `Peer.remove()` (a SIGUSR1 reload whose configuration no longer has the neighbor) close the TCP connection at
+   once, then set a teardown code that nothing reads any more: peers see "connection closed" and count no
+   NOTIFICATION. (Its API command `neighbor X teardown N` does nothing at all in 5.0.15: `Reactor.teardown_peer`
+   calls `Peer.teardown`, a generator function, without running it.) Fix: before that close, write a Cease on the
+   established session, subcode 2 (Administrative Shutdown, RFC 4486) on shutdown and 3 (Peer De-configured) on
+   removal, waiting at most `CEASE_WRITE_TIMEOUT` for the socket to take it. Applied to `TUNED_FOR` only.
+5. ExaBGP dies with the daemon. mcrd starts ExaBGP in a session of its own (so a terminal's ^C reaches only the
+   daemon): a `kill -9` of the daemon used to leave ExaBGP running, every session Established and traffic flowing
+   through a dead router. `die_with_parent()` asks the kernel for SIGKILL when the parent dies (PR_SET_PDEATHSIG),
+   then checks that the parent named in `MCRD_EXABGP_PARENT` is still the parent (it may have died before the
+   request). SIGKILL, not SIGTERM: a crashed MCR must look crashed, its sockets closed by the kernel without a Cease.
+   The kernel sends the signal when the *thread* that forked ExaBGP ends: mcrd starts it from its event loop, in the
+   main thread. Every release.
 """
 
 from __future__ import annotations
 
 import copy
+import ctypes
 import functools
 import os
 import runpy
+import select
+import signal
 import sys
-from collections.abc import Collection, Iterator
+import time
+from collections.abc import Collection, Iterator, MutableMapping
 from typing import Any
 
 TUNED_FOR = "5.0.15"
 STOCK_ENV = "MCRD_EXABGP_STOCK"
+PARENT_ENV = "MCRD_EXABGP_PARENT"  # the daemon's pid, set by the speaker: ExaBGP dies with it (fix 5)
+CEASE_WRITE_TIMEOUT = 1.0  # seconds a Cease may wait for a full socket before the session is closed without it
+CEASE_ADMINISTRATIVE_SHUTDOWN, CEASE_PEER_DECONFIGURED = 2, 3  # RFC 4486 subcodes of Cease (code 6)
 
 
 def installed_release() -> str:
@@ -150,11 +174,82 @@ def apply(fixes: Collection[str] = FIXES) -> bool:
     return True
 
 
-def main() -> None:
+def session_fixes_apply() -> bool:
+    """Whether fix 4 (a Cease when a session is closed on purpose) applies to the installed ExaBGP."""
+    return installed_release() == TUNED_FOR
+
+
+def send_cease(peer: Any, subcode: int, timeout: float = CEASE_WRITE_TIMEOUT) -> bool:
+    """Fix 4: write a Cease NOTIFICATION with `subcode` on `peer`'s session if it is open (OpenConfirm or
+    Established); True when the whole message was written. ExaBGP closes the connection right after."""
+    from exabgp.bgp.fsm import FSM  # type: ignore[import-untyped]
+    from exabgp.bgp.message import Notify  # type: ignore[import-untyped]
+
+    proto = peer.proto
+    connection = getattr(proto, "connection", None)
+    if connection is None or connection.io is None or peer.fsm not in (FSM.OPENCONFIRM, FSM.ESTABLISHED):
+        return False
+    deadline = time.monotonic() + timeout
     try:
-        apply()
-    except Exception as exc:  # a fix that cannot be installed must not stop ExaBGP: it runs stock instead
-        sys.stderr.write(f"mcrd: ExaBGP runs without mcrd's fixes, installing them failed: {exc!r}\n")
+        # One step per write attempt; the last one hands back the message once it is all written.
+        for step in proto.new_notification(Notify(6, subcode)):
+            if isinstance(step, Notify):
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            select.select([], [connection.io], [], min(left, 0.05))
+    except Exception:  # a connection that broke meanwhile: ExaBGP closes it all the same
+        return False
+    return False
+
+
+def apply_session_fixes() -> bool:
+    """Install fix 4 when the installed ExaBGP is `TUNED_FOR`; True when installed."""
+    if not session_fixes_apply():
+        return False
+    from exabgp.reactor.peer import Peer  # type: ignore[import-untyped]
+
+    shutdown, remove = Peer.shutdown, Peer.remove
+
+    def _shutdown(self: Any) -> None:  # SIGTERM
+        send_cease(self, CEASE_ADMINISTRATIVE_SHUTDOWN)
+        shutdown(self)
+
+    def _remove(self: Any) -> None:  # a reload without this neighbor
+        send_cease(self, CEASE_PEER_DECONFIGURED)
+        remove(self)
+
+    Peer.shutdown, Peer.remove = _shutdown, _remove
+    return True
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent(environ: MutableMapping[str, str] = os.environ) -> None:
+    """Fix 5: SIGKILL this process when its parent dies; exit now if the parent named in `PARENT_ENV` is gone
+    already. Nothing is asked when `PARENT_ENV` is unset (ExaBGP started by hand)."""
+    parent = environ.pop(PARENT_ENV, None)
+    if not parent:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        error = ctypes.get_errno()
+        sys.stderr.write(f"mcrd: ExaBGP may outlive the daemon, prctl(PR_SET_PDEATHSIG): {os.strerror(error)}\n")
+        return
+    if os.getppid() != int(parent):
+        sys.stderr.write(f"mcrd: the daemon (pid {parent}) died before ExaBGP started: exiting\n")
+        raise SystemExit(1)
+
+
+def main() -> None:
+    die_with_parent()
+    for install in (apply, apply_session_fixes):
+        try:
+            install()
+        except Exception as exc:  # a fix that cannot be installed must not stop ExaBGP: it runs without it
+            sys.stderr.write(f"mcrd: ExaBGP runs without some of mcrd's fixes, installing them failed: {exc!r}\n")
     run_exabgp()
 
 

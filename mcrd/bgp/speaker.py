@@ -11,7 +11,15 @@
   ~13,000 lines and both sides block).
 - When ExaBGP dies it is restarted with backoff; `on_lost` tells the daemon that every session is down.
 - A new config is applied by rewriting ExaBGP's configuration and sending SIGUSR1: ExaBGP starts new neighbors,
-  stops removed ones and keeps the sessions whose own settings did not change.
+  stops removed ones and keeps the sessions whose own settings did not change. A neighbor left out of the
+  configuration is how a session is taken down on purpose (a connection shut down, or anything else that renders
+  the config without it): with the launcher's fixes (exabgp_launch.py, fix 4) ExaBGP sends that peer a Cease
+  NOTIFICATION, subcode 3 (Peer De-configured), closes the connection and reports the session down on the API.
+  Put back and signalled again, the neighbor is a new session. (tests/lab/test_stop.py)
+- `stop()` sends SIGTERM: ExaBGP sends every established peer a Cease, subcode 2 (Administrative Shutdown), and
+  exits (fix 4 again; stock 5.0.15 closes the connections without a NOTIFICATION).
+- ExaBGP runs in a session of its own but dies with the daemon whatever kills it, `kill -9` included (fix 5,
+  PR_SET_PDEATHSIG): the peers then see the connection close at once, as from a crashed router, with no Cease.
 """
 
 from __future__ import annotations
@@ -124,6 +132,10 @@ class ExaBgpSpeaker:
         if self._exabgp[-1] == exabgp_launch.__name__:
             self._announce_fixes, why = exabgp_launch.tuning_state()
             self._log.info("exabgp_announce_fixes", applied=self._announce_fixes, reason=why)
+            if not exabgp_launch.session_fixes_apply():
+                self._log.warning("exabgp_no_cease", reason=f"ExaBGP {exabgp_launch.installed_release()} closes "
+                                  "sessions without a Cease NOTIFICATION; the fix was read in "
+                                  f"{exabgp_launch.TUNED_FOR}")
         self._server = await asyncio.start_unix_server(self._serve, path=str(self._socket))
         os.chmod(self._socket, 0o600)
         writer_task = asyncio.create_task(self._write_loop(), name="exabgp-writer")
@@ -151,7 +163,8 @@ class ExaBgpSpeaker:
             self._server.close()
 
     async def stop(self, timeout: float = 10.0) -> None:
-        """Stop ExaBGP: on SIGTERM it closes every session with a Cease notification."""
+        """Stop ExaBGP: on SIGTERM it sends every established peer a Cease (Administrative Shutdown) and exits;
+        SIGKILL after `timeout` seconds."""
         self._stopping = True
         process = self._process
         if process is None or process.returncode is not None:
@@ -172,6 +185,7 @@ class ExaBgpSpeaker:
         env = {**os.environ, **exabgp_config.environment(announce_fixes=self._announce_fixes)}
         # ExaBGP changes to / and runs the bridge from there: both must import mcrd wherever it was loaded from.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, (_SOURCE_ROOT, os.environ.get("PYTHONPATH"))))
+        env[exabgp_launch.PARENT_ENV] = str(os.getpid())  # the launcher dies with this process (fix 5)
         self._process = await asyncio.create_subprocess_exec(
             *self._exabgp, "server", str(self._conf),
             stdin=asyncio.subprocess.DEVNULL,

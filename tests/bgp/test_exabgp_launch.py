@@ -162,3 +162,46 @@ def test_exabgp_still_starts_when_a_fix_cannot_be_installed() -> None:
                          cwd=Path(__file__).resolve().parents[2])
     assert "installing them failed: AttributeError('no such method')" in out.stderr
     assert exabgp_launch.TUNED_FOR in out.stdout + out.stderr
+
+
+SESSION_PROBE = """
+from exabgp.reactor.peer import Peer
+stock = (Peer.shutdown, Peer.remove)
+from mcrd.bgp import exabgp_launch
+applied = exabgp_launch.apply_session_fixes()
+print(applied, sum(a is not b for a, b in zip(stock, (Peer.shutdown, Peer.remove))))
+"""
+
+
+def test_the_cease_fix_is_installed_even_when_the_announce_fixes_are_not() -> None:
+    env = {**os.environ, exabgp_launch.STOCK_ENV: "1"}
+    out = subprocess.run([sys.executable, "-c", SESSION_PROBE], capture_output=True, text=True, env=env, check=True,
+                         cwd=Path(__file__).resolve().parents[2], timeout=60)
+    assert out.stdout.split("\n")[-2] == "True 2"
+
+
+DEATH_PROBE = """
+import ctypes, os, signal, sys
+from mcrd.bgp import exabgp_launch
+environ = {exabgp_launch.PARENT_ENV: sys.argv[1]} if sys.argv[1] else {}
+try:
+    exabgp_launch.die_with_parent(environ)
+except SystemExit as exc:
+    print("exit", exc.code)
+    raise
+got = ctypes.c_int()
+ctypes.CDLL(None).prctl(2, ctypes.byref(got), 0, 0, 0)  # PR_GET_PDEATHSIG
+print(got.value == signal.SIGKILL, environ)
+"""
+
+
+@pytest.mark.parametrize(("parent", "expected", "code"), [
+    ("self", "True {}", 0),  # the parent is alive: SIGKILL when it dies; the variable is not passed on
+    ("1", "exit 1", 1),  # not our parent: the one that started us is gone already
+    ("", "False {}", 0),  # started by hand: nothing asked
+])
+def test_exabgp_asks_to_die_with_the_daemon(parent: str, expected: str, code: int) -> None:
+    argument = str(os.getpid()) if parent == "self" else parent
+    out = subprocess.run([sys.executable, "-c", DEATH_PROBE, argument], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert (out.stdout.strip(), out.returncode) == (expected, code), out.stderr
