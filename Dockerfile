@@ -1,6 +1,8 @@
 # mcrd: a Megaport Cloud Router emulator, as a container for containerlab (or plain `docker run`).
 #
-#   docker build -t mcrd:latest .        (BuildKit, the default builder since Docker 23: RUN --mount, COPY --chmod)
+#   docker build -t mcrd:latest .                   (BuildKit, the default builder since Docker 23: RUN --mount,
+#                                                    COPY --chmod)
+#   podman build --format docker -t mcrd:latest .   (or buildah: the default OCI format drops the HEALTHCHECK)
 #
 # In containerlab: `kind: linux`, `image: mcrd:latest`, the config bound to /etc/mcrd/mcrd.yaml (see
 # containerlab/hub-spoke/). The entrypoint waits for the CLAB_INTFS data interfaces containerlab adds after the
@@ -29,9 +31,12 @@ RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 # --- run: the wheels installed, iproute2 for the operator, tini as PID 1 ----------------------------------------------
 FROM ${PYTHON_IMAGE}
 # Debian's current versions in the base image's release: pinning them would break the build at every point release.
+# apt-get clean: no .deb stays in the image whatever the base's apt settings (the official python image cleans by
+# itself, a plain Debian base does not).
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends iproute2 tini \
+    && apt-get clean \
     && rm -rf /var/lib/apt/lists/*
 # The wheels come from this source tree (build stage) and --no-index installs nothing else: they are the pins.
 # hadolint ignore=DL3013

@@ -1,8 +1,8 @@
 #!/bin/sh
 # Entrypoint of the mcrd image (run by tini as PID 1).
 #
-# containerlab starts the container first and adds the data interfaces (eth1, eth2, ...) afterwards; it tells how
-# many in CLAB_INTFS. Wait for them (MCRD_INTF_TIMEOUT seconds at most, default 60), saying so in the log, then run
+# containerlab starts the container first and adds the data interfaces afterwards; it tells how many in CLAB_INTFS.
+# Wait for them (MCRD_INTF_TIMEOUT seconds at most, default 60), saying so in the log, then run
 # `mcrd run -c $MCRD_CONFIG` as the main process. Arguments that start with '-' go to `mcrd run` (for example
 # `--log-level debug`); any other command line is run instead (for example `mcrd check /etc/mcrd/mcrd.yaml`).
 set -eu
@@ -14,14 +14,18 @@ log() {
     printf '%s mcrd-entrypoint: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2
 }
 
-# Data interfaces: every network device but lo and eth0 (containerlab's management interface).
+# Data interfaces: the names containerlab gives a node's links, as its own wait script counts them (eth1..ethN by
+# default; e1-1, ens*, eno* for other naming schemes), but not eth0, containerlab's management interface. Other
+# devices are not counted: a kernel may create fallback tunnel devices (tunl0, sit0, gre0, erspan0, ip6tnl0, ...)
+# in every new namespace, and they would end the wait before the links are there.
 data_interfaces() {
     n=0
     for dev in /sys/class/net/*; do
         [ -e "$dev/ifindex" ] || continue
         case "${dev##*/}" in
-            lo | eth0) ;;
-            *) n=$((n + 1)) ;;
+            eth0) ;;
+            eth[0-9]* | e[0-9]* | ens* | eno*) n=$((n + 1)) ;;
+            *) ;;
         esac
     done
     echo "$n"
@@ -43,7 +47,7 @@ case "$timeout" in
 esac
 
 if [ "$want" -gt 0 ]; then
-    log "waiting up to ${timeout}s for ${want} data interfaces (CLAB_INTFS)"
+    log "waiting up to ${timeout}s for ${want} data interfaces (CLAB_INTFS; named eth1.., e1-1.., ens*, eno*)"
     waited=0
     have=$(data_interfaces)
     while [ "$have" -lt "$want" ] && [ "$waited" -lt "$timeout" ]; do

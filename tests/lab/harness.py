@@ -984,6 +984,18 @@ class FrrPeer(BgpPeer):
         entry = data.get(neighbor) or next((v for v in data.values() if isinstance(v, dict)), {})
         return str(entry.get("bgpState", ""))
 
+    def last_notification(self, neighbor: str) -> tuple[int, str, str]:
+        """FRR's own record of the NOTIFICATIONs ``neighbor`` sent: how many it counted (FRR 8.4 counts 2 for the one
+        a session ends with), the last one's code and subcode (``"0602"``: 6/2) and FRR's name for it."""
+        entry = self.show_json(f"show bgp neighbors {neighbor}")[neighbor]
+        return (int(entry["messageStats"]["notificationsRecv"]), str(entry.get("lastErrorCodeSubcode", "")),
+                str(entry.get("lastNotificationReason", "")))
+
+    def wait_notification(self, neighbor: str, seen: int, timeout: float = 30.0) -> tuple[int, str, str]:
+        """``last_notification(neighbor)`` once FRR has counted more than ``seen`` NOTIFICATIONs from it."""
+        return poll(lambda: self.last_notification(neighbor), timeout, f"{self!r}: a NOTIFICATION from {neighbor}",
+                    until=lambda got: got[0] > seen)
+
     def end_of_rib(self, neighbor: str) -> dict[str, set[str]]:
         """End-of-RIB bookkeeping for a neighbor: ``{"sent": {...}, "received": {...}}`` of AFI/SAFI names such as
         ``ipv4Unicast`` (FRR only tracks it when graceful restart is negotiated)."""

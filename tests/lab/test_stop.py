@@ -128,14 +128,6 @@ def lab_stop(lab_ready: None, request: pytest.FixtureRequest) -> Iterator[Stop]:
         yield stop
 
 
-def frr_last_notification(frr: FrrPeer) -> tuple[int, str, str]:
-    """FRR's own record of NOTIFICATIONs from the hub (`show bgp neighbors X json`): how many it counted (FRR 8.4
-    counts 2 for the one a session ends with), the last one's code and subcode ("0602": 6/2) and its reason."""
-    entry = frr.show_json(f"show bgp neighbors {FRR_HUB}")[FRR_HUB]
-    return (int(entry["messageStats"]["notificationsRecv"]), str(entry.get("lastErrorCodeSubcode", "")),
-            str(entry.get("lastNotificationReason", "")))
-
-
 def bird_received(t: Stop) -> list[str]:
     """The NOTIFICATIONs BIRD logged receiving on the session ("Received: Peer de-configured", ...). BIRD's `Last
     error` would do, but a reconnect attempt that is refused overwrites it within a second. The data BIRD prints in
@@ -149,10 +141,9 @@ def bird_received(t: Stop) -> list[str]:
 
 def test_a_reload_that_removes_the_sessions_sends_each_peer_a_cease_peer_deconfigured(lab_stop: Stop) -> None:
     t = lab_stop
-    before = frr_last_notification(t.frr)
+    before = t.frr.last_notification(FRR_HUB)
     t.reload(mcr_config(t.lab, shut=True))
-    got = poll(lambda: frr_last_notification(t.frr), TIMEOUT, "FRR counts a NOTIFICATION from the hub",
-               until=lambda got: got[0] > before[0])
+    got = t.frr.wait_notification(FRR_HUB, before[0], TIMEOUT)
     print(f"FRR after the reload: {got}")
     assert got[1:] == ("0603", "Cease/Peer De-configured")
     seen = poll(lambda: bird_received(t), TIMEOUT, "BIRD logs a NOTIFICATION from the hub")
@@ -209,13 +200,12 @@ def test_a_new_mcrd_reconciles_the_routes_the_dead_one_left(lab_stop: Stop) -> N
 
 def test_sigterm_sends_each_peer_a_cease_administrative_shutdown(lab_stop: Stop) -> None:
     t = lab_stop
-    before = frr_last_notification(t.frr)
+    before = t.frr.last_notification(FRR_HUB)
     exabgp = t.exabgp_pids()[-PROCESSES:]
     t.mcrd.terminate()
     assert t.mcrd.wait(timeout=TIMEOUT) == 0
     assert not [pid for pid in exabgp if pid_alive(pid)]
-    got = poll(lambda: frr_last_notification(t.frr), TIMEOUT, "FRR counts a NOTIFICATION from the hub",
-               until=lambda got: got[0] > before[0])
+    got = t.frr.wait_notification(FRR_HUB, before[0], TIMEOUT)
     print(f"FRR after SIGTERM: {got}")
     assert got[1:] == ("0602", "Cease/Administrative Shutdown")
     seen = poll(lambda: bird_received(t), TIMEOUT, "BIRD logs a second NOTIFICATION", until=lambda x: len(x) > 1)
