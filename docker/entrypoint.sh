@@ -47,7 +47,7 @@ case "$timeout" in
 esac
 
 if [ "$want" -gt 0 ]; then
-    log "waiting up to ${timeout}s for ${want} data interfaces (CLAB_INTFS; named eth1.., e1-1.., ens*, eno*)"
+    log "waiting up to ${timeout}s for ${want} data interfaces (CLAB_INTFS)"
     waited=0
     have=$(data_interfaces)
     while [ "$have" -lt "$want" ] && [ "$waited" -lt "$timeout" ]; do
