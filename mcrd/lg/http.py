@@ -3,8 +3,9 @@
 - The looking glass, with the paths and field names of Megaport's MCR looking glass, each answer wrapped as
   `{"message", "terms", "data"}`: `/v2/product/mcr2/{uid}/lookingGlass/routes`, `.../bgp`, `.../bgpSessions`,
   `.../bgpSessions/{sessionId}/advertised` and `.../received` (`?filtered=true`: the rejected routes, an mcrd
-  extension), `.../bfdSessions` (an mcrd extension: the BFD sessions and their negotiated timers). `{uid}` is the
-  MCR's `productName`; `GET /v2/product/mcr2` (an extension) lists it.
+  extension), `.../bfdSessions` (an mcrd extension: the BFD sessions and their negotiated timers), `.../matrix` (an
+  extension: `mcrd.lg.matrix`). `{uid}` is the MCR's `productName`; `GET /v2/product/mcr2` (an extension) lists it.
+- The web page: `/ui/` (`mcrd.lg.webui`).
 - `GET /config` (secrets hidden) and `PUT /config` (applied through the daemon's one queue, like SIGHUP; needs
   `Authorization: Bearer <api.token>` when `api.token` is set).
 - `GET /metrics` (Prometheus), `GET /healthz`.
@@ -35,8 +36,9 @@ from aiohttp import web
 
 from mcrd.config.load import ConfigError, ConfigProblem, parse_config
 from mcrd.config.model import Config
-from mcrd.lg import views
+from mcrd.lg import views, webui
 from mcrd.lg.configapi import ConfigOutcome, keep_running_secrets, problem_record, redacted
+from mcrd.lg.matrix import matrix
 from mcrd.lg.metrics import CONTENT_TYPE, DaemonMetrics
 from mcrd.rib.processor import PeerState, RouteProcessor
 
@@ -140,6 +142,8 @@ def build_app(
     app.router.add_put("/config", api.put_config)
     app.router.add_get("/metrics", api.metrics)
     app.router.add_get("/healthz", api.healthz)
+    app.router.add_get(lg + "/matrix", api.matrix)
+    webui.add_routes(app, backend, clock=clock)
     return app
 
 
@@ -220,6 +224,11 @@ class _Api:
             rows = list(views.received(processor, peer, ip=ip))
             what = "received from"
         return await rows_envelope(f"routes {what} {peer.key} on MCR {name}: {len(rows)}", rows)
+
+    async def matrix(self, request: web.Request) -> web.Response:
+        name = self._mcr(request)
+        data = matrix(self.backend.processor)
+        return envelope(f"reachability between the VXCs of MCR {name}: {len(data['cells'])} pairs", data)
 
     def _session(self, request: web.Request, name: str) -> PeerState:
         session_id = request.match_info["session"]

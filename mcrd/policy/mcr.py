@@ -35,12 +35,18 @@ def may_propagate(learned_from: PeerType, to: PeerType) -> bool:
 # --- 2.3 step 2: per-peer export control, configured on the source ------------------------------------------
 
 
-def export_control_permits(source: PeerPolicy, target: PeerPolicy) -> bool:
+def export_control_refusal(source: PeerPolicy, target: PeerPolicy) -> Rejection | None:
+    """Why the source's export control keeps its routes from `target` (None: it lets them go)."""
     if target.key in source.deny_export_to:
-        return False
-    if target.key in source.permit_export_to:
-        return True
-    return source.export_policy == "permit"
+        return Rejection("deny-export-to", f"the source session {source.key} lists {target.key} in denyExportTo")
+    if target.key in source.permit_export_to or source.export_policy == "permit":
+        return None
+    return Rejection("export-policy", f"the source session {source.key} has exportPolicy deny and does not list "
+                                      f"{target.key} in permitExportTo")
+
+
+def export_control_permits(source: PeerPolicy, target: PeerPolicy) -> bool:
+    return export_control_refusal(source, target) is None
 
 
 # Decision: iBGP-learned routes are not sent to other iBGP peers (RFC 4271 9.2; the MCR does no route
@@ -48,19 +54,31 @@ def export_control_permits(source: PeerPolicy, target: PeerPolicy) -> bool:
 IBGP_SPLIT_HORIZON = True
 
 
+def export_refusal(source: PeerPolicy | None, target: PeerPolicy) -> Rejection | None:
+    """Why routes learned from `source` (None: originated by the MCR) may not be offered to `target` at all,
+    before the target's export lists; None when they may. The looking glass's matrix shows it."""
+    if source is None:
+        if may_propagate(STATIC_PEER_TYPE, target.peer_type):
+            return None
+        return Rejection("peer-type", f"routes the MCR originates count as {STATIC_PEER_TYPE}: not sent to "
+                                      f"{target.peer_type} peers")
+    if source.key == target.key:
+        return Rejection("same-session", "routes are not sent back to the session they came from")
+    if source.family != target.family:
+        return Rejection("family", f"IPv{source.family} routes do not go to an IPv{target.family} session")
+    # Decision: a permit in the export control never overrides the PRIV/PUB isolation of 2.1.
+    if not may_propagate(source.peer_type, target.peer_type):
+        return Rejection("peer-type", f"routes learned from a {source.peer_type} peer are not sent to a "
+                                      f"{target.peer_type} peer")
+    if IBGP_SPLIT_HORIZON and source.ibgp and target.ibgp:
+        return Rejection("ibgp-split-horizon", "routes learned over iBGP are not sent to another iBGP peer")
+    return export_control_refusal(source, target)
+
+
 def may_export(source: PeerPolicy | None, target: PeerPolicy) -> bool:
     """Whether routes learned from `source` (None: originated by the MCR) may be offered to `target` at all,
     before the target's export lists. Does not depend on the prefix, so the processor caches it per pair."""
-    if source is None:
-        return may_propagate(STATIC_PEER_TYPE, target.peer_type)
-    if source.key == target.key or source.family != target.family:
-        return False
-    # Decision: a permit in the export control never overrides the PRIV/PUB isolation of 2.1.
-    if not may_propagate(source.peer_type, target.peer_type):
-        return False
-    if IBGP_SPLIT_HORIZON and source.ibgp and target.ibgp:
-        return False
-    return export_control_permits(source, target)
+    return export_refusal(source, target) is None
 
 
 # --- 2.2 Import ----------------------------------------------------------------------------------------------
@@ -215,10 +233,19 @@ def prefix_rejection(prefix: str, own_hosts: frozenset[str]) -> Rejection | None
 # --- 2.3 steps 3-5: export lists and attributes --------------------------------------------------------------
 
 
+def export_list_refusal(target: PeerPolicy, parsed: ParsedPrefix) -> Rejection | None:
+    """Export Permit List then Export Deny List of the target; both apply when both are set."""
+    if target.export_whitelist is not None:
+        rejected = target.export_whitelist.verdict(parsed, permit_list=True, role="export")
+        if rejected is not None:
+            return rejected
+    if target.export_blacklist is not None:
+        return target.export_blacklist.verdict(parsed, permit_list=False, role="export")
+    return None
+
+
 def export_lists_permit(target: PeerPolicy, parsed: ParsedPrefix) -> bool:
-    if target.export_whitelist is not None and not target.export_whitelist.matches(parsed):
-        return False
-    return target.export_blacklist is None or not target.export_blacklist.matches(parsed)
+    return export_list_refusal(target, parsed) is None
 
 
 # Decision: LOCAL_PREF sent to iBGP peers (the MCR sets no local preference; RFC 4271 default).
@@ -250,6 +277,13 @@ def export_attributes(attrs: PathAttributes, target: PeerPolicy) -> PathAttribut
         extended_communities=attrs.extended_communities,
         large_communities=attrs.large_communities,
     )
+
+
+def path_refusal(attrs: PathAttributes, target: PeerPolicy) -> Rejection | None:
+    """Why `export_attributes` sends `target` nothing for a route with `attrs` (None: it sends something)."""
+    if export_attributes(attrs, target) is not None:
+        return None
+    return Rejection("peer-as-in-path", f"the AS path holds the peer's AS {target.peer_asn} and asOverride is off")
 
 
 # --- 2.5 What the MCR originates -----------------------------------------------------------------------------

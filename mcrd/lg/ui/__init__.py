@@ -1,0 +1,1 @@
+"""The looking glass web page: static files served by `mcrd.lg.webui` (package data)."""
