@@ -11,7 +11,7 @@ import ipaddress
 
 from mcrd.config.model import Config
 from mcrd.policy.peer import PeerPolicy, PeerType
-from mcrd.policy.prefix_list import ParsedPrefix
+from mcrd.policy.prefix_list import CompiledPrefixList, ParsedPrefix
 from mcrd.policy.rejection import Rejection
 from mcrd.rib.attributes import Origin, PathAttributes
 
@@ -97,12 +97,18 @@ def wrong_family(peer: PeerPolicy) -> Rejection:
 
 def import_rejection(peer: PeerPolicy, parsed: ParsedPrefix) -> Rejection | None:
     """Import Permit List then Import Deny List; both apply when both are set."""
-    if peer.import_whitelist is not None:
-        rejected = peer.import_whitelist.verdict(parsed, permit_list=True, role="import")
+    return _lists_refusal(peer.import_whitelist, peer.import_blacklist, parsed, "import")
+
+
+def _lists_refusal(
+    permit: CompiledPrefixList | None, deny: CompiledPrefixList | None, parsed: ParsedPrefix, role: str
+) -> Rejection | None:
+    if permit is not None:
+        rejected = permit.verdict(parsed, permit_list=True, role=role)
         if rejected is not None:
             return rejected
-    if peer.import_blacklist is not None:
-        return peer.import_blacklist.verdict(parsed, permit_list=False, role="import")
+    if deny is not None:
+        return deny.verdict(parsed, permit_list=False, role=role)
     return None
 
 
@@ -235,13 +241,7 @@ def prefix_rejection(prefix: str, own_hosts: frozenset[str]) -> Rejection | None
 
 def export_list_refusal(target: PeerPolicy, parsed: ParsedPrefix) -> Rejection | None:
     """Export Permit List then Export Deny List of the target; both apply when both are set."""
-    if target.export_whitelist is not None:
-        rejected = target.export_whitelist.verdict(parsed, permit_list=True, role="export")
-        if rejected is not None:
-            return rejected
-    if target.export_blacklist is not None:
-        return target.export_blacklist.verdict(parsed, permit_list=False, role="export")
-    return None
+    return _lists_refusal(target.export_whitelist, target.export_blacklist, parsed, "export")
 
 
 def export_lists_permit(target: PeerPolicy, parsed: ParsedPrefix) -> bool:

@@ -6,10 +6,14 @@ from __future__ import annotations
 import re
 from importlib import resources
 
+import aiohttp
+import structlog
+
+from mcrd.lg.http import ApiServer
 from mcrd.lg.matrix import matrix
 from mcrd.rib.events import RoutesWithdrawn
 from tests.lg.conftest import Served
-from tests.lg.fixtures import AWS, AZURE, NOW
+from tests.lg.fixtures import AWS, AZURE, NOW, FakeBackend, config
 
 LG = "/v2/product/mcr2/lab-mcr/lookingGlass"
 
@@ -75,3 +79,15 @@ async def test_the_matrix_endpoint(served: Served) -> None:
     async with served.session.get("/v2/product/mcr2/other/lookingGlass/matrix") as response:
         assert response.status == 404
         assert "this mcrd plays MCR 'lab-mcr'" in (await response.json())["message"]
+
+
+async def test_without_a_token_the_page_offers_no_config() -> None:
+    """The Config tab (and with it PUT /config) is shown only when `api.token` is set."""
+    server = ApiServer(FakeBackend(config(token=None)), structlog.get_logger("test"), clock=lambda: NOW)
+    await server.start("127.0.0.1:0")
+    try:
+        host, port = server.addresses[0][:2]
+        async with aiohttp.ClientSession(f"http://{host}:{port}") as session, session.get("/ui/state") as response:
+            assert (await response.json())["tokenConfigured"] is False
+    finally:
+        await server.stop()
