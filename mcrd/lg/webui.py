@@ -64,7 +64,8 @@ def ui_state(backend: Backend, now: float) -> dict[str, Any]:
     processor = backend.processor
     config = backend.config
     types = {peer.key: peer.policy.peer_type for peer in processor.peers()}
-    sessions = [{**row, "peerType": types.get(row["sessionId"], "")} for row in views.sessions(processor, now)]
+    rows = views.sessions(processor, now, backend.bfd_status())
+    sessions = [{**row, "peerType": types.get(row["sessionId"], "")} for row in rows]
     return {
         "mcr": {"productName": config.mcr.product_name, "mcrAsn": config.mcr.mcr_asn},
         "tokenConfigured": config.api.token is not None,

@@ -13,7 +13,7 @@ from mcrd.lg.http import ApiServer
 from mcrd.lg.matrix import matrix
 from mcrd.rib.events import RoutesWithdrawn
 from tests.lg.conftest import Served
-from tests.lg.fixtures import AWS, AZURE, NOW, FakeBackend, config
+from tests.lg.fixtures import AWS, AZURE, NOW, FakeBackend, bfd_status, config
 
 LG = "/v2/product/mcr2/lab-mcr/lookingGlass"
 
@@ -55,6 +55,11 @@ async def test_state_names_the_mcr_and_its_sessions(served: Served) -> None:
     assert sessions[AWS]["peerType"] == "PRIV_CLOUD"
     assert sessions[AWS]["status"] == "UP"
     assert sessions[AWS]["prefixesIn"] == 2
+    assert sessions[AWS]["bfdStatus"] is None  # the page shows a BFD column only when a session has a status
+    served.backend.bfd[AWS] = bfd_status(AWS, "UP")
+    async with served.session.get("/ui/state") as response:
+        state = await response.json()
+    assert [s["bfdStatus"] for s in state["sessions"]] == ["UP", None, None]
 
 
 async def test_the_stamp_moves_with_the_routes_only(served: Served) -> None:

@@ -80,7 +80,7 @@ function showError(message) {
 // --- sessions --------------------------------------------------------------------------------------------------
 
 function renderSessions(sessions) {
-  const bfd = sessions.some((s) => "bfdStatus" in s);
+  const bfd = sessions.some((s) => s.bfdStatus);  // null on every session without bfdEnabled: no column
   document.querySelectorAll("#sessions-table th.bfd").forEach((th) => { th.hidden = !bfd; });
   const body = $("sessions-table").tBodies[0];
   body.replaceChildren(...sessions.map((s) => {
