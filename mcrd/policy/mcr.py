@@ -248,12 +248,38 @@ def export_lists_permit(target: PeerPolicy, parsed: ParsedPrefix) -> bool:
     return export_list_refusal(target, parsed) is None
 
 
+# RFC 1997 well-known communities, as the decoder writes them.
+NO_EXPORT = "65535:65281"
+NO_ADVERTISE = "65535:65282"
+NO_EXPORT_SUBCONFED = "65535:65283"
+_NOT_TO_EBGP = frozenset({NO_EXPORT, NO_EXPORT_SUBCONFED})
+
+# Decision: RFC 8326 GRACEFUL_SHUTDOWN (65535:0) is passed on unchanged and not acted upon: RFC 8326 has the
+# receiver lower LOCAL_PREF to 0, and the MCR exposes no LOCAL_PREF control (its best path ignores it, 2.4), so
+# mcrd does not change best path selection for it either.
+GRACEFUL_SHUTDOWN = "65535:0"
+
+
+def well_known_communities_permit(attrs: PathAttributes, target: PeerPolicy) -> bool:
+    """RFC 1997: NO_ADVERTISE goes to no peer; NO_EXPORT goes to no eBGP peer (mcrd has no confederation, so
+    its AS ends at every eBGP session). Decision: NO_EXPORT_SUBCONFED is treated as NO_EXPORT, as RFC 1997 has it
+    without confederations. Other communities of all three kinds do not affect export."""
+    communities = attrs.communities
+    if not communities:
+        return True
+    if NO_ADVERTISE in communities:
+        return False
+    return target.ibgp or _NOT_TO_EBGP.isdisjoint(communities)
+
+
 # Decision: LOCAL_PREF sent to iBGP peers (the MCR sets no local preference; RFC 4271 default).
 DEFAULT_LOCAL_PREF = 100
 
 
 def export_attributes(attrs: PathAttributes, target: PeerPolicy) -> PathAttributes | None:
     """The attributes `target` receives for a route with `attrs`, or None when it must not receive it."""
+    if not well_known_communities_permit(attrs, target):
+        return None
     path = attrs.as_path
     if attrs.holds_as(target.peer_asn) and not target.ibgp:
         if not target.as_override:

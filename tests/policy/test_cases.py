@@ -16,7 +16,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from mcrd.config.load import ConfigError, parse_config
-from mcrd.rib.attributes import Origin, PathAttributes
+from mcrd.rib.attributes import ExtendedCommunity, Origin, PathAttributes
 from mcrd.rib.effects import Effects, FibNextHop
 from mcrd.rib.entry import Source
 from mcrd.rib.events import ConfigChanged, Event, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
@@ -50,7 +50,7 @@ def attributes_as_data(attrs: PathAttributes) -> dict[str, Any]:
         "origin": attrs.origin.name,
         "med": attrs.med,
         "localPref": attrs.local_pref,
-        "communities": list(attrs.communities),
+        "communities": attrs.community_texts(),  # all three kinds, as the looking glass shows them
     }
 
 
@@ -131,13 +131,17 @@ def event_of(step: dict[str, Any]) -> Event:
         return RoutesWithdrawn(step["withdraw"]["peer"], tuple(step["withdraw"]["prefixes"]))
     assert kind == "announce", f"unknown step {step}"
     route = step["announce"]
-    assert set(route) <= {"peer", "prefixes", "asPath", "med", "origin", "nextHop", "communities"}, route
+    assert set(route) <= {"peer", "prefixes", "asPath", "med", "origin", "nextHop", "communities",
+                          "extendedCommunities", "largeCommunities"}, route
     attrs = PathAttributes(
         next_hop=route.get("nextHop", route["peer"]),
         as_path=tuple(route["asPath"]),
         origin=Origin[route.get("origin", "IGP")],
         med=route.get("med"),
         communities=tuple(route.get("communities", ())),
+        extended_communities=tuple(ExtendedCommunity(int(ext["value"]), ext["text"])
+                                   for ext in route.get("extendedCommunities", ())),
+        large_communities=tuple(route.get("largeCommunities", ())),
     )
     return RoutesAnnounced(route["peer"], attrs, tuple(route["prefixes"]))
 
