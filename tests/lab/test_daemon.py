@@ -500,3 +500,79 @@ def test_sigterm_closes_sessions_and_removes_the_kernel_routes(topo: Topology) -
     # The peers were told (a Cease), not left to time out: FRR shows the session down at once.
     poll(lambda: topo.onprem.session_state(HUB["onprem"][0]) != "Established", 5.0, "onprem sees the session close")
     assert not topo.hub.ns.pids()
+
+
+COMMUNITY_NET = "10.20.0.0/16"  # VPCS[1]: AWS sends it, onprem (FRR) and Azure (BIRD) receive it
+
+
+def _aws_sets(aws: FrrPeer, *sets: str) -> None:
+    """Originate AWS's second VPC through a route-map with these `set` lines (none: plain `network`)."""
+    bgp = (f"router bgp {AWS_AS}", "address-family ipv4 unicast")
+    if not sets:
+        aws.configure(*bgp, f"network {COMMUNITY_NET}")
+        return
+    aws.configure("no route-map MCL-COMM", "route-map MCL-COMM permit 10", *sets, "exit")
+    aws.configure(*bgp, f"network {COMMUNITY_NET} route-map MCL-COMM")
+
+
+def _frr_communities(peer: FrrPeer) -> tuple[str, str, str] | None:
+    paths = peer.show_json(f"show bgp ipv4 unicast {COMMUNITY_NET}").get("paths", [])
+    if not paths:
+        return None
+    path = paths[0]
+    return tuple(str((path.get(kind) or {}).get("string", ""))  # type: ignore[return-value]
+                 for kind in ("community", "extendedCommunity", "largeCommunity"))
+
+
+def _bird_communities(peer: BirdPeer) -> str:
+    return peer.birdc("show", "route", "all", "for", COMMUNITY_NET).stdout
+
+
+def test_communities_of_all_three_kinds_reach_the_other_spokes(topo: Topology) -> None:
+    """Issue 18.2: standard, extended (RFC 4360) and large (RFC 8092) communities pass unchanged, read from the
+    receiving peers' own RIBs (FRR's JSON, BIRD's `show route all`)."""
+    try:
+        _aws_sets(topo.aws, " set community 65030:100", " set extcommunity rt 65030:1",
+                  " set large-community 4200000001:30:1")
+        poll(lambda: _frr_communities(topo.onprem), TIMEOUT, "onprem holds all three kinds",
+             until=lambda got: got == ("65030:100", "RT:65030:1", "4200000001:30:1"))
+        poll(lambda: _bird_communities(topo.azure), TIMEOUT, "azure holds all three kinds",
+             until=lambda got: "(65030,100)" in got and "(rt, 65030, 1)" in got and "(4200000001, 30, 1)" in got)
+    finally:
+        topo.aws.configure(f"router bgp {AWS_AS}", "address-family ipv4 unicast", f"no network {COMMUNITY_NET}")
+        _aws_sets(topo.aws)
+    wait_rib(topo, expected_v4(topo))
+
+
+def _aws_out_community(aws: FrrPeer, community: str | None) -> None:
+    """Tag COMMUNITY_NET on AWS's session to the hub with `community` (None: untag). On the way out: FRR itself
+    does not send a route it originates with NO_EXPORT or NO_ADVERTISE to an eBGP peer, but an outbound route-map
+    is applied after that check."""
+    hub = HUB["aws"][0]
+    if community is None:
+        aws.configure(f"router bgp {AWS_AS}", "address-family ipv4 unicast", f"no neighbor {hub} route-map MCL-OUT out")
+    else:
+        aws.configure(f"ip prefix-list MCL-COMM seq 5 permit {COMMUNITY_NET}",
+                      "no route-map MCL-OUT", "route-map MCL-OUT permit 10", " match ip address prefix-list MCL-COMM",
+                      f" set community {community}", "exit", "route-map MCL-OUT permit 20", "exit")
+        aws.configure(f"router bgp {AWS_AS}", "address-family ipv4 unicast", f"neighbor {hub} route-map MCL-OUT out")
+    aws.vtysh(f"clear bgp ipv4 unicast {hub} soft out")
+
+
+@pytest.mark.parametrize("community", ["no-export", "no-advertise"])
+def test_no_export_and_no_advertise_reach_no_ebgp_peer(topo: Topology, community: str) -> None:
+    """Issue 18.3, RFC 1997: every spoke is eBGP, so a route with NO_EXPORT or NO_ADVERTISE reaches none of them;
+    the hub still uses it (kernel route)."""
+    expected = expected_v4(topo)
+    del expected["azure"][COMMUNITY_NET]
+    del expected["onprem"][COMMUNITY_NET]
+    try:
+        _aws_out_community(topo.aws, community)
+        wait_rib(topo, expected)
+        # The hub holds the route and it stays away from the spokes.
+        poll(topo.hub.kernel, TIMEOUT, "hub kernel with the route", until=lambda got: COMMUNITY_NET in got)
+        assert_stays(lambda: all(summary(received(peer)) == expected[name] for name, peer in peers_v4(topo).items()),
+                     1.0, f"no spoke receives the {community} route")
+    finally:
+        _aws_out_community(topo.aws, None)
+    wait_rib(topo, expected_v4(topo))
