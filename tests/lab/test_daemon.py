@@ -487,20 +487,6 @@ def test_kernel_routes_off_keeps_bgp_and_empties_the_kernel_then_on_fills_it(top
     assert not resets(counters, session_counters(topo))
 
 
-def test_no_log_line_shows_a_password(topo: Topology) -> None:
-    text = topo.lab.log_of(topo.hub.proc).read_text()
-    assert AWS_KEY not in text
-    assert "right-key" not in text
-
-
-def test_sigterm_closes_sessions_and_removes_the_kernel_routes(topo: Topology) -> None:
-    topo.hub.proc.send_signal(signal.SIGTERM)
-    assert topo.hub.proc.wait(timeout=TIMEOUT) == 0
-    assert topo.hub.kernel() == {}
-    # The peers were told (a Cease), not left to time out: FRR shows the session down at once.
-    poll(lambda: topo.onprem.session_state(HUB["onprem"][0]) != "Established", 5.0, "onprem sees the session close")
-    assert not topo.hub.ns.pids()
-
 
 COMMUNITY_NET = "10.20.0.0/16"  # VPCS[1]: AWS sends it, onprem (FRR) and Azure (BIRD) receive it
 
@@ -576,3 +562,18 @@ def test_no_export_and_no_advertise_reach_no_ebgp_peer(topo: Topology, community
     finally:
         _aws_out_community(topo.aws, None)
     wait_rib(topo, expected_v4(topo))
+
+
+def test_no_log_line_shows_a_password(topo: Topology) -> None:
+    text = topo.lab.log_of(topo.hub.proc).read_text()
+    assert AWS_KEY not in text
+    assert "right-key" not in text
+
+
+def test_sigterm_closes_sessions_and_removes_the_kernel_routes(topo: Topology) -> None:
+    topo.hub.proc.send_signal(signal.SIGTERM)
+    assert topo.hub.proc.wait(timeout=TIMEOUT) == 0
+    assert topo.hub.kernel() == {}
+    # The peers were told (a Cease), not left to time out: FRR shows the session down at once.
+    poll(lambda: topo.onprem.session_state(HUB["onprem"][0]) != "Established", 5.0, "onprem sees the session close")
+    assert not topo.hub.ns.pids()
