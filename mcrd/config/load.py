@@ -52,18 +52,22 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-def load_config(path: str | Path) -> Config:
-    path = Path(path)
+def read_document(path: Path, what: str) -> str:
+    """The text of a config-like file (`what` names it in the message), or a ConfigError saying why not."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError([ConfigProblem(str(path), 0, "", f"cannot read the config: {reason}")]) from None
-    return parse_config(text, str(path))
+        raise ConfigError([ConfigProblem(str(path), 0, "", f"cannot read the {what}: {reason}")]) from None
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    return parse_config(read_document(path, "config"), str(path))
 
 
 def parse_config(text: str, source: str = "<config>") -> Config:
-    data, lines = _parse_document(text, source)
+    data, lines = parse_document(text, source)
     if data is None:
         raise ConfigError([ConfigProblem(source, 1, "", "the config is empty: it needs at least mcr: or vxcs:")])
     if not isinstance(data, dict):
@@ -78,7 +82,7 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         raise ConfigError(expanded) from None
 
 
-def _parse_document(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
+def parse_document(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
     if text.lstrip().startswith(("{", "[")):
         # JSON: a tab is only ever whitespace outside strings there (JSON strings cannot hold a raw tab),
         # and YAML forbids tabs as indentation, so spaces keep lines and meaning.

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mcrd.config.load import ConfigError, ConfigProblem, Loc, _parse_document, format_path
+from mcrd.config.load import ConfigError, ConfigProblem, Loc, format_path, parse_document, read_document
 
 DEFAULT_WITHIN = 30.0
 MAX_WITHIN = 3600.0
@@ -127,17 +127,12 @@ class IntentsFile:
 
 def load_intents(path: str | Path) -> IntentsFile:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError([ConfigProblem(str(path), 0, "", f"cannot read the intents: {reason}")]) from None
-    return parse_intents(text, str(path))
+    return parse_intents(read_document(path, "intents"), str(path))
 
 
 def parse_intents(text: str, source: str = "<intents>") -> IntentsFile:
     """Parse and check an intents document; raise ConfigError listing every problem, in file order."""
-    data, lines = _parse_document(text, source)
+    data, lines = parse_document(text, source)
     p = _Parser(source, lines)
     if not isinstance(data, dict):
         p.add((), "the intents file must be a mapping with intents: (and optionally scenarios:)")
