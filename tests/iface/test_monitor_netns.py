@@ -6,23 +6,15 @@ import asyncio
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 
 from mcrd.iface.monitor import LinkMonitor
 from mcrd.iface.tracking import LinkSnapshot
 from tests.fib.lab import NEEDS_ROOT, Lab, veth_lab
+from tests.iface.test_links_netns import Log
 
 pytestmark = NEEDS_ROOT
-
-
-class Log:
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str, dict[str, Any]]] = []
-
-    def __getattr__(self, level: str) -> Callable[..., None]:
-        return lambda event, **fields: self.lines.append((level, event, fields))
 
 
 @pytest.fixture
