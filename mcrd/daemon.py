@@ -284,8 +284,8 @@ class Daemon:
     # --- sessions held down -------------------------------------------------------------------------------------
 
     def _track_links(self, now: float) -> list[Effects]:
-        """Hold down the sessions whose link is down or lost its address, release the others (MCR-SEMANTICS.md 2.7);
-        log and publish each VXC device going down or coming back."""
+        """Hold down the sessions whose link is down or lost its address, release the others
+        (docs/MCR-SEMANTICS.md 2.7); log and publish each VXC device going down or coming back."""
         states = vxc_link_states(self.config, self.links)
         for ifname, (vxc, fault) in states.items():
             before = self._link_states.get(ifname)
@@ -312,7 +312,7 @@ class Daemon:
         return effects
 
     def _bfd_changed(self, transition: BfdTransition, now: float) -> list[Effects]:
-        """BFD Down from Up takes the BGP session down and holds it down until BFD is Up again (MCR-SEMANTICS.md
+        """BFD Down from Up takes the BGP session down and holds it down until BFD is Up again (docs/MCR-SEMANTICS.md
         2.7). A peer that signals AdminDown took BFD down on purpose: no failure, BGP stays (RFC 5882 3.2)."""
         peer = transition.peer
         vxc = self._vxc_of(peer)  # the manager logs the transition itself (bfd_state)

@@ -1,7 +1,7 @@
 """Configs of the benchmark: the mcrd config of a topology, and the BIRD and FRR hub configs translated from it.
 
 `mcr_config()` is the single source: `bird_hub()` and `frr_hub()` read the same document through mcrd's own loader
-(`mcrd.config.load.parse_config`) and translate what the MCR does (MCR-SEMANTICS.md section 2) into each daemon's
+(`mcrd.config.load.parse_config`) and translate what the MCR does (docs/MCR-SEMANTICS.md section 2) into each daemon's
 language:
 
 - import on S: the AS-path loop check (both daemons do it), then S's import permit list / deny list (first-match

@@ -11,7 +11,7 @@ Spoke i (0-based):
 - import permit list: deny 4 of its prefixes (exact), then permit its block `ge 24 le 24`; so 4 routes per spoke
   are rejected by policy and set equality checks the filter, not only the counts.
 
-Expected sets (MCR-SEMANTICS.md 2.1-2.3): spoke T receives every accepted prefix of every other spoke S whose peer
+Expected sets (docs/MCR-SEMANTICS.md 2.1-2.3): spoke T receives every accepted prefix of every other spoke S whose peer
 type may go to T's (NON -> all; PRIV -> NON, PRIV; PUB -> NON); the hub's kernel holds every accepted prefix, via
 the spoke that announced it.
 """
@@ -27,7 +27,7 @@ ROUTER_ID = "10.255.255.1"
 BASE = int(ipaddress.IPv4Address("20.0.0.0"))
 REJECTED_PER_SPOKE = 4
 
-# learned-from type -> the peer types it may be advertised to (MCR-SEMANTICS.md 2.1)
+# learned-from type -> the peer types it may be advertised to (docs/MCR-SEMANTICS.md 2.1)
 ALLOWED = {
     "NON_CLOUD": {"NON_CLOUD", "PRIV_CLOUD", "PUB_CLOUD"},
     "PRIV_CLOUD": {"NON_CLOUD", "PRIV_CLOUD"},

@@ -52,7 +52,7 @@ def effects_commands(effects: Effects, size: int = PREFIXES_PER_COMMAND,
     """The commands for one processing round: withdrawals, then announcements (the processor never withdraws and
     announces one prefix to one peer in the same round). Sessions that get the same prefixes with the same
     attributes share a command; `next-hop self` stands for each session's own address, which is the next hop the
-    processor sets (MCR-SEMANTICS.md 2.3 step 4). With several ExaBGP processes, `process_of(peer)` names the one
+    processor sets (docs/MCR-SEMANTICS.md 2.3 step 4). With several ExaBGP processes, `process_of(peer)` names the one
     that holds a session, and a command names sessions of one process only."""
     process = process_of or _one_process
     withdrawn: dict[tuple[tuple[str, ...], int], list[str]] = {}

@@ -1,5 +1,5 @@
 """Sessions held down: the BGP sessions that must not run because their interface is down or their BFD session
-went Down (MCR-SEMANTICS.md 2.7). Pure bookkeeping, no I/O.
+went Down (docs/MCR-SEMANTICS.md 2.7). Pure bookkeeping, no I/O.
 
 A held session is left out of ExaBGP's configuration (`excluded()`), so ExaBGP closes it at the next reload and
 does not try again until the hold is released. Two races are covered here:

@@ -1,4 +1,4 @@
-"""Rules for changing a running config (MCR-SEMANTICS.md 2.6), checked before a reload is applied."""
+"""Rules for changing a running config (docs/MCR-SEMANTICS.md 2.6), checked before a reload is applied."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 A VXC's sessions ride on its layer-3 device (the VXC's `interface`, or its VLAN device). When that device is
 administratively down (no IFF_UP), has no carrier (no IFF_LOWER_UP, or an operstate that says down), is missing, or
 no longer holds the session's local address, the session goes down at once, as FRR's fast-external-failover and
-BIRD's interface tracking do (MCR-SEMANTICS.md 2.7): the hold timer is the last resort, not the detector.
+BIRD's interface tracking do (docs/MCR-SEMANTICS.md 2.7): the hold timer is the last resort, not the detector.
 
 `LinkSnapshot` is what the monitor (mcrd.iface.monitor) reads from the kernel; `session_faults` compares it with the
 config. No I/O here.

@@ -9,7 +9,7 @@ names of the megaport provider (`docs/resources/{mcr,vxc,mcr_prefix_filter_list}
 * `megaport_mcr_prefix_filter_list` whose `mcr_id` is the MCR;
 * `megaport_vxc` with an end on the MCR (`requested_product_uid`/`current_product_uid`): its VLANs, and the MCR end's
   `vrouter_config` (or the deprecated `partner_a_end_config`) interfaces and BGP connections, every field;
-* a cloud partner config on the far end becomes what Megaport configures on the MCR for it (MCR-SEMANTICS.md
+* a cloud partner config on the far end becomes what Megaport configures on the MCR for it (docs/MCR-SEMANTICS.md
   section 4): AWS private/transit VIF to `amazon_asn` or 64512, public VIF to 7224; Azure peerings to 12076 on the
   peering's /30 (the MCR takes the first usable address, Microsoft the second); Google to 16550; Oracle to 31898;
   IBM to 13884; each with the peer type it implies.
@@ -34,7 +34,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from mcrd.config.model import DEFAULT_MCR_ASN
 
-# What Megaport configures on the MCR for each cloud (MCR-SEMANTICS.md section 4; DOC and TF-old).
+# What Megaport configures on the MCR for each cloud (docs/MCR-SEMANTICS.md section 4; DOC and TF-old).
 AWS_DEFAULT_ASN = 64512  # Amazon's default ASN on a private or transit VIF
 AWS_PUBLIC_ASN = 7224
 AZURE_ASN = 12076
@@ -646,7 +646,7 @@ def _name(res: Resource) -> str:
 
 
 def _peer_type(kind: str) -> str:
-    """The peer type a far end implies (MCR-SEMANTICS.md 2.1): the provider's default when peer_type is unset."""
+    """The peer type a far end implies (docs/MCR-SEMANTICS.md 2.1): the provider's default when peer_type is unset."""
     if kind in ("aws-public",):
         return "PUB_CLOUD"
     if kind in ("aws", "azure", "google", "oracle", "ibm"):

@@ -1,7 +1,7 @@
 """The looking glass views: Megaport-shaped rows built from the route processor, the config and the time.
 
 Pure functions (no I/O, no clock: `now` is passed in); the HTTP layer only wraps what they return. Field names are
-those of Megaport's MCR looking glass (MCR-SEMANTICS.md section 3, Go SDK `mcr_looking_glass_types.go`); `age`,
+those of Megaport's MCR looking glass (docs/MCR-SEMANTICS.md section 3, Go SDK `mcr_looking_glass_types.go`); `age`,
 `uptime` and `lastStateChange` are whole seconds. mcrd has no numeric VXC ids: `vxcId` is always null and `vxcName`
 is the VXC's `productName`.
 
@@ -11,7 +11,7 @@ Decisions (where Megaport's documentation says nothing), kept here:
 - CONNECTED and LOCAL routes have next hop `0.0.0.0` (`::` for IPv6): directly connected.
 - `metric` is the MED for BGP routes and 0 for STATIC, CONNECTED and LOCAL routes.
 - In `routes` (the IP routing table) `best` marks the route the kernel uses: a connected subnet wins over a static or
-  BGP route for the same prefix, a static route over a BGP route (MCR-SEMANTICS.md 2.4).
+  BGP route for the same prefix, a static route over a BGP route (docs/MCR-SEMANTICS.md 2.4).
 - In `bgp`, routes the MCR originates (static routes, and connected subnets when `advertiseConnected` is set) have
   `neighborIp` and `neighborAsn` null and weight 32768; learned routes have weight 0 and local preference 100
   (`mcrd.rib.decision.LEARNED_LOCAL_PREF`); only accepted routes are candidates, so `valid` is true there.

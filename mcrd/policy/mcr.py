@@ -1,4 +1,4 @@
-"""The MCR's routing rules (MCR-SEMANTICS.md section 2), one function per rule.
+"""The MCR's routing rules (docs/MCR-SEMANTICS.md section 2), one function per rule.
 
 Every "Decision" (a choice mcrd makes where Megaport's sources are silent) is a named constant or function here,
 so it can be found and changed in one place.

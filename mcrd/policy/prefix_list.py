@@ -2,7 +2,7 @@
 
 A list *matches* a route when, scanning entries in order, the first entry that contains the route (route inside
 the entry's prefix, ge <= route length <= le) has action permit. A deny entry, or no containing entry, is no match
-(MCR-SEMANTICS.md 2.2).
+(docs/MCR-SEMANTICS.md 2.2).
 """
 
 from __future__ import annotations

@@ -341,7 +341,7 @@ class RouteProcessor:
     def _out_for(
         self, entry: RouteEntry | None, target: PeerState, parsed: ParsedPrefix | None
     ) -> PathAttributes | None:
-        """What `target` should hold for a prefix whose best route is `entry` (MCR-SEMANTICS.md 2.3)."""
+        """What `target` should hold for a prefix whose best route is `entry` (docs/MCR-SEMANTICS.md 2.3)."""
         if entry is None or not entry.source.allowed[target.slot]:
             return None
         if parsed is not None and not mcr.export_lists_permit(target.policy, parsed):

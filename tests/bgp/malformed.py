@@ -144,12 +144,12 @@ CASES: tuple[Case, ...] = (
     Case("mp-reach-duplicate", "7606 3.g",
          lambda c: r.update(attributes=r.origin(0) + r.as_path(c.asn, c.mark) + r.mp_reach(c.peer, c.nlri())
                             + r.mp_reach(c.peer, c.nlri())), "reset", (3, 1)),
-    # --- martians and the hub's own addresses (MCR-SEMANTICS.md 2.7): refused at import ---
+    # --- martians and the hub's own addresses (docs/MCR-SEMANTICS.md 2.7): refused at import ---
     Case("martian-this-network", "1122 3.2.1.3", lambda c: c.send(c.attrs()), "reject", "martian",
          prefix="0.10.0.0/16"),
     Case("martian-loopback", "1122 3.2.1.3", lambda c: c.send(c.attrs()), "reject", "martian", prefix="127.1.0.0/16"),
     Case("martian-multicast", "1112 4", lambda c: c.send(c.attrs()), "reject", "martian", prefix="239.1.0.0/16"),
     Case("martian-class-e", "1112 4", lambda c: c.send(c.attrs()), "reject", "martian", prefix="240.1.0.0/16"),
-    Case("own-address", "MCR-SEMANTICS 2.7", lambda c: c.send(c.attrs()), "reject", "own-address",
+    Case("own-address", "docs/MCR-SEMANTICS.md 2.7", lambda c: c.send(c.attrs()), "reject", "own-address",
          prefix="{hub}/32"),
 )

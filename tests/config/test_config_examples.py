@@ -11,7 +11,7 @@ from mcrd.config.load import load_config
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 EXAMPLES = sorted(CONFIG_DIR.glob("*.yaml"))
 
-# The peer ASN (MCR-SEMANTICS.md section 4) and peer type each example must have at least once.
+# The peer ASN (docs/MCR-SEMANTICS.md section 4) and peer type each example must have at least once.
 CLOUD_PEERS = {
     "aws-azure-hub.yaml": {(64512, "PRIV_CLOUD"), (12076, "PRIV_CLOUD")},
     "google.yaml": {(16550, "PRIV_CLOUD")},

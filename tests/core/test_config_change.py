@@ -1,4 +1,4 @@
-"""Changes a reload may not make (MCR-SEMANTICS.md 2.6)."""
+"""Changes a reload may not make (docs/MCR-SEMANTICS.md 2.6)."""
 
 from __future__ import annotations
 

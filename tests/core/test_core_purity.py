@@ -1,4 +1,5 @@
-"""The core (config model, policy, route processor) does no I/O, keeps no clock and logs nothing (DESIGN.md)."""
+"""The core (config model, policy, route processor) does no I/O, keeps no clock and logs nothing: it returns
+decisions with their reasons, time is a parameter, and the adapters at the edge do the I/O and the logging."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Best-path comparator (MCR-SEMANTICS.md 2.4)."""
+"""Best-path comparator (docs/MCR-SEMANTICS.md 2.4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The fast prefix-list matcher against a naive `ipaddress` reference (MCR-SEMANTICS.md 2.2)."""
+"""The fast prefix-list matcher against a naive `ipaddress` reference (docs/MCR-SEMANTICS.md 2.2)."""
 
 from __future__ import annotations
 

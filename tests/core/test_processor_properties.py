@@ -1,4 +1,6 @@
-"""Properties of the route processor that must hold for any input (DESIGN.md, "Habits")."""
+"""Properties of the route processor that must hold for any input: the arrival order of the same announcements does
+not change the result, the effects reproduce every Adj-RIB-Out, withdrawing everything empties every table, and a
+filter change ends where a fresh start with the new filter does."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ Topology (addresses stay inside the namespaces this module creates)::
 
 The MCR config is the seed article's PoC: AWS imports only its two VPC CIDRs and exports only the Azure VNet,
 Azure the mirror image; on-prem gets AS-path prepend 2 and MED out 100; a static summary route points to on-prem.
-Every expectation below is what MCR-SEMANTICS.md section 2 predicts; it is read from the peers, never from mcrd.
+Every expectation below is what docs/MCR-SEMANTICS.md section 2 predicts; it is read from the peers, never from mcrd.
 """
 
 from __future__ import annotations
@@ -238,7 +238,7 @@ def summary(routes: dict[str, Route]) -> PeerRib:
 
 
 def expected_v4(t: Topology) -> dict[str, PeerRib]:
-    """What MCR-SEMANTICS.md section 2 predicts each peer holds (AS path, MED, next hop)."""
+    """What docs/MCR-SEMANTICS.md section 2 predicts each peer holds (AS path, MED, next hop)."""
     aws_hop, azure_hop, onprem_hop, pub_hop = (HUB[n][0] for n in ("aws", "azure", "onprem", "pub"))
     return {
         # Import permit lists keep 10.50/16 and 10.31/16 out; AWS's export permit list lets only the VNet in.

@@ -1,4 +1,4 @@
-"""Failures seen at once (MCR-SEMANTICS.md 2.7): a VXC's interface going down, losing its carrier or its address
+"""Failures seen at once (docs/MCR-SEMANTICS.md 2.7): a VXC's interface going down, losing its carrier or its address
 takes that VXC's sessions down and their routes out of the other peers' RIBs and the hub's kernel at once, and
 everything returns when it comes back. BFD (every connection has `bfdEnabled`): a silent failure (the peer's packets
 dropped by nft in its namespace, the link stays up) takes the BGP session down within the detection time, and it

@@ -7,7 +7,7 @@ Topology (namespaces of this module only)::
 AWS sends its two VPCs and 10.50.0.0/16, which its Import Permit List rejects; Azure sends its VNet, a more specific
 /24 of it, and AWS's first VPC with a longer AS path (a BGP candidate that loses). Azure's Export Permit List lets
 only AWS's first VPC out; a static route 10.99.0.0/16 points at AWS. The API is queried from inside the hub's
-namespace (`nsclient.py`, `python -m mcrd lg`), where it listens. Every expected value is what MCR-SEMANTICS.md
+namespace (`nsclient.py`, `python -m mcrd lg`), where it listens. Every expected value is what docs/MCR-SEMANTICS.md
 sections 2 and 3 predict; the peers' own RIBs confirm what `advertised` claims.
 """
 

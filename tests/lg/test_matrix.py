@@ -1,6 +1,6 @@
 """The reachability matrix (`mcrd.lg.matrix`) over route processors in known states, without root or network.
 
-Each reason is the one MCR-SEMANTICS.md section 2 gives; the counts are checked against the processor's own
+Each reason is the one docs/MCR-SEMANTICS.md section 2 gives; the counts are checked against the processor's own
 Adj-RIB-Outs (every advertised prefix has exactly one source that reaches the target with it)."""
 
 from __future__ import annotations

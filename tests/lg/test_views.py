@@ -205,7 +205,7 @@ def test_views_are_pure() -> None:
 
 @pytest.mark.parametrize("module", ["views.py", "configapi.py"])
 def test_the_views_import_no_io_and_keep_no_clock(module: str) -> None:
-    """Like the core (DESIGN.md): the time is passed in; the edge (http.py) does the I/O."""
+    """Like the core (tests/core/test_core_purity.py): the time is passed in; the edge (http.py) does the I/O."""
     path = Path(views.__file__).with_name(module)
     assert_no_io(path)
 

@@ -1,4 +1,4 @@
-"""MCR-SEMANTICS.md 2.3 step 2, the order the config validator makes unreachable: an address in both
+"""docs/MCR-SEMANTICS.md 2.3 step 2, the order the config validator makes unreachable: an address in both
 denyExportTo and permitExportTo is denied (deny is checked first). See export.yaml,
 export-control-address-in-both-lists-is-refused."""
 

@@ -1,5 +1,5 @@
-"""Properties of the martian and next-hop rules (MCR-SEMANTICS.md 2.7, mcrd/policy/mcr.py); the cases as data are in
-cases/unusable.yaml."""
+"""Properties of the martian and next-hop rules (docs/MCR-SEMANTICS.md 2.7, mcrd/policy/mcr.py); the cases as data
+are in cases/unusable.yaml."""
 
 from __future__ import annotations
 
