@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mcrd.bfd import BfdManager, BfdState, BfdStatus, BfdTransition, bfd_peers
-from mcrd.bgp.commands import effects_commands
+from mcrd.bgp.commands import effects_commands, refresh_commands
 from mcrd.bgp.holds import BFD, INTERFACE, Holds
-from mcrd.bgp.messages import Ack, Ignored, Malformed, Notification, Parsed
+from mcrd.bgp.messages import Ack, Ignored, Malformed, Notification, Parsed, RefreshRequested
 from mcrd.bgp.pool import SpeakerPool
 from mcrd.config.diff import change_problems
 from mcrd.config.load import ConfigError, ConfigProblem, format_path, load_config
@@ -79,7 +79,7 @@ class BfdChanged:
     transition: BfdTransition
 
 
-Item = Event | Reload | SpeakerLost | LinksChanged | BfdChanged
+Item = Event | Reload | SpeakerLost | LinksChanged | BfdChanged | RefreshRequested
 
 
 class StartupError(Exception):
@@ -113,6 +113,7 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.ready = asyncio.Event()  # set once the kernel is reconciled and ExaBGP is started
         self.fib_errors = 0
+        self.route_refreshes: dict[str, int] = {}  # ROUTE-REFRESH requests answered, by peer address
         self.speaker_lost = ""  # why ExaBGP last stopped, for /healthz
         self.events = Events.from_config(config, self.log)
         self.metrics = DaemonMetrics(self)
@@ -234,6 +235,9 @@ class Daemon:
             round_effects: list[Effects] = []
             kernel_routes = self.config.mcr.kernel_routes
             for item in batch:
+                if isinstance(item, RefreshRequested):
+                    commands.extend(self._refresh(item))
+                    continue
                 for effects in self._handle(item):
                     round_effects.append(effects)
                     self._log_records(effects)
@@ -269,6 +273,8 @@ class Daemon:
             return self._track_links(now)
         if isinstance(item, BfdChanged):
             return self._bfd_changed(item.transition, now)
+        if isinstance(item, RefreshRequested):  # answered by _refresh(), with commands and no effects
+            return []
         if isinstance(item, PeerDown):
             self.holds.exabgp_down(item.peer)
         elif isinstance(item, PeerUp):
@@ -280,6 +286,24 @@ class Daemon:
         elif isinstance(item, RoutesAnnounced | RoutesWithdrawn | EndOfRib) and self.holds.drops(item.peer):
             return []
         return [self.processor.handle(item, now)]
+
+    def _refresh(self, request: RefreshRequested) -> list[str]:
+        """Answer a ROUTE-REFRESH: send the peer its Adj-RIB-Out again, as it stands after the events before it
+        (ExaBGP keeps none; exabgp_launch.py, fix 7). The session is not reset."""
+        peer = self.processor.peer(request.peer)
+        if peer is None or not peer.up or self.holds.drops(request.peer):
+            self.log.info("bgp_route_refresh_ignored", peer=request.peer, why="the session is not up")
+            return []
+        if request.family != peer.policy.family:  # RFC 2918 4: a family the session does not carry is ignored
+            self.log.info("bgp_route_refresh_ignored", peer=request.peer, why=f"IPv{request.family} unicast is "
+                          "not this session's family")
+            return []
+        advertised = self.processor.advertised(peer.key)
+        enhanced = peer.refresh == "enhanced"
+        self.route_refreshes[peer.key] = self.route_refreshes.get(peer.key, 0) + 1
+        self.log.info("bgp_route_refresh", peer=peer.key, family=f"IPv{request.family} unicast",
+                      prefixes=len(advertised), enhanced=enhanced)
+        return list(refresh_commands(peer.key, request.family, advertised, enhanced=enhanced))
 
     # --- sessions held down -------------------------------------------------------------------------------------
 

@@ -9,10 +9,10 @@ per command, 12,000/s naming all ten (docs/PERFORMANCE.md, "ExaBGP's announce pa
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from mcrd.rib.attributes import Origin, PathAttributes
-from mcrd.rib.effects import Effects
+from mcrd.rib.effects import Announce, Effects
 
 PREFIXES_PER_COMMAND = 500
 
@@ -70,6 +70,24 @@ def effects_commands(effects: Effects, size: int = PREFIXES_PER_COMMAND,
         head = f"{_neighbors(peers)} announce attributes {attributes_text(attrs)} nlri "
         for chunk in _chunks(prefixes, size):
             yield head + " ".join(chunk)
+
+
+def refresh_commands(peer: str, family: int, advertised: Mapping[str, PathAttributes], *, enhanced: bool,
+                     size: int = PREFIXES_PER_COMMAND) -> Iterator[str]:
+    """The answer to a ROUTE-REFRESH request from `peer` (RFC 2918): its whole Adj-RIB-Out `advertised` announced
+    again, grouped by attributes as in `effects_commands`. With enhanced route refresh (RFC 7313) it goes between a
+    BoRR and an EoRR (exabgp_launch.py, fix 7), after which the peer drops what it held from us and was not sent
+    again."""
+    afi = "ipv6" if family == 6 else "ipv4"
+    if enhanced:
+        yield f"neighbor {peer} announce borr {afi} unicast"
+    groups: dict[int, tuple[PathAttributes, list[str]]] = {}
+    for prefix, attrs in advertised.items():
+        groups.setdefault(id(attrs), (attrs, []))[1].append(prefix)
+    announce = tuple(Announce(peer, attrs, tuple(prefixes)) for attrs, prefixes in groups.values())
+    yield from effects_commands(Effects(announce=announce), size)
+    if enhanced:
+        yield f"neighbor {peer} announce eorr {afi} unicast"
 
 
 def _neighbors(peers: Sequence[str]) -> str:

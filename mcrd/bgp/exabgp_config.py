@@ -13,10 +13,12 @@ PROCESS_NAME = "mcrd"
 
 
 def render(config: Config, api_command: Sequence[str], holds: Callable[[str], bool] | None = None,
-           held_down: Collection[str] = frozenset()) -> str:
+           held_down: Collection[str] = frozenset(), *, route_refresh: bool = False) -> str:
     """`api_command` runs the bridge that connects ExaBGP's API to the daemon. `holds(peer address)`: the sessions
     this ExaBGP process has, when there are several (all by default). `held_down`: peer addresses left out (ExaBGP
-    closes a neighbor removed at a reload and does not try it again until it is back)."""
+    closes a neighbor removed at a reload and does not try it again until it is back). `route_refresh`: offer route
+    refresh and enhanced route refresh (RFC 2918, 7313); only with exabgp_launch's fix 7, which lets the daemon
+    answer (ExaBGP, with no Adj-RIB-Out of its own, would answer with nothing)."""
     router_id = config.effective_router_id()
     lines = [
         f"process {PROCESS_NAME} {{",
@@ -51,11 +53,11 @@ def render(config: Config, api_command: Sequence[str], holds: Callable[[str], bo
         lines += [
             f"    family {{ {family} unicast; }}",
             # No graceful restart: peers would keep our routes as stale after ExaBGP dies while the hub has
-            # withdrawn them from its kernel. No route-refresh: without an Adj-RIB-Out ExaBGP could not answer.
-            "    capability { route-refresh disable; graceful-restart disable; }",
+            # withdrawn them from its kernel. Route refresh: the daemon answers a ROUTE-REFRESH it reads on the API.
+            f"    capability {{ route-refresh {'enable' if route_refresh else 'disable'}; graceful-restart disable; }}",
             "    api {",
             f"        processes [ {PROCESS_NAME} ];",
-            "        receive { parsed; update; open; notification; }",
+            "        receive { parsed; update; open; notification; refresh; }",
             "        neighbor-changes;",
             "    }",
             "}",

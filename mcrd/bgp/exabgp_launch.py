@@ -36,6 +36,24 @@ Two more changes are about how sessions end, not speed, so `MCRD_EXABGP_STOCK=1`
    request). SIGKILL, not SIGTERM: a crashed MCR must look crashed, its sockets closed by the kernel without a Cease.
    The kernel sends the signal when the *thread* that forked ExaBGP ends: mcrd starts it from its event loop, in the
    main thread. Every release.
+
+Two more are about what a session carries, applied to `TUNED_FOR` only (`apply_negotiation_fixes`):
+
+6. IPv4 unicast with a peer that sends no Multiprotocol capability (BIRD's `capabilities off`, a BGP-4 speaker
+   without RFC 4760). Such a peer speaks IPv4 unicast only, and FRR and BIRD send it IPv4 unicast routes; ExaBGP
+   5.0.15's `Negotiated._negotiate` takes the families both sides listed, so it negotiates none and drops every
+   route mcrd sends (logged at debug level only). Fix: when the peer's OPEN has no Multiprotocol capability and
+   ours lists IPv4 unicast, IPv4 unicast is negotiated (and not reported as a mismatch). `implied_families()`
+   is the rule; the daemon applies the same one to the OPENs it reads (mcrd.bgp.messages).
+7. ROUTE-REFRESH answered by mcrd. ExaBGP keeps no Adj-RIB-Out for mcrd's sessions (`adj-rib-out false`), so its
+   own answer to a ROUTE-REFRESH is empty: nothing with plain route refresh, and with enhanced route refresh
+   (RFC 7313, which ExaBGP offers together with route refresh) a BoRR and an EoRR with nothing between them, which
+   makes the peer drop every route mcrd sent it. Fix: ExaBGP does not answer (`Peer.resend` does nothing); the
+   daemon reads the request from the API and sends the peer's Adj-RIB-Out again from its own tables, bracketed,
+   when enhanced route refresh was negotiated, by two API commands this fix adds: `neighbor A announce borr ipv4
+   unicast` and `... announce eorr ipv4 unicast`. They go through the peer's outgoing queue in the order the
+   commands came: a BoRR is sent before anything queued after it, an EoRR after everything queued before it.
+   Without this fix mcrd does not offer route refresh at all (mcrd.bgp.exabgp_config).
 """
 
 from __future__ import annotations
@@ -224,6 +242,115 @@ def apply_session_fixes() -> bool:
     return True
 
 
+def negotiation_fixes_apply() -> bool:
+    """Whether fixes 6 and 7 (implied IPv4 unicast, ROUTE-REFRESH answered by mcrd) apply to the installed ExaBGP."""
+    return installed_release() == TUNED_FOR
+
+
+def implied_families(received_multiprotocol: bool, sent: Collection[Any], ipv4_unicast: Any) -> list[Any]:
+    """Fix 6: the families negotiated beyond the common ones: IPv4 unicast, when the peer's OPEN has no Multiprotocol
+    capability and ours lists it (a BGP-4 speaker without RFC 4760 speaks IPv4 unicast only)."""
+    return [ipv4_unicast] if not received_multiprotocol and ipv4_unicast in sent else []
+
+
+_BORR, _EORR = "_mcrd_borr", "_mcrd_eorr"  # on an OutgoingRIB: the families whose BoRR / EoRR are queued
+
+
+def apply_negotiation_fixes() -> bool:
+    """Install fixes 6 and 7 when the installed ExaBGP is `TUNED_FOR`; True when installed."""
+    if not negotiation_fixes_apply():
+        return False
+    from exabgp.bgp.message.open.capability.capability import Capability  # type: ignore[import-untyped]
+    from exabgp.bgp.message.open.capability.negotiated import Negotiated  # type: ignore[import-untyped]
+    from exabgp.protocol.family import AFI, SAFI  # type: ignore[import-untyped]
+    from exabgp.reactor.peer import Peer
+    from exabgp.rib.outgoing import OutgoingRIB  # type: ignore[import-untyped]
+
+    ipv4_unicast = (AFI.ipv4, SAFI.unicast)
+    negotiate, validate = Negotiated._negotiate, Negotiated.validate
+
+    def _implied(self: Any) -> list[Any]:
+        received = self.received_open.capabilities.announced(Capability.CODE.MULTIPROTOCOL)
+        sent = self.sent_open.capabilities.get(Capability.CODE.MULTIPROTOCOL, [])
+        return implied_families(received, sent, ipv4_unicast)
+
+    def _negotiate(self: Any) -> None:
+        negotiate(self)
+        self.families.extend(family for family in _implied(self) if family not in self.families)
+
+    def _validate(self: Any, neighbor: Any) -> Any:
+        error = validate(self, neighbor)
+        implied = _implied(self)
+        self.mismatch = [(side, family) for side, family in self.mismatch if family not in implied]
+        return error
+
+    Negotiated._negotiate, Negotiated.validate = _negotiate, _validate
+
+    def _resend(self: Any, enhanced: bool, family: Any = None) -> None:
+        """The daemon answers ROUTE-REFRESH from its own Adj-RIB-Out (it reads the request on the API)."""
+
+    Peer.resend = _resend
+
+    pending, updates = OutgoingRIB.pending, OutgoingRIB.updates
+
+    def _pending(self: Any) -> bool:
+        return bool(pending(self) or getattr(self, _BORR, None) or getattr(self, _EORR, None))
+
+    def _updates(self: Any, grouped: bool) -> Iterator[Any]:
+        from exabgp.bgp.message.refresh import RouteRefresh  # type: ignore[import-untyped]
+
+        # Taken when the pass starts, like ExaBGP's own queue: a marker queued meanwhile goes with the next pass,
+        # after the changes queued before it.
+        begin, end = getattr(self, _BORR, []), getattr(self, _EORR, [])
+        setattr(self, _BORR, [])
+        setattr(self, _EORR, [])
+        for afi, safi in begin:
+            yield RouteRefresh(afi, safi, RouteRefresh.start)
+        yield from updates(self, grouped)
+        for afi, safi in end:
+            yield RouteRefresh(afi, safi, RouteRefresh.end)
+
+    OutgoingRIB.pending, OutgoingRIB.updates = _pending, _updates
+    _register_marker_commands()
+    return True
+
+
+def _register_marker_commands() -> None:
+    """Fix 7: `neighbor A announce borr AFI SAFI` and `... announce eorr AFI SAFI`, queued on A's outgoing RIB."""
+    from exabgp.protocol.family import AFI, SAFI
+    from exabgp.reactor.api.command.command import Command  # type: ignore[import-untyped]
+    from exabgp.reactor.api.command.limit import extract_neighbors, match_neighbors  # type: ignore[import-untyped]
+
+    def marker(attribute: str) -> Any:
+        def command(self: Any, reactor: Any, service: Any, line: str, use_json: bool) -> bool:
+            descriptions, rest = extract_neighbors(line)
+            words = rest.split()
+            peers = match_neighbors(reactor.established_peers(), descriptions)
+            family = (AFI.fromString(words[-2]), SAFI.fromString(words[-1])) if len(words) == 4 else None
+            if not peers or family is None or AFI.undefined in family or SAFI.undefined in family:
+                self.log_failure(f"mcrd: cannot queue {attribute[6:]}: {line}")
+                reactor.processes.answer_error(service)
+                return False
+
+            def apply() -> Iterator[bool]:
+                for name in peers:
+                    neighbor = reactor.configuration.neighbors.get(name)
+                    if neighbor is not None and family in neighbor.families():
+                        outgoing = neighbor.rib.outgoing
+                        setattr(outgoing, attribute, [*getattr(outgoing, attribute, []), family])
+                yield False
+                reactor.processes.answer_done(service)
+
+            # Scheduled like the announcements, so that it is applied in the order the commands came.
+            reactor.asynchronous.schedule(service, rest, apply())
+            return True
+
+        return command
+
+    Command.register("announce borr")(marker(_BORR))
+    Command.register("announce eorr")(marker(_EORR))
+
+
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
@@ -245,7 +372,7 @@ def die_with_parent(environ: MutableMapping[str, str] = os.environ) -> None:
 
 def main() -> None:
     die_with_parent()
-    for install in (apply, apply_session_fixes):
+    for install in (apply, apply_session_fixes, apply_negotiation_fixes):
         try:
             install()
         except Exception as exc:  # a fix that cannot be installed must not stop ExaBGP: it runs without it

@@ -60,15 +60,58 @@ class Ignored:
     kind: str
 
 
-Parsed = PeerUp | PeerDown | RoutesAnnounced | RoutesWithdrawn | EndOfRib | Ack | Notification | Malformed | Ignored
+@dataclass(frozen=True, slots=True)
+class RefreshRequested:
+    """The peer sent a ROUTE-REFRESH request (RFC 2918) for `family` (4 or 6, unicast): send it the Adj-RIB-Out."""
+
+    peer: str
+    family: int
+
+
+Parsed = (PeerUp | PeerDown | RoutesAnnounced | RoutesWithdrawn | EndOfRib | Ack | Notification | Malformed | Ignored
+          | RefreshRequested)
 Decoded = Parsed | UpdateError  # what the decoder returns; the speaker logs UpdateErrors and passes the rest on
+
+
+@dataclass(frozen=True, slots=True)
+class Negotiated:
+    """What a session negotiated, read from the peer's OPEN and what mcrd's ExaBGP sends in its own."""
+
+    families: frozenset[int]
+    refresh: str  # "enhanced", "normal" or "absent"
+
+
+def negotiate(peer: str, capabilities: dict[str, Any], *, route_refresh: bool, implied_ipv4: bool) -> Negotiated:
+    """The families and route refresh of a session, as ExaBGP 5.0.15 negotiates them (`Negotiated._negotiate`):
+    mcrd's ExaBGP offers the unicast family of the peer's address, and route refresh with enhanced route refresh
+    when `route_refresh`. A peer that sends no Multiprotocol capability gets IPv4 unicast when `implied_ipv4`
+    (exabgp_launch.py, fix 6), nothing otherwise. `capabilities`: the OPEN's, as ExaBGP's JSON has them."""
+    own = 6 if ipaddress.ip_address(peer).version == 6 else 4
+    by_name = {str(capability.get("name", "")) for capability in capabilities.values() if isinstance(capability, dict)}
+    multiprotocol = capabilities.get("1")
+    if isinstance(multiprotocol, dict):
+        offered = {str(family) for family in multiprotocol.get("families", [])}
+        families = frozenset({own}) if f"ipv{own}/unicast" in offered else frozenset()
+    else:
+        families = frozenset({4}) if implied_ipv4 and own == 4 else frozenset()
+    refresh = "absent"
+    if route_refresh and "enhanced-route-refresh" in by_name:
+        refresh = "enhanced"
+    elif route_refresh and "2" in capabilities:  # ExaBGP counts the RFC code only, not Cisco's 128
+        refresh = "normal"
+    return Negotiated(families, refresh)
 
 
 @dataclass
 class Decoder:
-    """Keeps what one message needs from an earlier one: the router id from a peer's OPEN, kept for its `up`."""
+    """Keeps what one message needs from an earlier one: the router id and what was negotiated, from a peer's OPEN,
+    kept for its `up`. `route_refresh`: ExaBGP offers route refresh; `implied_ipv4`: it runs with exabgp_launch's
+    fix 6 (see `negotiate`)."""
 
     router_ids: dict[str, str] = field(default_factory=dict)
+    route_refresh: bool = False
+    implied_ipv4: bool = False
+    negotiated: dict[str, Negotiated] = field(default_factory=dict)
 
     def decode(self, line: str) -> list[Decoded]:
         text = line.strip()
@@ -88,7 +131,7 @@ class Decoder:
         if kind == "notification" and "neighbor" not in message:
             # ExaBGP's own `{"type": "notification", "notification": "shutdown"}` as it stops, not a peer's.
             return [Ignored(f"exabgp {message.get('notification')}")]
-        neighbor = message["neighbor"] if kind in ("state", "open", "update", "notification") else None
+        neighbor = message["neighbor"] if kind in ("state", "open", "update", "notification", "refresh") else None
         if neighbor is None:
             return [Ignored(str(kind))]
         peer = _address(neighbor["address"]["peer"])
@@ -96,8 +139,13 @@ class Decoder:
             return self._state(peer, neighbor)
         if kind == "open":
             if neighbor.get("direction") == "receive":
-                self.router_ids[peer] = str(ipaddress.IPv4Address(neighbor["open"]["router_id"]))
+                received = neighbor["open"]
+                self.router_ids[peer] = str(ipaddress.IPv4Address(received["router_id"]))
+                self.negotiated[peer] = negotiate(peer, received.get("capabilities") or {},
+                                                   route_refresh=self.route_refresh, implied_ipv4=self.implied_ipv4)
             return []
+        if kind == "refresh":
+            return _refresh(peer, neighbor)
         if kind == "notification":
             note = neighbor["notification"]
             return [Notification(peer, str(neighbor.get("direction", "")), int(note["code"]), int(note["subcode"]))]
@@ -108,11 +156,27 @@ class Decoder:
     def _state(self, peer: str, neighbor: dict[str, Any]) -> list[Decoded]:
         state = neighbor["state"]
         if state == "up":
-            return [PeerUp(peer, self.router_ids.get(peer, "0.0.0.0"))]
+            got = self.negotiated.get(peer)
+            if got is None:
+                return [PeerUp(peer, self.router_ids.get(peer, "0.0.0.0"))]
+            return [PeerUp(peer, self.router_ids.get(peer, "0.0.0.0"), got.families, got.refresh)]
         if state == "down":
             self.router_ids.pop(peer, None)
+            self.negotiated.pop(peer, None)
             return [PeerDown(peer, str(neighbor.get("reason", "")))]
         return [Ignored(f"state {state}")]
+
+
+def _refresh(peer: str, neighbor: dict[str, Any]) -> list[Decoded]:
+    """A ROUTE-REFRESH received: a request (subtype `query`) for a unicast family asks for the Adj-RIB-Out; a BoRR or
+    an EoRR (the peer answering a refresh, which mcrd never asks for) and other families are not for mcrd."""
+    if neighbor.get("direction") != "receive":
+        return [Ignored("sent route-refresh")]
+    request = neighbor["route-refresh"]
+    afi, safi, subtype = str(request["afi"]), str(request["safi"]), str(request["subtype"])
+    if subtype != "query" or safi != "unicast" or afi not in ("ipv4", "ipv6"):
+        return [Ignored(f"route-refresh {subtype} {afi} {safi}")]
+    return [RefreshRequested(peer, 6 if afi == "ipv6" else 4)]
 
 
 def _address(text: str) -> str:

@@ -85,6 +85,10 @@ class ExaBgpSpeaker:
         self._written = ""  # the configuration last written
         self.held_down: frozenset[str] = frozenset()  # peers left out of the configuration (mcrd.bgp.holds)
         self._announce_fixes = False  # known in run(): whether ExaBGP starts with exabgp_launch's fixes
+        # exabgp_launch's fixes 6 and 7: IPv4 unicast with a peer that sends no Multiprotocol capability, and
+        # ROUTE-REFRESH answered by the daemon (route refresh is offered only then).
+        self.negotiation_fixes = (self._exabgp[-1] == exabgp_launch.__name__
+                                  and exabgp_launch.negotiation_fixes_apply())
         self.restarts = 0
         self.commands_sent = 0
         self.command_errors = 0
@@ -96,7 +100,8 @@ class ExaBgpSpeaker:
     def write_config(self, config: Config) -> bool:
         """Write ExaBGP's configuration; False when it is the same as the one written last (nothing written)."""
         bridge = [sys.executable, "-m", "mcrd.bgp.bridge", str(self._socket)]
-        text = exabgp_config.render(config, bridge, self._holds, self.held_down)
+        text = exabgp_config.render(config, bridge, self._holds, self.held_down,
+                                    route_refresh=self.negotiation_fixes)
         self._secrets = [conn.password for _, _, conn in config.connections() if conn.password]
         if text == self._written:
             return False
@@ -226,7 +231,7 @@ class ExaBgpSpeaker:
         self._in_flight.clear()
         self._connected.set()
         self._wake_writer.set()
-        decoder = Decoder()
+        decoder = Decoder(route_refresh=self.negotiation_fixes, implied_ipv4=self.negotiation_fixes)
         splitter = LineSplitter(self._line_limit)
         try:
             while chunk := await reader.read(READ_SIZE):

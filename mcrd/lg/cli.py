@@ -255,7 +255,8 @@ def render(args: argparse.Namespace, rows: Sequence[Any]) -> str:
 
 def _status(session: dict[str, Any]) -> str:
     reason = session.get("stateReason")
-    return f"{session['status']} ({reason})" if reason and session["status"] != "UP" else str(session["status"])
+    # An UP session has a reason only when nothing can be sent to it (a family it did not negotiate).
+    return f"{session['status']} ({reason})" if reason else str(session["status"])
 
 
 def _path(path: Sequence[int]) -> str:

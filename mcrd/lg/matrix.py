@@ -104,6 +104,9 @@ def _pair(
             reason = mcr.wrong_family(policy)  # a static route of the other family: the processor's local gate
         elif not target.up:
             reason = Rejection("session-down", f"the session to {target.key} is down")
+        elif not target.carries:
+            reason = Rejection("not-negotiated", f"the session to {target.key} did not negotiate "
+                               f"IPv{policy.family} unicast")
         elif best.get(prefix) is not entry:
             reason = Rejection("not-best", _beaten_by(best.get(prefix)))
         elif prefix in out:

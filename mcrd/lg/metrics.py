@@ -54,6 +54,11 @@ class MetricsSource(Protocol):
     @property
     def fib_errors(self) -> int: ...
 
+    @property
+    def route_refreshes(self) -> Mapping[str, int]:
+        """ROUTE-REFRESH requests answered, by peer address."""
+        ...
+
     def bfd_status(self) -> Mapping[str, Any]:
         """mcrd.bfd.BfdStatus by peer address."""
         ...
@@ -131,6 +136,11 @@ class StateCollector(Collector):
             for name, family in families.items():
                 family.add_metric([peer.key, peer.policy.vxc], values[name])
         yield from families.values()
+        refreshes = CounterMetricFamily("mcrd_bgp_route_refreshes", "ROUTE-REFRESH requests from the peer that the "
+                                        "MCR answered by sending its routes again", labels=labels)
+        for peer in peers:
+            refreshes.add_metric([peer.key, peer.policy.vxc], source.route_refreshes.get(peer.key, 0))
+        yield refreshes
         yield from _bfd_families(source.bfd_status(), {peer.key: peer.policy.vxc for peer in peers})
 
         yield _gauge("mcrd_rib_routes", "Routes in the RIB (best route per prefix)", processor.route_count)

@@ -81,7 +81,8 @@ class BgpRoute(TypedDict):
 
 
 class BgpSession(TypedDict):
-    """One BGP connection (`bgpSessions`); `prefixesRejected`, `stateReason` and `bfdStatus` are mcrd extensions."""
+    """One BGP connection (`bgpSessions`); `prefixesRejected`, `stateReason`, `bfdStatus`, `addressFamilies` and
+    `routeRefresh` are mcrd extensions."""
 
     sessionId: str
     neighborAddress: str
@@ -98,6 +99,8 @@ class BgpSession(TypedDict):
     prefixesRejected: int
     stateReason: str
     bfdStatus: str | None  # UP, DOWN, INIT, ADMIN_DOWN; null without bfdEnabled
+    addressFamilies: list[str] | None  # negotiated: IPv4, IPv6 (unicast); null when down or not known
+    routeRefresh: str | None  # negotiated: ENHANCED, NORMAL, NONE; null when down or not known
 
 
 class BfdSession(TypedDict):
@@ -463,6 +466,10 @@ def _session(peer: PeerState, now: float, bfd: Any = None) -> BgpSession:
     reason = peer.state_reason
     if not peer.up and policy.shutdown:
         reason = "shut down by config"
+    known = peer.up and peer.families is not None
+    if known and not peer.carries:
+        reason = (f"the session did not negotiate IPv{policy.family} unicast (the peer's OPEN did not offer it): "
+                  "no route can be sent to it")
     return {
         "sessionId": policy.key,
         "neighborAddress": policy.key,
@@ -477,9 +484,14 @@ def _session(peer: PeerState, now: float, bfd: Any = None) -> BgpSession:
         "lastStateChange": _age(now, peer.since) if peer.since else None,
         "description": policy.description,
         "prefixesRejected": len(peer.rejected),
-        "stateReason": "" if peer.up else reason,
+        "stateReason": reason if not peer.up or (known and not peer.carries) else "",
         "bfdStatus": None if bfd is None else bfd.state.name,
+        "addressFamilies": sorted(f"IPv{family}" for family in peer.families or ()) if known else None,
+        "routeRefresh": _REFRESH.get(peer.refresh) if peer.up else None,
     }
+
+
+_REFRESH = {"enhanced": "ENHANCED", "normal": "NORMAL", "absent": "NONE"}
 
 
 def find_session(processor: RouteProcessor, session_id: str) -> PeerState | None:

@@ -12,6 +12,10 @@ from mcrd.rib.attributes import PathAttributes
 class PeerUp:
     peer: str
     router_id: str
+    # The address families the session negotiated (4: IPv4 unicast, 6: IPv6 unicast), from the OPENs; None when not
+    # known (then taken to be the connection's own). A session that lacks its connection's family is sent nothing.
+    families: frozenset[int] | None = None
+    refresh: str = ""  # route refresh negotiated: "enhanced", "normal", "absent"; "" when not known
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,6 +59,7 @@ class PeerState:
     __slots__ = (
         "accepted",
         "eor",
+        "families",
         "key",
         "out",
         "out_cache",
@@ -66,6 +67,7 @@ class PeerState:
         "policy",
         "recv_orig",
         "recv_rejected",
+        "refresh",
         "rejected",
         "since",
         "slot",
@@ -81,6 +83,9 @@ class PeerState:
         self.since = 0.0
         self.state_reason = ""
         self.eor: set[int] = set()
+        # The families the session negotiated (None: not known, taken to carry the connection's own family).
+        self.families: frozenset[int] | None = None
+        self.refresh = ""  # route refresh the session negotiated (PeerUp.refresh): the edge answers requests
         self.accepted: dict[str, RouteEntry] = {}
         self.rejected: dict[str, tuple[RouteEntry, Rejection]] = {}
         self.out: dict[str, PathAttributes] = {}
@@ -94,6 +99,12 @@ class PeerState:
     @property
     def up(self) -> bool:
         return self.source is not None
+
+    @property
+    def carries(self) -> bool:
+        """Whether routes can be sent to the peer: its session negotiated the connection's family (a peer with no
+        Multiprotocol capability takes IPv4 unicast only, and only with exabgp_launch's fix 6)."""
+        return self.families is None or self.policy.family in self.families
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +257,9 @@ class RouteProcessor:
         except ValueError:
             router_id = 0
         policy = peer.policy
+        carried, peer.families, peer.refresh = peer.carries, event.families, event.refresh
+        if peer.carries != carried:
+            self._rebuild_gate()  # a peer that cannot carry its family is sent nothing
         peer.source = Source(policy.key, "bgp", not policy.ibgp, router_id, address_key(policy.key),
                              self._gate[policy.key])
         peer.since, peer.state_reason = self._now, ""
@@ -451,12 +465,13 @@ class RouteProcessor:
 
     def _rebuild_gate(self) -> bool:
         """Which sources may send to which targets at all (2.1, 2.3 step 2); True when that changed."""
-        targets = [peer.policy for peer in self._order]
+        targets = [(peer.policy, peer.carries) for peer in self._order]
         gate: dict[str, list[bool]] = {}
         for peer in self._order:
-            gate[peer.key] = [mcr.may_export(peer.policy, target) for target in targets]
+            gate[peer.key] = [carries and mcr.may_export(peer.policy, target) for target, carries in targets]
         for family in (4, 6):
-            gate[f"local{family}"] = [target.family == family and mcr.may_export(None, target) for target in targets]
+            gate[f"local{family}"] = [carries and target.family == family and mcr.may_export(None, target)
+                                      for target, carries in targets]
         changed = gate != self._gate
         self._gate = gate
         for peer in self._order:

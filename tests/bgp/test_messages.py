@@ -11,7 +11,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcrd.bgp.messages import Ack, Decoder, Ignored, Malformed, Notification, UpdateError, _prefix
+from mcrd.bgp.messages import (
+    Ack,
+    Decoder,
+    Ignored,
+    Malformed,
+    Negotiated,
+    Notification,
+    RefreshRequested,
+    UpdateError,
+    _prefix,
+    negotiate,
+)
 from mcrd.rib.attributes import ExtendedCommunity, Origin, PathAttributes
 from mcrd.rib.events import EndOfRib, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
 
@@ -27,8 +38,9 @@ def test_a_session_from_open_to_routes() -> None:
     parsed = decode_fixture()
     ups = [p for p in parsed if isinstance(p, PeerUp)]
     # The router id comes from the peer's OPEN, which ExaBGP reports before the session is up.
-    assert PeerUp("169.254.10.2", "1.1.1.1") in ups
-    assert PeerUp("2001:db8:a::2", "1.1.1.1") in ups
+    # FRR offers route refresh and enhanced route refresh; a Decoder() knows of no route refresh offered by mcrd.
+    assert PeerUp("169.254.10.2", "1.1.1.1", frozenset({4}), "absent") in ups
+    assert PeerUp("2001:db8:a::2", "1.1.1.1", frozenset({6}), "absent") in ups
     announced = [p for p in parsed if isinstance(p, RoutesAnnounced) and p.peer == "169.254.10.2"]
     first = announced[0]
     assert first.attrs == PathAttributes("169.254.10.2", (64512,), Origin.IGP, med=0)
@@ -133,3 +145,64 @@ def test_prefixes_read_like_ipaddress_writes_them(text: str) -> None:
             _prefix(text)
         return
     assert _prefix(text) == want
+
+
+# --- what a session negotiated, and ROUTE-REFRESH requests -----------------------------------------------------------
+
+FRR_CAPABILITIES = {
+    "1": {"name": "multiprotocol", "families": ["ipv4/unicast"]}, "128": {"name": "route-refresh", "variant": "Cisco"},
+    "2": {"name": "route-refresh", "variant": "RFC"}, "70": {"name": "enhanced-route-refresh"},
+    "65": {"name": "asn4", "asn4": 64512},
+}
+
+
+def test_frr_negotiates_its_family_and_enhanced_route_refresh() -> None:
+    assert negotiate("10.0.0.2", FRR_CAPABILITIES, route_refresh=True, implied_ipv4=True) == \
+        Negotiated(frozenset({4}), "enhanced")
+    assert negotiate("10.0.0.2", FRR_CAPABILITIES, route_refresh=False, implied_ipv4=True).refresh == "absent"
+    plain = {code: cap for code, cap in FRR_CAPABILITIES.items() if code != "70"}
+    assert negotiate("10.0.0.2", plain, route_refresh=True, implied_ipv4=True).refresh == "normal"
+    cisco_only = {code: cap for code, cap in plain.items() if code != "2"}  # ExaBGP counts the RFC code only
+    assert negotiate("10.0.0.2", cisco_only, route_refresh=True, implied_ipv4=True).refresh == "absent"
+
+
+def test_a_peer_without_multiprotocol_gets_ipv4_unicast_only_with_the_launcher_fix() -> None:
+    # BIRD's `capabilities off`: an OPEN with no capabilities at all.
+    assert negotiate("10.0.0.2", {}, route_refresh=True, implied_ipv4=True) == Negotiated(frozenset({4}), "absent")
+    assert negotiate("10.0.0.2", {}, route_refresh=True, implied_ipv4=False).families == frozenset()
+    assert negotiate("2001:db8::2", {}, route_refresh=True, implied_ipv4=True).families == frozenset()  # needs MP
+    only_v6 = {"1": {"name": "multiprotocol", "families": ["ipv6/unicast"]}}
+    assert negotiate("10.0.0.2", only_v6, route_refresh=True, implied_ipv4=True).families == frozenset()
+
+
+def _open(capabilities: dict[str, object]) -> str:
+    return json.dumps({"exabgp": "5.0.0", "type": "open", "neighbor": {
+        "address": {"local": "10.0.0.1", "peer": "10.0.0.2"}, "direction": "receive",
+        "open": {"version": 4, "asn": 64512, "hold_time": 90, "router_id": "10.0.0.2", "capabilities": capabilities}}})
+
+
+def _state(state: str) -> str:
+    return json.dumps({"exabgp": "5.0.0", "type": "state", "neighbor": {
+        "address": {"local": "10.0.0.1", "peer": "10.0.0.2"}, "state": state}})
+
+
+def test_the_session_up_carries_what_its_open_negotiated_and_down_forgets_it() -> None:
+    decoder = Decoder(route_refresh=True, implied_ipv4=False)
+    decoder.decode(_open({}))
+    assert decoder.decode(_state("up")) == [PeerUp("10.0.0.2", "10.0.0.2", frozenset(), "absent")]
+    decoder.decode(_state("down"))
+    assert decoder.decode(_state("up")) == [PeerUp("10.0.0.2", "0.0.0.0")]  # no OPEN seen: not known
+
+
+def _refresh(subtype: str, afi: str = "ipv4", direction: str = "receive") -> str:
+    # As ExaBGP 5.0.15 writes it (reactor/api/response/json.py, `refresh`).
+    return json.dumps({"exabgp": "5.0.0", "type": "refresh", "neighbor": {
+        "address": {"local": "10.0.0.1", "peer": "10.0.0.2"}, "asn": {"local": 133937, "peer": 64512},
+        "direction": direction, "route-refresh": {"afi": afi, "safi": "unicast", "subtype": subtype}}})
+
+
+def test_a_route_refresh_request_is_decoded_and_borr_eorr_are_not_requests() -> None:
+    assert Decoder().decode(_refresh("query")) == [RefreshRequested("10.0.0.2", 4)]
+    assert Decoder().decode(_refresh("query", "ipv6")) == [RefreshRequested("10.0.0.2", 6)]
+    for line in (_refresh("begin"), _refresh("end"), _refresh("query", "l2vpn"), _refresh("query", direction="send")):
+        assert [type(p) for p in Decoder().decode(line)] == [Ignored]

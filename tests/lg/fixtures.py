@@ -86,6 +86,7 @@ class FakeBackend:
         self.processor = processor(self.config)
         self.speaker = FakeSpeaker()
         self.fib_errors = 0
+        self.route_refreshes: dict[str, int] = {}
         self.metrics = DaemonMetrics(self)
         self.unhealthy: list[str] = []
         self.applied: list[Config] = []

@@ -202,7 +202,7 @@ def test_bgp_sessions(topo: Topo) -> None:
     expected_aws = {"sessionId": AWS_IP, "neighborAddress": AWS_IP, "neighborAsn": AWS_AS, "localAsn": MCR_AS,
                     "status": "UP", "prefixesIn": 2, "prefixesOut": 3, "vxcId": None, "vxcName": "aws-vxc",
                     "description": "AWS hosted VIF", "prefixesRejected": 4, "stateReason": "",
-                    "bfdStatus": None}
+                    "bfdStatus": None, "addressFamilies": ["IPv4"], "routeRefresh": "ENHANCED"}
     assert {k: v for k, v in aws.items() if k not in ("uptime", "lastStateChange")} == expected_aws
     assert rows([azure], "sessionId", "neighborAsn", "status", "prefixesIn", "prefixesOut", "vxcName") == [
         (AZURE_IP, AZURE_AS, "UP", 3, 1, "azure-vxc")]

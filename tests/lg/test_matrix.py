@@ -147,3 +147,16 @@ def test_counts_match_the_processor(types: list[str], routes: list[tuple[int, st
         if n < len(types):
             announce(p, n + 1, (64601 + n,) * length, prefix)
     check_consistent(p, matrix(p))
+
+
+def test_a_session_that_did_not_negotiate_its_family_is_blocked_with_that_reason() -> None:
+    cfg = peer_config([{"peerAsn": 64512, "peerType": "NON_CLOUD"}, {"peerAsn": 64513, "peerType": "NON_CLOUD"}])
+    p = RouteProcessor()
+    p.handle(ConfigChanged(cfg), 0.0)
+    p.handle(PeerUp(peer_ip(1), "10.0.0.1"), 0.0)
+    p.handle(PeerUp(peer_ip(2), "10.0.0.2", frozenset()), 0.0)
+    p.handle(RoutesAnnounced(peer_ip(1), PathAttributes(peer_ip(1), (64512,)), ("10.10.0.0/16",)), 0.0)
+    [pair] = [pair for cell in matrix(p)["cells"] for pair in cell["sessions"]
+              if pair["fromSession"] == peer_ip(1) and pair["toSession"] == peer_ip(2)]
+    assert pair["reached"] == 0
+    assert [b["code"] for b in pair["blocked"]] == ["not-negotiated"]

@@ -117,6 +117,7 @@ def test_sessions() -> None:
         "sessionId": AWS, "neighborAddress": AWS, "neighborAsn": 64512, "localAsn": 133937, "status": "UP",
         "uptime": 90, "prefixesIn": 2, "prefixesOut": 3, "vxcId": None, "vxcName": "vxc1", "lastStateChange": 90,
         "description": "AWS hosted VIF", "prefixesRejected": 1, "stateReason": "", "bfdStatus": None,
+        "addressFamilies": None, "routeRefresh": None,
     }
     assert pick(rows[1:], "sessionId", "status", "prefixesIn", "prefixesOut", "uptime", "lastStateChange") == [
         (AZURE, "UP", 3, 1, 90, 90), (ONPREM, "DOWN", 0, 0, None, None)]
@@ -250,3 +251,24 @@ def test_bfd_state_in_sessions_and_the_bfd_view() -> None:
     }
     assert set(row) == set(views.BfdSession.__annotations__)
     assert views.bfd_sessions(p, {AWS: bfd_status(AWS)}, 130.0)[0]["lastStateChange"] == 30
+
+
+def test_a_session_that_did_not_negotiate_its_family_is_sent_nothing_and_says_why() -> None:
+    """A peer whose OPEN offered no IPv4 unicast (BIRD's `capabilities off` without exabgp_launch's fix 6): the
+    looking glass counts and lists nothing advertised, and says why, instead of what was never sent."""
+    p = RouteProcessor()
+    p.handle(ConfigChanged(config()), T0)
+    p.handle(PeerUp(AWS, "10.255.0.1", frozenset({4}), "enhanced"), T0 + 10)
+    p.handle(PeerUp(AZURE, "10.255.0.2", frozenset(), "absent"), T0 + 10)
+    p.handle(RoutesAnnounced(AWS, PathAttributes(AWS, (64512,)), ("10.10.0.0/16",)), T0 + 20)
+    aws, azure, _ = views.sessions(p, NOW)
+    assert (aws["addressFamilies"], aws["routeRefresh"], aws["stateReason"]) == (["IPv4"], "ENHANCED", "")
+    assert (azure["status"], azure["prefixesOut"], azure["addressFamilies"], azure["routeRefresh"]) == (
+        "UP", 0, [], "NONE")
+    assert "did not negotiate IPv4 unicast" in azure["stateReason"]
+    azure_peer = p.peer(AZURE)
+    assert azure_peer is not None and views.advertised(p, azure_peer) == []
+    # The same session re-established with IPv4 unicast gets the route.
+    p.handle(PeerDown(AZURE), T0 + 30)
+    p.handle(PeerUp(AZURE, "10.255.0.2", frozenset({4}), "normal"), T0 + 40)
+    assert [row["prefix"] for row in views.advertised(p, azure_peer)] == ["10.10.0.0/16"]
