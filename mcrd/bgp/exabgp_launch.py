@@ -48,7 +48,10 @@ Two more are about what a session carries, applied to `TUNED_FOR` only (`apply_n
 7. ROUTE-REFRESH answered by mcrd. ExaBGP keeps no Adj-RIB-Out for mcrd's sessions (`adj-rib-out false`), so its
    own answer to a ROUTE-REFRESH is empty: nothing with plain route refresh, and with enhanced route refresh
    (RFC 7313, which ExaBGP offers together with route refresh) a BoRR and an EoRR with nothing between them, which
-   makes the peer drop every route mcrd sent it. Fix: ExaBGP does not answer (`Peer.resend` does nothing); the
+   makes the peer drop every route mcrd sent it. And ExaBGP turns its Adj-RIB-Out back on for a neighbor with route
+   refresh (`ParseNeighbor._post_capa_rr`): it would then drop mcrd's answer as routes already sent, and replay
+   stale routes when a session comes back. Fix: the Adj-RIB-Out stays off, ExaBGP does not answer
+   (`Peer.resend` does nothing); the
    daemon reads the request from the API and sends the peer's Adj-RIB-Out again from its own tables, bracketed,
    when enhanced route refresh was negotiated, by two API commands this fix adds: `neighbor A announce borr ipv4
    unicast` and `... announce eorr ipv4 unicast`. They go through the peer's outgoing queue in the order the
@@ -262,6 +265,7 @@ def apply_negotiation_fixes() -> bool:
         return False
     from exabgp.bgp.message.open.capability.capability import Capability  # type: ignore[import-untyped]
     from exabgp.bgp.message.open.capability.negotiated import Negotiated  # type: ignore[import-untyped]
+    from exabgp.configuration.neighbor import ParseNeighbor  # type: ignore[import-untyped]
     from exabgp.protocol.family import AFI, SAFI  # type: ignore[import-untyped]
     from exabgp.reactor.peer import Peer
     from exabgp.rib.outgoing import OutgoingRIB  # type: ignore[import-untyped]
@@ -289,7 +293,10 @@ def apply_negotiation_fixes() -> bool:
     def _resend(self: Any, enhanced: bool, family: Any = None) -> None:
         """The daemon answers ROUTE-REFRESH from its own Adj-RIB-Out (it reads the request on the API)."""
 
-    Peer.resend = _resend
+    def _keep_adj_rib_out(self: Any, neighbor: Any) -> None:
+        """Route refresh no longer turns ExaBGP's Adj-RIB-Out on: mcrd keeps it (`adj-rib-out false`)."""
+
+    Peer.resend, ParseNeighbor._post_capa_rr = _resend, _keep_adj_rib_out
 
     pending, updates = OutgoingRIB.pending, OutgoingRIB.updates
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mcrd.bgp.commands import attributes_text, effects_commands
+from mcrd.bgp.commands import attributes_text, effects_commands, refresh_commands
 from mcrd.bgp.messages import _attributes
 from mcrd.rib.attributes import ExtendedCommunity, Origin, PathAttributes
 from mcrd.rib.effects import Announce, Effects, Withdraw
@@ -105,3 +106,22 @@ def test_long_lists_are_split_and_nothing_is_lost() -> None:
     assert len(commands) == 3
     sent = [p for c in commands for p in c.removeprefix("neighbor 10.0.0.2 withdraw attributes nlri ").split()]
     assert tuple(sent) == prefixes
+
+
+def test_a_route_refresh_is_answered_with_the_whole_adj_rib_out_between_borr_and_eorr() -> None:
+    shared = PathAttributes("10.0.0.1", (133937, 64512), Origin.IGP)
+    other = PathAttributes("10.0.0.1", (133937, 12076), Origin.IGP, med=100)
+    out = {"10.10.0.0/16": shared, "10.20.0.0/16": shared, "10.30.0.0/16": other}
+    plain = list(refresh_commands("10.0.0.2", 4, out, enhanced=False))
+    assert plain == [
+        f"neighbor 10.0.0.2 announce attributes {attributes_text(dataclasses.replace(shared, next_hop='self'))} "
+        "nlri 10.10.0.0/16 10.20.0.0/16",
+        f"neighbor 10.0.0.2 announce attributes {attributes_text(dataclasses.replace(other, next_hop='self'))} "
+        "nlri 10.30.0.0/16",
+    ]
+    enhanced = list(refresh_commands("10.0.0.2", 4, out, enhanced=True))
+    assert enhanced == ["neighbor 10.0.0.2 announce borr ipv4 unicast", *plain,
+                        "neighbor 10.0.0.2 announce eorr ipv4 unicast"]
+    # Nothing to send: an enhanced answer is still a BoRR and an EoRR, so the peer drops what it held from us.
+    assert list(refresh_commands("2001:db8::2", 6, {}, enhanced=True)) == [
+        "neighbor 2001:db8::2 announce borr ipv6 unicast", "neighbor 2001:db8::2 announce eorr ipv6 unicast"]

@@ -15,10 +15,11 @@ from mcrd.config.load import load_config
 EXAMPLES = sorted((Path(__file__).parents[2] / "config").glob("*.yaml"))
 
 
+@pytest.mark.parametrize("route_refresh", [False, True], ids=["plain", "route-refresh"])
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
-def test_exabgp_accepts_the_configuration_of_every_example(example: Path, tmp_path: Path) -> None:
+def test_exabgp_accepts_the_configuration_of_every_example(example: Path, route_refresh: bool, tmp_path: Path) -> None:
     conf = tmp_path / "exabgp.conf"
-    conf.write_text(render(load_config(example), ["/bin/cat"]))
+    conf.write_text(render(load_config(example), ["/bin/cat"], route_refresh=route_refresh))
     result = subprocess.run([sys.executable, "-m", "exabgp", "validate", str(conf)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -46,3 +47,14 @@ def test_shut_down_connections_get_no_neighbor(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text(source.replace("bgpShutdownDefault: false", "bgpShutdownDefault: true", 1))
     assert "neighbor " not in render(load_config(path), ["/bin/cat"])
+
+
+def test_route_refresh_is_offered_only_when_the_daemon_answers_it() -> None:
+    config = load_config(EXAMPLES[0].parent / "aws-azure-hub.yaml")
+    assert "route-refresh disable;" in render(config, ["/bin/cat"])
+    offered = render(config, ["/bin/cat"], route_refresh=True)
+    assert "route-refresh enable;" in offered
+    assert "route-refresh disable;" not in offered
+    # The requests reach the daemon, and ExaBGP keeps no Adj-RIB-Out (exabgp_launch.py, fix 7 keeps it off).
+    assert "receive { parsed; update; open; notification; refresh; }" in offered
+    assert "adj-rib-out false;" in offered

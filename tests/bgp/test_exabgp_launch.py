@@ -7,6 +7,7 @@ ExaBGP's own configuration reader. The fixes are not installed in this process (
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
@@ -205,3 +206,120 @@ def test_exabgp_asks_to_die_with_the_daemon(parent: str, expected: str, code: in
     out = subprocess.run([sys.executable, "-c", DEATH_PROBE, argument], capture_output=True, text=True, timeout=60,
                          cwd=Path(__file__).resolve().parents[2])
     assert (out.stdout.strip(), out.returncode) == (expected, code), out.stderr
+
+
+NEGOTIATION_PROBE = """
+import json, os, sys, tempfile
+from exabgp.bgp.message import Action
+from exabgp.bgp.message.open import Open, Version, ASN, HoldTime, RouterID
+from exabgp.bgp.message.open.capability import Capabilities
+from exabgp.bgp.message.open.capability.negotiated import Negotiated
+from exabgp.bgp.message.refresh import RouteRefresh
+from exabgp.configuration.configuration import Configuration
+from exabgp.environment import getenv
+from exabgp.logger.option import option
+from exabgp.reactor.api import API
+from exabgp.reactor.asynchronous import ASYNC
+from mcrd.bgp import exabgp_launch
+
+fixed = exabgp_launch.apply_negotiation_fixes() if sys.argv[1] == "fixed" else False
+option.setup(getenv())
+path = os.path.join(tempfile.mkdtemp(), "exabgp.conf")
+with open(path, "w") as handle:
+    handle.write("neighbor 192.0.2.1 { router-id 192.0.2.254; local-address 192.0.2.2; local-as 133937; "
+                 "peer-as 64512; adj-rib-out false; family { ipv4 unicast; } capability { route-refresh enable; } }")
+conf = Configuration([path])
+assert conf.reload()
+api = API(conf)
+[(name, neighbor)] = conf.neighbors.items()
+sent = Open(Version(4), ASN(133937), HoldTime(90), RouterID("192.0.2.254"), Capabilities().new(neighbor, False))
+bare = Open(Version(4), ASN(64512), HoldTime(90), RouterID("192.0.2.1"), Capabilities())  # no capability at all
+negotiated = Negotiated(neighbor)
+negotiated.sent(sent)
+negotiated.received(bare)
+negotiated.validate(neighbor)
+result = {"fixed": fixed, "adj-rib-out": neighbor["adj-rib-out"], "mismatch": len(negotiated.mismatch),
+          "families": [f"{afi} {safi}" for afi, safi in negotiated.families]}
+
+
+class Processes:
+    def answer_done(self, service): answers.append("done")
+    def answer_error(self, service): answers.append("error")
+
+
+class Reactor:
+    configuration, asynchronous, processes = conf, ASYNC(), Processes()
+    def established_peers(self): return [name]
+
+
+answers, reactor = [], Reactor()
+
+
+def command(line):
+    api.response(reactor, "mcrd", line, False)
+    while reactor.asynchronous.run():
+        pass
+
+
+def announce(prefix):
+    [change] = api.api_attributes("announce attributes next-hop 192.0.2.2 nlri " + prefix, [name])
+    change.nlri.action = Action.ANNOUNCE
+    conf.inject_change([name], change)
+
+
+def sent_messages(updates):
+    return ["BoRR" if m.TYPE == RouteRefresh.TYPE and m.reserved == RouteRefresh.start else
+            "EoRR" if m.TYPE == RouteRefresh.TYPE and m.reserved == RouteRefresh.end else
+            " ".join(sorted(str(nlri.cidr) for nlri in m.nlris)) for m in updates]
+
+
+outgoing = neighbor.rib.outgoing
+if fixed:
+    command("neighbor 192.0.2.1 announce borr ipv4 unicast")
+    result["pending after BoRR"] = outgoing.pending()
+    announce("10.0.0.0/24")
+    announce("10.0.1.0/24")
+    command("neighbor 192.0.2.1 announce eorr ipv4 unicast")
+    result["pass"] = sent_messages(outgoing.updates(True))
+    # An EoRR queued while a pass is being sent waits for the next one, after the routes queued before it.
+    command("neighbor 192.0.2.1 announce borr ipv4 unicast")
+    announce("10.0.2.0/24")
+    running = outgoing.updates(True)
+    first = sent_messages([next(running), next(running)])
+    announce("10.0.3.0/24")
+    command("neighbor 192.0.2.1 announce eorr ipv4 unicast")
+    result["split"] = [first + sent_messages(running), sent_messages(outgoing.updates(True))]
+    command("neighbor 192.0.2.1 announce eorr ipv6 unicast")  # not this neighbor's family: ignored
+    result["other family"] = sent_messages(outgoing.updates(True))
+    command("neighbor 192.0.2.1 announce borr nonsense")
+    result["answers"] = answers
+print(json.dumps(result))
+"""
+
+
+def _negotiation_probe(mode: str) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, "-c", NEGOTIATION_PROBE, mode], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.returncode == 0, out.stderr
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_stock_exabgp_negotiates_nothing_with_a_peer_without_capabilities_and_turns_its_adj_rib_out_on() -> None:
+    """Why fixes 6 and 7 exist: measured on ExaBGP's own classes."""
+    assert _negotiation_probe("stock") == {"fixed": False, "adj-rib-out": True, "mismatch": 1, "families": []}
+
+
+def test_fix_6_negotiates_ipv4_unicast_with_a_peer_without_capabilities() -> None:
+    result = _negotiation_probe("fixed")
+    assert (result["fixed"], result["families"], result["mismatch"]) == (True, ["ipv4 unicast"], 0)
+
+
+def test_fix_7_keeps_the_adj_rib_out_off_and_brackets_the_routes_between_borr_and_eorr() -> None:
+    result = _negotiation_probe("fixed")
+    assert result["adj-rib-out"] is False
+    assert result["pending after BoRR"] is True
+    assert result["pass"] == ["BoRR", "10.0.0.0/24 10.0.1.0/24", "EoRR"]
+    assert result["split"] == [["BoRR", "10.0.2.0/24"], ["10.0.3.0/24", "EoRR"]]
+    assert result["other family"] == []
+    assert result["answers"] == ["done"] * 5 + ["error"]

@@ -267,7 +267,8 @@ def test_a_session_that_did_not_negotiate_its_family_is_sent_nothing_and_says_wh
         "UP", 0, [], "NONE")
     assert "did not negotiate IPv4 unicast" in azure["stateReason"]
     azure_peer = p.peer(AZURE)
-    assert azure_peer is not None and views.advertised(p, azure_peer) == []
+    assert azure_peer is not None
+    assert views.advertised(p, azure_peer) == []
     # The same session re-established with IPv4 unicast gets the route.
     p.handle(PeerDown(AZURE), T0 + 30)
     p.handle(PeerUp(AZURE, "10.255.0.2", frozenset({4}), "normal"), T0 + 40)
