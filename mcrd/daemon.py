@@ -283,6 +283,11 @@ class Daemon:
                 self.log.info("session_up_ignored", peer=item.peer, why=self.holds.why(item.peer) or
                               "held down until ExaBGP closes the session")
                 return []
+            peer = self.processor.peer(item.peer)
+            if peer is not None and item.families is not None and peer.policy.family not in item.families:
+                self.log.warning("bgp_family_not_negotiated", peer=item.peer, family=f"IPv{peer.policy.family} "
+                                 "unicast", negotiated=sorted(item.families), why="the peer's OPEN did not offer it: "
+                                 "no route can be sent to it")
         elif isinstance(item, RoutesAnnounced | RoutesWithdrawn | EndOfRib) and self.holds.drops(item.peer):
             return []
         return [self.processor.handle(item, now)]
