@@ -197,6 +197,7 @@ def test_frr_clear_soft_in_is_answered_without_a_reset_and_brings_routes_its_old
     # The EoRR came after the routes: FRR dropped none of them as stale (it would at once).
     assert_stays(lambda: from_mcr(topo.aws) == {OLD_NET, BIRD_NET}, 2.0,
                  "a route vanished from aws after the enhanced refresh")
+    assert topo.hub.events("exabgp_command_failed") == []  # the BoRR and EoRR commands were understood
 
 
 def test_birdc_reload_in_is_answered_and_brings_routes_its_old_filter_refused(topo: Topo) -> None:
