@@ -9,6 +9,7 @@ Topology (all NON_CLOUD, so every peer gets every other peer's prefix)::
 - FRR and BIRD ask for a ROUTE-REFRESH (`clear bgp ... soft in`, `birdc reload in`): with no copy of what mcrd sent
   (FRR keeps none without `soft-reconfiguration inbound`, BIRD none without `import table`), routes their import
   filter refused before can only appear after the change if mcrd sends its Adj-RIB-Out again. The session stays up.
+- The same over an IPv6 session (the MCR's static IPv6 route): the answer between an IPv6 BoRR and EoRR.
 - `oldbird` sends an OPEN without any capability (no Multiprotocol, no 4-octet AS): it speaks IPv4 unicast only and
   must get IPv4 unicast routes, as FRR and BIRD would send it; the looking glass counts what it really holds.
 """
@@ -49,6 +50,8 @@ LINKS = {  # hub side, peer side
     "bird": ("169.254.70.1", "169.254.70.2"),
 }
 ASNS = {"aws": AWS_AS, "oldbird": OLD_AS, "bird": BIRD_AS}
+AWS6 = ("2001:db8:a::1", "2001:db8:a::2")  # an IPv6 session with aws too; the MCR sends it a static route
+STATIC6 = "2001:db8:99::/48"
 # FRR's inbound policy: at first it refuses the BIRD prefix mcrd sends; `clear ... soft in` after the change can only
 # bring it in if mcrd answers the ROUTE-REFRESH (no soft-reconfiguration inbound: FRR keeps no copy).
 AWS_IN_REFUSE = ("ip prefix-list bird-net seq 5 permit 10.70.0.0/16",
@@ -82,12 +85,18 @@ class Topo:
 
 
 def mcr_config(lab: Lab) -> str:
+    def connection(name: str, local: str, peer: str) -> dict[str, Any]:
+        return {"peerAsn": ASNS[name], "localIpAddress": local, "peerIpAddress": peer, "peerType": "NON_CLOUD",
+                "holdTime": 9, **({"localAsn": OLD_LOCAL_AS} if name == "oldbird" else {})}
+
     def vxc(name: str) -> dict[str, Any]:
         local, peer = LINKS[name]
-        connection = {"peerAsn": ASNS[name], "localIpAddress": local, "peerIpAddress": peer, "peerType": "NON_CLOUD",
-                      "holdTime": 9, **({"localAsn": OLD_LOCAL_AS} if name == "oldbird" else {})}
-        return {"productName": f"{name}-vxc", "interface": lab.ifname(name),
-                "vrouter": {"interfaces": [{"ipAddresses": [f"{local}/30"], "bgpConnections": [connection]}]}}
+        interface: dict[str, Any] = {"ipAddresses": [f"{local}/30"], "bgpConnections": [connection(name, local, peer)]}
+        if name == "aws":
+            interface["ipAddresses"].append(f"{AWS6[0]}/126")
+            interface["bgpConnections"].append(connection(name, *AWS6))
+            interface["ipRoutes"] = [{"prefix": STATIC6, "nextHop": AWS6[1]}]
+        return {"productName": f"{name}-vxc", "interface": lab.ifname(name), "vrouter": {"interfaces": [interface]}}
 
     config = {"mcr": {"productName": "lab-mcr", "mcrAsn": MCR_AS, "routerId": "10.255.0.1", "kernelRoutes": False},
               "vxcs": [vxc(name) for name in LINKS]}
@@ -100,14 +109,15 @@ def topo(lab_ready: None, request: pytest.FixtureRequest) -> Iterator[Topo]:
         hub = lab.netns("hub")
         spokes = {name: lab.netns(name) for name in LINKS}
         for name, ns in spokes.items():
-            lab.link(hub, name, ns, "hub", [], [f"{LINKS[name][1]}/30"])
+            lab.link(hub, name, ns, "hub", [], [f"{LINKS[name][1]}/30"] + ([f"{AWS6[1]}/126"] if name == "aws" else []))
         config = lab.make_dir("mcrd") / "mcrd.yaml"
         config.write_text(mcr_config(lab))
         proc = hub.popen(sys.executable, "-m", "mcrd", "run", "-c", str(config), "--log-format", "json",
                          "--state-dir", str(lab.make_dir("mcrd-state")), label="mcrd")
         aws = FrrPeer(spokes["aws"], AWS_AS, "10.0.0.1", frr_config(
             AWS_AS, "10.0.0.1", [FrrNeighbor(LINKS["aws"][0], MCR_AS, hold_time=9,
-                                             extra=(f"neighbor {LINKS['aws'][0]} route-map from-mcr in",))],
+                                             extra=(f"neighbor {LINKS['aws'][0]} route-map from-mcr in",)),
+                                 FrrNeighbor(AWS6[0], MCR_AS, hold_time=9)],
             [AWS_NET], hostname="aws", graceful_restart=False, extra="\n".join(AWS_IN_REFUSE)))
         oldbird = BirdPeer(spokes["oldbird"], bird_config(
             OLD_AS, "10.0.0.6", [BirdNeighbor("mcr", LINKS["oldbird"][0], OLD_LOCAL_AS, hold_time=9,
@@ -119,6 +129,7 @@ def topo(lab_ready: None, request: pytest.FixtureRequest) -> Iterator[Topo]:
             [BIRD_NET], kernel_export=False))
         t = Topo(lab, Hub(lab, hub, proc, config, 1), aws, oldbird, bird)
         aws.wait_established(LINKS["aws"][0], TIMEOUT)
+        aws.wait_established(AWS6[0], TIMEOUT)
         oldbird.wait_established("mcr", TIMEOUT)
         bird.wait_established("mcr", TIMEOUT)
         yield t
@@ -133,8 +144,7 @@ def old_from_mcr(t: Topo) -> set[str]:
     return from_mcr(t.oldbird, OLD_LOCAL_AS)
 
 
-def frr_neighbor(t: Topo) -> dict[str, Any]:
-    hub = LINKS["aws"][0]
+def frr_neighbor(t: Topo, hub: str = LINKS["aws"][0]) -> dict[str, Any]:
     neighbor: dict[str, Any] = t.aws.show_json(f"show bgp neighbors {hub} json")[hub]
     return neighbor
 
@@ -198,6 +208,22 @@ def test_frr_clear_soft_in_is_answered_without_a_reset_and_brings_routes_its_old
     assert_stays(lambda: from_mcr(topo.aws) == {OLD_NET, BIRD_NET}, 2.0,
                  "a route vanished from aws after the enhanced refresh")
     assert topo.hub.events("exabgp_command_failed") == []  # the BoRR and EoRR commands were understood
+
+
+def test_an_ipv6_session_gets_its_refresh_between_an_ipv6_borr_and_eorr(topo: Topo) -> None:
+    poll(lambda: STATIC6 in topo.aws.routes("ipv6"), TIMEOUT, "aws's IPv6 route from the MCR", until=bool)
+    before = frr_neighbor(topo, AWS6[0])
+    answered = topo.metric("mcrd_bgp_route_refreshes_total", AWS6[1])
+    topo.aws.vtysh(f"clear bgp ipv6 unicast {AWS6[0]} soft in")
+    poll(lambda: topo.metric("mcrd_bgp_route_refreshes_total", AWS6[1]), TIMEOUT, "the IPv6 refresh answered",
+         until=lambda n: n == answered + 1)
+    poll(lambda: frr_neighbor(topo, AWS6[0])["messageStats"], TIMEOUT, "FRR got the answer",
+         until=lambda got: got["routeRefreshRecv"] == before["messageStats"]["routeRefreshRecv"] + 2
+         and got["updatesRecv"] > before["messageStats"]["updatesRecv"])
+    after = frr_neighbor(topo, AWS6[0])
+    assert (after["bgpState"], after["connectionsEstablished"]) == ("Established", before["connectionsEstablished"])
+    assert STATIC6 in topo.aws.routes("ipv6")
+    assert topo.hub.events("exabgp_command_failed") == []
 
 
 def test_birdc_reload_in_is_answered_and_brings_routes_its_old_filter_refused(topo: Topo) -> None:
