@@ -83,6 +83,9 @@ def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run.add_argument("--exabgp-processes", type=_processes, default=1, metavar="N",
                      help="split the BGP sessions over N ExaBGP processes, for many sessions or large tables on a "
                           "machine with cores to spare (~37 MiB each; default 1)")
+    run.add_argument("--kernel-scan-interval", type=_scan_interval, default=None, metavar="SECONDS",
+                     help="how often mcrd compares the kernel's routes of protocol 252 with the best routes and fixes "
+                          "what differs (default 60, as BIRD's kernel scan)")
     run.set_defaults(handler=_run)
 
 
@@ -92,6 +95,18 @@ def _processes(text: str) -> int:
     if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_PROCESSES:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes 1..{MAX_PROCESSES}")
     return int(text)
+
+
+def _scan_interval(text: str) -> float:
+    from mcrd.fib.worker import MIN_SCAN_INTERVAL
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not MIN_SCAN_INTERVAL <= value <= 86400:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds {MIN_SCAN_INTERVAL}..86400")
+    return value
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -104,7 +119,10 @@ def _run(args: argparse.Namespace) -> int:
     from mcrd import daemon, log  # the daemon's libraries load only for `run`
 
     log.configure(args.log_format, args.log_level)
-    return daemon.main(args.config, config, args.state_dir, args.exabgp_processes)
+    from mcrd.fib.worker import DEFAULT_SCAN_INTERVAL
+
+    scan = args.kernel_scan_interval or DEFAULT_SCAN_INTERVAL
+    return daemon.main(args.config, config, args.state_dir, args.exabgp_processes, scan)
 
 
 def _add_lab(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

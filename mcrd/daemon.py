@@ -23,7 +23,7 @@ from mcrd.config.diff import change_problems
 from mcrd.config.load import ConfigError, ConfigProblem, format_path, load_config
 from mcrd.config.model import Config
 from mcrd.events import Events, iso_utc
-from mcrd.fib.worker import FibWorker
+from mcrd.fib.worker import DEFAULT_SCAN_INTERVAL, FibWorker, KernelStatus
 from mcrd.iface.links import InterfaceManager
 from mcrd.iface.monitor import LinkMonitor
 from mcrd.iface.tracking import LinkSnapshot, session_faults, vxc_link_states
@@ -88,7 +88,7 @@ class StartupError(Exception):
 
 class Daemon:
     def __init__(self, config_path: Path, config: Config, *, state_dir: Path | None = None,
-                 exabgp_processes: int = 1) -> None:
+                 exabgp_processes: int = 1, kernel_scan_interval: float = DEFAULT_SCAN_INTERVAL) -> None:
         self.config_path = config_path
         self.config = config
         self._own_state_dir = state_dir is None
@@ -98,7 +98,7 @@ class Daemon:
         self.queue: asyncio.Queue[Item] = asyncio.Queue()
         self.speaker = SpeakerPool(self.state_dir, self._on_message, self._on_lost, self.log,
                                    processes=exabgp_processes)
-        self.fib = FibWorker()
+        self.fib = FibWorker(scan_interval=kernel_scan_interval, log=self.log)
         self.interfaces = InterfaceManager(self.log)
         # Interface tracking: sessions held down while their link is down (and, with BFD, while BFD is Down).
         self.holds = Holds()
@@ -112,7 +112,6 @@ class Daemon:
         self._bfd_noted: set[str] = set()  # BGP up while BFD never came Up: logged once
         self.stopping = asyncio.Event()
         self.ready = asyncio.Event()  # set once the kernel is reconciled and ExaBGP is started
-        self.fib_errors = 0
         self.route_refreshes: dict[str, int] = {}  # ROUTE-REFRESH requests answered, by peer address
         self.speaker_lost = ""  # why ExaBGP last stopped, for /healthz
         self.events = Events.from_config(config, self.log)
@@ -142,6 +141,7 @@ class Daemon:
                     group.create_task(self.interfaces.run(), name="interfaces"),
                     group.create_task(self.events.run(), name="events"),
                     group.create_task(self.bfd.run(), name="bfd"),
+                    group.create_task(self.fib.maintain(), name="kernel"),  # retries, scans: after the reconcile
                 ]
                 self.ready.set()
                 await self.stopping.wait()
@@ -380,6 +380,9 @@ class Daemon:
     def bfd_status(self) -> dict[str, BfdStatus]:
         return self.bfd.status()
 
+    def kernel_status(self) -> KernelStatus:
+        return self.fib.status()
+
     def _apply_holds(self) -> None:
         """ExaBGP's configuration made to leave out exactly the sessions held down (a reload when that changed)."""
         excluded = self.holds.excluded()
@@ -391,8 +394,10 @@ class Daemon:
         """The kernel made to hold exactly the best routes, or none of mcrd's with `mcr.kernelRoutes: false`."""
         wanted = dict(self.processor.fib()) if self.config.mcr.kernel_routes else {}  # a copy: the worker reads it
         result = await self.fib.reconcile(wanted)
-        self.log.info("kernel_reconciled", added=result.added, removed=result.removed, kept=result.kept,
-                      kernel_routes=self.config.mcr.kernel_routes)
+        self.log.info("kernel_reconciled", added=result.added, replaced=result.replaced, removed=result.removed,
+                      kept=result.kept, failed=len(result.errors), kernel_routes=self.config.mcr.kernel_routes)
+        for error in result.errors[:20]:
+            self.log.error("kernel_route_failed", prefix=error.prefix, error=error.message, retry=True)
 
     async def _program_kernel(self, kernel: dict[str, FibNextHop | None]) -> None:
         groups: dict[FibNextHop, list[str]] = {}
@@ -404,9 +409,8 @@ class Daemon:
                 groups.setdefault(hop, []).append(prefix)
         installs = [FibInstall(hop, tuple(prefixes)) for hop, prefixes in groups.items()]
         errors = await self.fib.apply(installs, removes)
-        for error in errors[:20]:
-            self.log.error("kernel_route_failed", prefix=error.prefix, error=error.message)
-        self.fib_errors += len(errors)
+        for error in errors[:20]:  # the worker sends refused routes again (maintain)
+            self.log.error("kernel_route_failed", prefix=error.prefix, error=error.message, retry=True)
 
     # --- reload -------------------------------------------------------------------------------------------
 
@@ -530,11 +534,12 @@ def _secrets(config: Config) -> list[str]:
     return [s for s in secrets if s]
 
 
-def main(config_path: str, config: Config, state_dir: str | None = None, exabgp_processes: int = 1) -> int:
+def main(config_path: str, config: Config, state_dir: str | None = None, exabgp_processes: int = 1,
+         kernel_scan_interval: float = DEFAULT_SCAN_INTERVAL) -> int:
     import uvloop
 
     daemon = Daemon(Path(config_path), config, state_dir=Path(state_dir) if state_dir else None,
-                    exabgp_processes=exabgp_processes)
+                    exabgp_processes=exabgp_processes, kernel_scan_interval=kernel_scan_interval)
     # uvloop.run, not uvloop.install: pyroute2 fails under a global uvloop policy, even in threads.
     try:
         uvloop.run(daemon.run())

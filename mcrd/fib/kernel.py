@@ -41,11 +41,20 @@ class FibError:
 
 @dataclass(frozen=True, slots=True)
 class ReconcileResult:
+    """What a reconcile did: counts, and the prefixes it added, replaced and removed (those that succeeded)."""
+
     added: int
     removed: int
     kept: int
     replaced: int = 0
     errors: tuple[FibError, ...] = ()
+    added_prefixes: tuple[str, ...] = ()
+    replaced_prefixes: tuple[str, ...] = ()
+    removed_prefixes: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.replaced or self.removed)
 
 
 def canonical_prefix(prefix: str) -> str:
@@ -122,37 +131,42 @@ class KernelFib:
     def reconcile(self, desired: Mapping[str, FibNextHop]) -> ReconcileResult:
         """Make our routes equal `desired`: keep what matches, replace what differs, remove the rest."""
         errors: list[FibError] = []
-        want: dict[str, FibNextHop] = {}
-        for prefix, hop in desired.items():
-            try:
-                want[canonical_prefix(prefix)] = hop
-            except ValueError as exc:
-                errors.append(FibError(prefix, "install", errno.EINVAL, str(exc), hop))
-        ours: dict[str, FibNextHop] = {}
+        ours: dict[str, tuple[FibNextHop, int]] = {}
         removes: list[tuple[str, int]] = []
         for prefix, hop, metric in self._entries():
-            if metric == self.metric and prefix in want:
-                ours[prefix] = hop
-            else:  # not wanted, or left with another metric by an older mcrd
+            if metric != self.metric:  # left with another metric by an older mcrd
                 removes.append((prefix, metric))
+            else:
+                ours[prefix] = (hop, metric)
+        want: dict[str, FibNextHop] = {}
+        for prefix, hop in desired.items():
+            if prefix not in ours:  # the kernel's spelling is the usual one: canonicalise only what is not found
+                try:
+                    prefix = canonical_prefix(prefix)
+                except ValueError as exc:
+                    errors.append(FibError(prefix, "install", errno.EINVAL, str(exc), hop))
+                    continue
+            want[prefix] = hop
+        removes += [(prefix, metric) for prefix, (_, metric) in ours.items() if prefix not in want]
         groups: dict[FibNextHop, list[str]] = {}
-        kept = replaced = 0
+        kept = 0
         for prefix, hop in want.items():
-            if prefix in ours and _same(hop, ours[prefix]):
+            have = ours.get(prefix)
+            if have is not None and _same(hop, have[0]):
                 kept += 1
-                continue
-            replaced += prefix in ours
-            groups.setdefault(hop, []).append(prefix)
+            else:
+                groups.setdefault(hop, []).append(prefix)
         installs = [FibInstall(hop, tuple(prefixes)) for hop, prefixes in groups.items()]
         errors += self._apply(installs, removes)
         failed = {e.prefix for e in errors if e.op == "install"}
-        failed_replace = sum(1 for prefix in ours if prefix in failed)
+        not_removed = {e.prefix for e in errors if e.op == "remove"}
+        sent = [p for i in installs for p in i.prefixes if p not in failed]
+        added = tuple(p for p in sent if p not in ours)
+        replaced = tuple(p for p in sent if p in ours)
+        removed = tuple(p for p, _ in removes if p not in not_removed)
         return ReconcileResult(
-            added=sum(1 for i in installs for p in i.prefixes if p not in ours and p not in failed),
-            removed=len(removes) - sum(1 for e in errors if e.op == "remove"),
-            kept=kept,
-            replaced=replaced - failed_replace,
-            errors=tuple(errors),
+            added=len(added), removed=len(removed), kept=kept, replaced=len(replaced), errors=tuple(errors),
+            added_prefixes=added, replaced_prefixes=replaced, removed_prefixes=removed,
         )
 
     def flush(self) -> ReconcileResult:
@@ -247,6 +261,8 @@ def _same(want: FibNextHop, have: FibNextHop) -> bool:
     """The kernel always names the interface: a wanted next hop without one matches any."""
     if want.ifname and want.ifname != have.ifname:
         return False
+    if want.gateway == have.gateway:
+        return True
     if not want.gateway or not have.gateway:
         return want.gateway == have.gateway
     family = socket.AF_INET6 if ":" in want.gateway else socket.AF_INET

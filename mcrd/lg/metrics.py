@@ -21,6 +21,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from mcrd.fib.worker import KernelStatus
 from mcrd.rib.processor import RouteProcessor
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -51,8 +52,7 @@ class MetricsSource(Protocol):
     @property
     def speaker(self) -> SpeakerStatus: ...
 
-    @property
-    def fib_errors(self) -> int: ...
+    def kernel_status(self) -> KernelStatus: ...
 
     @property
     def route_refreshes(self) -> Mapping[str, int]:
@@ -149,7 +149,21 @@ class StateCollector(Collector):
                      processor.waiting_for_room)
         yield _counter("mcrd_routes_refused", "Prefixes refused because the MCR held its route limit",
                        processor.refused_total)
-        yield _counter("mcrd_kernel_route_errors", "Kernel route changes that failed", source.fib_errors)
+        kernel = source.kernel_status()
+        yield _counter("mcrd_kernel_route_errors", "Kernel route changes that failed (first tries, retries and scans)",
+                       kernel.errors)
+        yield _gauge("mcrd_kernel_routes_pending", "Best routes the kernel refused, waiting to be sent again",
+                     kernel.pending)
+        yield _counter("mcrd_kernel_route_retries", "Refused kernel routes sent again", kernel.retried)
+        yield _counter("mcrd_kernel_scans", "Scans of the kernel's routes of protocol 252 against the best routes",
+                       kernel.scans)
+        repairs = CounterMetricFamily("mcrd_kernel_repairs", "Routes a scan found wrong in the kernel and fixed: "
+                                      "added (missing), replaced (altered), removed (not wanted)", labels=["action"])
+        repairs.add_metric(["added"], kernel.repaired_added)
+        repairs.add_metric(["replaced"], kernel.repaired_replaced)
+        repairs.add_metric(["removed"], kernel.repaired_removed)
+        yield repairs
+        yield _gauge("mcrd_kernel_scan_seconds", "Duration of the last kernel scan", kernel.last_scan_seconds)
         yield _gauge("mcrd_exabgp_up", "1 when every ExaBGP process runs with its API connected",
                      1 if source.speaker.alive else 0)
         yield _counter("mcrd_exabgp_restarts", "Times an ExaBGP process died and was restarted",

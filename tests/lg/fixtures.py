@@ -16,6 +16,7 @@ from mcrd.bfd import BfdDiag, BfdState, BfdStatus
 from mcrd.config.diff import change_problems
 from mcrd.config.load import ConfigProblem, format_path
 from mcrd.config.model import Config
+from mcrd.fib.worker import KernelStatus
 from mcrd.lg.configapi import ConfigOutcome
 from mcrd.lg.metrics import DaemonMetrics
 from mcrd.rib.attributes import PathAttributes
@@ -85,7 +86,7 @@ class FakeBackend:
         self.config = cfg or config()
         self.processor = processor(self.config)
         self.speaker = FakeSpeaker()
-        self.fib_errors = 0
+        self.kernel = KernelStatus()
         self.route_refreshes: dict[str, int] = {}
         self.metrics = DaemonMetrics(self)
         self.unhealthy: list[str] = []
@@ -94,6 +95,9 @@ class FakeBackend:
 
     def bfd_status(self) -> dict[str, Any]:
         return dict(self.bfd)
+
+    def kernel_status(self) -> KernelStatus:
+        return self.kernel
 
     def health(self) -> list[str]:
         return list(self.unhealthy)

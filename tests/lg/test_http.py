@@ -13,6 +13,7 @@ import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
 from mcrd.cli import main as cli_main
+from mcrd.fib.worker import KernelStatus
 from mcrd.lg import views
 from mcrd.lg.configapi import SECRET_MARKER, dump
 from mcrd.lg.http import TERMS, ApiServer
@@ -239,6 +240,8 @@ async def test_metrics(served: Served) -> None:
     served.backend.speaker.restarts = 2
     served.backend.metrics.dropped_events = lambda: 7
     served.backend.bfd = {AWS: bfd_status(AWS)}
+    served.backend.kernel = KernelStatus(wanted=5, pending=1, errors=4, retried=3, scans=6, repaired_added=2,
+                                         repaired_replaced=1, repaired_removed=7, last_scan_seconds=0.25)
     async with served.session.get("/metrics") as response:
         assert response.status == 200
         assert response.headers["Content-Type"].startswith("text/plain")
@@ -259,6 +262,14 @@ async def test_metrics(served: Served) -> None:
     assert value("mcrd_bgp_prefixes_advertised", session=AZURE, vxc="vxc2") == 1
     assert value("mcrd_rib_routes") == 5
     assert value("mcrd_kernel_routes") == 5
+    assert value("mcrd_kernel_route_errors_total") == 4
+    assert value("mcrd_kernel_routes_pending") == 1
+    assert value("mcrd_kernel_route_retries_total") == 3
+    assert value("mcrd_kernel_scans_total") == 6
+    assert value("mcrd_kernel_repairs_total", action="added") == 2
+    assert value("mcrd_kernel_repairs_total", action="replaced") == 1
+    assert value("mcrd_kernel_repairs_total", action="removed") == 7
+    assert value("mcrd_kernel_scan_seconds") == 0.25
     assert value("mcrd_exabgp_restarts_total") == 2
     assert value("mcrd_exabgp_up") == 1
     assert value("mcrd_events_dropped_total") == 7
