@@ -101,8 +101,8 @@ class KernelFib:
 
     # --- reading ------------------------------------------------------------------------------------------------
 
-    def _entries(self) -> list[tuple[str, FibNextHop, int]]:
-        """(prefix, next hop, metric) of every route of ours in table main."""
+    def _raw(self) -> list[tuple[str, str, int, int, int]]:
+        """(prefix, gateway, oif, metric, protocol) of every route of ours in table main, the links known."""
         raw = []
         for family in (socket.AF_INET, socket.AF_INET6):
             for _, payload in self._sock.dump(nl.RTM_GETROUTE, family):
@@ -111,7 +111,11 @@ class KernelFib:
                     raw.append(route)
         if any(oif and oif not in self._name for _, _, oif, _, _ in raw):
             self.refresh_links()
-        return [(p, FibNextHop(gw, self._name.get(oif, "")), metric) for p, gw, oif, metric, _ in raw]
+        return raw
+
+    def _entries(self) -> list[tuple[str, FibNextHop, int]]:
+        """(prefix, next hop, metric) of every route of ours in table main."""
+        return [(p, FibNextHop(gw, self._name.get(oif, "")), metric) for p, gw, oif, metric, _ in self._raw()]
 
     def dump(self) -> dict[str, FibNextHop]:
         """{prefix: next hop} of the routes mcrd made (protocol 252); routes of other protocols are not listed."""
@@ -131,13 +135,13 @@ class KernelFib:
     def reconcile(self, desired: Mapping[str, FibNextHop]) -> ReconcileResult:
         """Make our routes equal `desired`: keep what matches, replace what differs, remove the rest."""
         errors: list[FibError] = []
-        ours: dict[str, tuple[FibNextHop, int]] = {}
+        ours: dict[str, tuple[str, int]] = {}  # prefix -> (gateway, oif): no FibNextHop made for 100,000 routes
         removes: list[tuple[str, int]] = []
-        for prefix, hop, metric in self._entries():
+        for prefix, gateway, oif, metric, _ in self._raw():
             if metric != self.metric:  # left with another metric by an older mcrd
                 removes.append((prefix, metric))
             else:
-                ours[prefix] = (hop, metric)
+                ours[prefix] = (gateway, oif)
         want: dict[str, FibNextHop] = {}
         for prefix, hop in desired.items():
             if prefix not in ours:  # the kernel's spelling is the usual one: canonicalise only what is not found
@@ -147,12 +151,13 @@ class KernelFib:
                     errors.append(FibError(prefix, "install", errno.EINVAL, str(exc), hop))
                     continue
             want[prefix] = hop
-        removes += [(prefix, metric) for prefix, (_, metric) in ours.items() if prefix not in want]
+        removes += [(prefix, self.metric) for prefix in ours if prefix not in want]
         groups: dict[FibNextHop, list[str]] = {}
         kept = 0
+        names = self._name
         for prefix, hop in want.items():
             have = ours.get(prefix)
-            if have is not None and _same(hop, have[0]):
+            if have is not None and _same(hop, have[0], names.get(have[1], "")):
                 kept += 1
             else:
                 groups.setdefault(hop, []).append(prefix)
@@ -257,16 +262,17 @@ class _Batch:
         return out
 
 
-def _same(want: FibNextHop, have: FibNextHop) -> bool:
-    """The kernel always names the interface: a wanted next hop without one matches any."""
-    if want.ifname and want.ifname != have.ifname:
+def _same(want: FibNextHop, gateway: str, ifname: str) -> bool:
+    """Whether the kernel's route (its gateway, its interface) goes `want`'s way. The kernel always names the
+    interface: a wanted next hop without one matches any."""
+    if want.ifname and want.ifname != ifname:
         return False
-    if want.gateway == have.gateway:
+    if want.gateway == gateway:
         return True
-    if not want.gateway or not have.gateway:
-        return want.gateway == have.gateway
+    if not want.gateway or not gateway:
+        return False
     family = socket.AF_INET6 if ":" in want.gateway else socket.AF_INET
     try:
-        return socket.inet_ntop(family, socket.inet_pton(family, want.gateway)) == have.gateway
+        return socket.inet_ntop(family, socket.inet_pton(family, want.gateway)) == gateway
     except OSError:
         return False

@@ -142,11 +142,13 @@ def test_route_dump_request_asks_for_table_main_protocol_252() -> None:
 def test_canonical_prefix_and_next_hop_comparison() -> None:
     assert canonical_prefix("2001:DB8:0:0::/32") == "2001:db8::/32"
     assert canonical_prefix("10.0.0.0/8") == "10.0.0.0/8"
-    kernel = FibNextHop("2001:db8::1", "eth1")
-    assert _same(FibNextHop("2001:DB8::1", "eth1"), kernel)
-    assert _same(FibNextHop("2001:db8::1", ""), kernel)  # no interface wanted: any will do
-    assert not _same(FibNextHop("2001:db8::1", "eth2"), kernel)
-    assert not _same(FibNextHop("2001:db8::2", "eth1"), kernel)
+    kernel = ("2001:db8::1", "eth1")  # the kernel's gateway and interface
+    assert _same(FibNextHop("2001:DB8::1", "eth1"), *kernel)
+    assert _same(FibNextHop("2001:db8::1", ""), *kernel)  # no interface wanted: any will do
+    assert not _same(FibNextHop("2001:db8::1", "eth2"), *kernel)
+    assert not _same(FibNextHop("2001:db8::2", "eth1"), *kernel)
+    assert not _same(FibNextHop("", "eth1"), *kernel)  # direct wanted, a gateway in the kernel
+    assert _same(FibNextHop("", "eth1"), "", "eth1")
 
 
 def test_fib_error_text() -> None:
