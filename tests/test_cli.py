@@ -83,6 +83,10 @@ def test_usage_errors_return_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "the following arguments are required: COMMAND" in capsys.readouterr().err
     assert main(["check"]) == 2
     assert main(["nonsense"]) == 2
+    capsys.readouterr()
+    for bad in ("0.1", "abc", "nan", "100000"):
+        assert main(["run", "-c", HUB, "--kernel-scan-interval", bad]) == 2
+        assert f"{bad!r} is not a number of seconds 0.5..86400" in capsys.readouterr().err
 
 
 def test_python_dash_m_mcrd_check() -> None:

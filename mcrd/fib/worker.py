@@ -287,8 +287,10 @@ class FibWorker:
             now = time.monotonic()
             try:
                 if now >= next_scan:
-                    next_scan = now + self.scan_interval
-                    await self.scan()
+                    try:
+                        await self.scan()
+                    finally:  # from the scan's end: a slow scan never runs back to back with the next one
+                        next_scan = time.monotonic() + self.scan_interval
                 elif self._retry_at is not None and now >= self._retry_at:
                     await self.retry()
             except OSError as exc:  # the netlink socket itself failed: say so, keep the schedule
