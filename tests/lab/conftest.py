@@ -10,7 +10,7 @@ import pytest
 
 from tests.lab.harness import Lab, missing_requirements
 
-APT_PACKAGES = "frr bird2 iputils-ping iproute2 nftables"
+APT_PACKAGES = "frr bird2 gobgpd openbgpd iputils-ping iproute2 nftables"
 
 # The marks of every module that builds a namespace lab (`pytestmark = LAB_MARKS`).
 LAB_MARKS = [

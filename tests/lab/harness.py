@@ -622,10 +622,23 @@ class Route:
     communities: tuple[str, ...] = ()
     large_communities: tuple[str, ...] = ()
     source: str = ""
+    ext_communities: tuple[str, ...] = ()
+    """Extended communities (RFC 4360) as ``rt 65030:1`` / ``soo 65030:1`` (OpenBGPD's spelling), whatever the peer
+    prints; FRR fills them in only in :meth:`FrrPeer.route_detail`."""
 
 
 def _as_path(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in re.findall(r"\d+", text))
+
+
+_EXT_KINDS = {"rt": "rt", "soo": "soo"}
+
+
+def ext_community(kind: str, value: str) -> str:
+    """An extended community in the harness's one spelling: ``rt 65030:1``.  ``kind`` as FRR (``RT``, ``SoO``), BIRD
+    (``rt``, ``ro``) or GoBGP (route target subtype 2, route origin subtype 3) name it."""
+    key = kind.lower()
+    return f"{_EXT_KINDS.get(key, 'soo' if key == 'ro' else key)} {value}"
 
 
 def _afi_of(prefix: str) -> str:
@@ -661,6 +674,7 @@ def _frr_path(prefix: str, path: dict[str, Any]) -> Route:
         source = ""
     comm = path.get("community") or {}
     large = path.get("largeCommunity") or {}
+    ext = str((path.get("extendedCommunity") or {}).get("string", ""))
     return Route(
         prefix=prefix,
         as_path=() if as_text == "Local" else _as_path(as_text),
@@ -671,6 +685,7 @@ def _frr_path(prefix: str, path: dict[str, Any]) -> Route:
         communities=tuple(comm.get("string", "").split()),
         large_communities=tuple(large.get("string", "").split()),
         source=str(source),
+        ext_communities=tuple(ext_community(*tok.split(":", 1)) for tok in ext.split() if ":" in tok),
     )
 
 
@@ -698,6 +713,7 @@ def parse_bird_routes(text: str) -> dict[str, list[tuple[bool, Route]]]:
             communities=cur["communities"],
             large_communities=cur["large"],
             source=cur["proto"],
+            ext_communities=cur["ext"],
         )
         result.setdefault(route.prefix, []).append((cur["best"], route))
 
@@ -712,7 +728,7 @@ def parse_bird_routes(text: str) -> dict[str, list[tuple[bool, Route]]]:
             cur = {
                 "prefix": prefix, "proto": m.group("proto"), "best": bool(m.group("best")), "as_path": (),
                 "med": None, "next_hop": "", "via": "", "origin": "", "local_pref": None,
-                "communities": (), "large": (),
+                "communities": (), "large": (), "ext": (),
             }
             continue
         if cur is None:
@@ -735,6 +751,10 @@ def parse_bird_routes(text: str) -> dict[str, list[tuple[bool, Route]]]:
                 cur["local_pref"] = int(value)
             elif key == "BGP.community":
                 cur["communities"] = tuple(f"{a}:{b}" for a, b in re.findall(r"\((\d+),\s*(\d+)\)", value))
+            elif key == "BGP.ext_community":
+                cur["ext"] = tuple(
+                    ext_community(k, f"{a}:{b}") for k, a, b in re.findall(r"\((\w+),\s*([\d.]+),\s*(\d+)\)", value)
+                )
             elif key == "BGP.large_community":
                 cur["large"] = tuple(
                     f"{a}:{b}:{c}" for a, b, c in re.findall(r"\((\d+),\s*(\d+),\s*(\d+)\)", value)
@@ -1030,13 +1050,15 @@ class FrrPeer(BgpPeer):
         med: int | None = None,
         as_path_prepend: Sequence[int] = (),
         communities: Sequence[str] = (),
+        ext_communities: Sequence[str] = (),
+        large_communities: Sequence[str] = (),
     ) -> None:
         """Originate ``prefix`` (a ``network`` statement; import-check is off so no IGP route is needed).
 
-        Attributes, when given, are set by a route-map made for this prefix."""
+        Attributes, when given, are set by a route-map made for this prefix (``ext_communities`` as ``rt 65030:1``)."""
         afi = _afi_of(prefix)
         network = f"network {prefix}"
-        if med is not None or as_path_prepend or communities:
+        if med is not None or as_path_prepend or communities or ext_communities or large_communities:
             rmap = "MCL-NET-" + re.sub(r"[^0-9a-zA-Z]", "-", prefix)
             sets = []
             if med is not None:
@@ -1045,6 +1067,10 @@ class FrrPeer(BgpPeer):
                 sets.append(f" set as-path prepend {' '.join(str(a) for a in as_path_prepend)}")
             if communities:
                 sets.append(f" set community {' '.join(communities)}")
+            if ext_communities:
+                sets.append(f" set extcommunity {' '.join(ext_communities)}")
+            if large_communities:
+                sets.append(f" set large-community {' '.join(large_communities)}")
             self.configure(f"no route-map {rmap}", f"route-map {rmap} permit 10", *sets, "exit")
             network += f" route-map {rmap}"
         self.configure(f"router bgp {self.asn}", f"address-family {afi} unicast", network)
@@ -1122,6 +1148,9 @@ class BirdStatic:
     med: int | None = None
     as_path_prepend: tuple[int, ...] = ()
     communities: tuple[str, ...] = ()
+    ext_communities: tuple[str, ...] = ()
+    """As ``rt 65030:1`` (BIRD's ``(rt, 65030, 1)``)."""
+    large_communities: tuple[str, ...] = ()
 
     def render(self) -> str:
         sets = []
@@ -1132,6 +1161,13 @@ class BirdStatic:
         for c in self.communities:
             a, b = c.split(":")
             sets.append(f"bgp_community.add(({a},{b}));")
+        for c in self.ext_communities:
+            kind, value = c.split()
+            a, b = value.split(":")
+            sets.append(f"bgp_ext_community.add(({kind},{a},{b}));")
+        for c in self.large_communities:
+            a, b, n = c.split(":")
+            sets.append(f"bgp_large_community.add(({a},{b},{n}));")
         body = " { " + " ".join(sets) + " }" if sets else ""
         return f"  route {self.prefix} blackhole{body};"
 
@@ -1207,7 +1243,10 @@ def _parse_static_block(config_text: str) -> tuple[str, list[BirdStatic]] | None
         med = re.search(r"bgp_med = (\d+);", body)
         prepend = tuple(int(a) for a in reversed(re.findall(r"bgp_path\.prepend\((\d+)\);", body)))
         comms = tuple(f"{a}:{b}" for a, b in re.findall(r"bgp_community\.add\(\((\d+),(\d+)\)\);", body))
-        statics.append(BirdStatic(m.group(1), int(med.group(1)) if med else None, prepend, comms))
+        ext = tuple(f"{k} {a}:{b}" for k, a, b in re.findall(r"bgp_ext_community\.add\(\((\w+),(\d+),(\d+)\)\);", body))
+        large = tuple(f"{a}:{b}:{c}"
+                      for a, b, c in re.findall(r"bgp_large_community\.add\(\((\d+),(\d+),(\d+)\)\);", body))
+        statics.append(BirdStatic(m.group(1), int(med.group(1)) if med else None, prepend, comms, ext, large))
     rest = config_text[:begin] + config_text[end + len(_STATIC_END) :].lstrip("\n")
     return rest, statics
 
@@ -1287,9 +1326,12 @@ class BirdPeer(BgpPeer):
         med: int | None = None,
         as_path_prepend: Sequence[int] = (),
         communities: Sequence[str] = (),
+        ext_communities: Sequence[str] = (),
+        large_communities: Sequence[str] = (),
     ) -> None:
         """Add a static route (with attributes) to the managed block and reconfigure."""
-        self._statics[prefix] = BirdStatic(prefix, med, tuple(as_path_prepend), tuple(communities))
+        self._statics[prefix] = BirdStatic(prefix, med, tuple(as_path_prepend), tuple(communities),
+                                           tuple(ext_communities), tuple(large_communities))
         self.reconfigure()
 
     def withdraw(self, prefix: str) -> None:
@@ -1312,6 +1354,361 @@ class BirdPeer(BgpPeer):
         self.ns.lab.kill_processes([self.proc])
 
 
+# ---- GoBGP
+
+
+GOBGP_API = ("127.0.0.1", "50051")
+"""Where gobgpd serves its gRPC API: the loopback of its own namespace, which no other namespace (and no other run)
+sees, so every GoBGP of every lab can use the same port."""
+
+_GOBGP_STATES = {1: "Idle", 2: "Connect", 3: "Active", 4: "OpenSent", 5: "OpenConfirm", 6: "Established"}
+_GOBGP_ORIGINS = {0: "igp", 1: "egp", 2: "incomplete"}
+_GOBGP_EXT_SUBTYPES = {2: "rt", 3: "soo"}
+
+
+@dataclass(frozen=True)
+class GoBgpNeighbor:
+    """A neighbor for :func:`gobgp_config`; its family is the address's (ipv4 or ipv6 unicast)."""
+
+    address: str
+    remote_as: int
+    password: str | None = None
+    hold_time: int | None = None
+    passive: bool = False
+    local_address: str | None = None
+
+
+def gobgp_config(asn: int, router_id: str, neighbors: Sequence[GoBgpNeighbor]) -> str:
+    """A gobgpd config (TOML) for a lab peer: connect retry and idle hold after a reset 1 s, no policy (GoBGP accepts and sends everything by
+    default; it does not apply RFC 8212).  Routes are added at run time (:meth:`GoBgpPeer.announce`)."""
+    lines = ["[global.config]", f"  as = {asn}", f"  router-id = {json.dumps(router_id)}", ""]
+    for n in neighbors:
+        lines += ["[[neighbors]]", "  [neighbors.config]", f"    neighbor-address = {json.dumps(n.address)}",
+                  f"    peer-as = {n.remote_as}"]
+        if n.password:
+            lines.append(f"    auth-password = {json.dumps(n.password)}")
+        # GoBGP waits 30 s after a reset before it connects again by default.
+        lines += ["  [neighbors.timers.config]", "    connect-retry = 1", "    idle-hold-time-after-reset = 1"]
+        if n.hold_time is not None:
+            lines += [f"    hold-time = {n.hold_time}", f"    keepalive-interval = {max(1, n.hold_time // 3)}"]
+        if n.passive or n.local_address:
+            lines.append("  [neighbors.transport.config]")
+            if n.passive:
+                lines.append("    passive-mode = true")
+            if n.local_address:
+                lines.append(f"    local-address = {json.dumps(n.local_address)}")
+        family = "ipv6-unicast" if _afi_of(n.address) == "ipv6" else "ipv4-unicast"
+        lines += ["  [[neighbors.afi-safis]]", "    [neighbors.afi-safis.config]",
+                  f"      afi-safi-name = {json.dumps(family)}", ""]
+    return "\n".join(lines) + "\n"
+
+
+def _gobgp_path(prefix: str, path: dict[str, Any]) -> Route:
+    attrs = {a.get("type"): a for a in path.get("attrs") or [] if isinstance(a, dict)}
+    segments = (attrs.get(2) or {}).get("as_paths") or []
+    hop = (attrs.get(3) or {}).get("nexthop") or next(iter((attrs.get(14) or {}).get("nexthops") or []), "")
+    med = (attrs.get(4) or {}).get("metric")
+    local_pref = (attrs.get(5) or {}).get("value")
+    comms = [int(c) for c in (attrs.get(8) or {}).get("communities") or []]
+    ext = [(int(e.get("subtype", -1)), str(e.get("value", ""))) for e in (attrs.get(16) or {}).get("value") or []]
+    large = [(e.get("ASN"), e.get("LocalData1"), e.get("LocalData2")) for e in (attrs.get(32) or {}).get("value") or []]
+    return Route(
+        prefix=prefix,
+        as_path=tuple(int(a) for seg in segments for a in seg.get("asns") or []),
+        med=None if med is None else int(med),
+        next_hop="" if hop in ("0.0.0.0", "::") else str(hop),
+        origin=_GOBGP_ORIGINS.get(int((attrs.get(1) or {}).get("value", -1)), ""),
+        local_pref=None if local_pref is None else int(local_pref),
+        communities=tuple(f"{c >> 16}:{c & 0xFFFF}" for c in comms),
+        large_communities=tuple(f"{a}:{b}:{c}" for a, b, c in large),
+        source=str(path.get("neighbor-ip") or ""),
+        ext_communities=tuple(f"{_GOBGP_EXT_SUBTYPES.get(sub, f'subtype{sub}')} {v}" for sub, v in ext),
+    )
+
+
+def parse_gobgp_routes(data: dict[str, Any] | None) -> dict[str, Route]:
+    """The best path per prefix from ``gobgp -j global rib -a <family>`` (path attributes by BGP type code)."""
+    routes: dict[str, Route] = {}
+    for prefix, paths in (data or {}).items():
+        chosen = [p for p in paths if p.get("best")] or paths[:1]
+        if chosen:
+            canonical = str(ipaddress.ip_network(prefix, strict=False))
+            routes[canonical] = _gobgp_path(canonical, chosen[0])
+    return routes
+
+
+class GoBgpPeer(BgpPeer):
+    """GoBGP (``gobgpd -f CONF``, foreground) in a namespace, driven through its API with the ``gobgp`` CLI.
+
+    ``networks`` are originated once the API answers (GoBGP's config file has no network statement)."""
+
+    def __init__(self, ns: Netns, config_text: str, networks: Sequence[str] = (), *, timeout: float = 15.0) -> None:
+        self.ns = ns
+        self.dir = ns.lab.make_dir(f"gobgp-{ns.short}")
+        self.conf = self.dir / "gobgpd.toml"
+        self.conf.write_text(config_text)
+        proc = _run(["gobgpd", "-d", "-t", "toml", "-f", str(self.conf)], check=False)  # dry run: clear errors
+        if proc.returncode != 0:
+            raise ValueError(f"GoBGP rejects the config: {(proc.stdout + proc.stderr).strip()}\n{config_text}")
+        self.proc = ns.popen("gobgpd", "-t", "toml", "-f", str(self.conf), "--api-hosts", ":".join(GOBGP_API),
+                             "--pprof-disable", "--log-plain", label="gobgpd")
+        poll(self._ready, timeout, f"{ns.name}: GoBGP API not answering on {':'.join(GOBGP_API)}")
+        for prefix in networks:
+            self.announce(prefix)
+
+    def __repr__(self) -> str:
+        return f"GoBgpPeer({self.ns.name})"
+
+    def _ready(self) -> bool:
+        _check_alive(self.proc, self.ns.lab, "gobgpd")
+        return self.gobgp("global", check=False).returncode == 0
+
+    def gobgp(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """``gobgp ARGS`` against this gobgpd (run in its namespace: the API is on the namespace's loopback)."""
+        return self.ns.run("gobgp", "-u", GOBGP_API[0], "-p", GOBGP_API[1], *args, check=check)
+
+    def gobgp_json(self, *args: str) -> Any:
+        """``gobgp -j ARGS`` parsed (None when GoBGP prints nothing)."""
+        out = self.gobgp("-j", *args).stdout
+        return json.loads(out) if out.strip() else None
+
+    def neighbor(self, address: str) -> dict[str, Any]:
+        """``gobgp -j neighbor ADDRESS``: ``conf``, ``state`` (``session_state``, ``messages`` sent/received by type),
+        ``timers`` (``state.uptime``), ``afi_safis``."""
+        return dict(self.gobgp_json("neighbor", address) or {})
+
+    def session_state(self, neighbor: str) -> str:
+        """``Established``, ``Active``, ... (GoBGP's session state by number), ``""`` if unknown."""
+        state = (self.neighbor(neighbor).get("state") or {}).get("session_state")
+        return _GOBGP_STATES.get(int(state), str(state)) if state is not None else ""
+
+    def routes(self, afi: str = "ipv4") -> dict[str, Route]:
+        """Best path per prefix in GoBGP's global RIB (its own routes too: no AS path, no next hop)."""
+        if afi not in ("ipv4", "ipv6"):
+            raise ValueError(afi)
+        return parse_gobgp_routes(self.gobgp_json("global", "rib", "-a", afi))
+
+    def routes_for(self, prefix: str) -> dict[str, Route]:
+        return self.routes(_afi_of(prefix))
+
+    def announce(
+        self,
+        prefix: str,
+        *,
+        med: int | None = None,
+        communities: Sequence[str] = (),
+        ext_communities: Sequence[str] = (),
+        large_communities: Sequence[str] = (),
+    ) -> None:
+        """Originate ``prefix`` (``gobgp global rib add``) with these attributes (``ext_communities``: route targets
+        ``rt A:B`` only, what the CLI offers for unicast)."""
+        args = ["global", "rib", "add", "-a", _afi_of(prefix), prefix, "origin", "igp"]
+        if med is not None:
+            args += ["med", str(med)]
+        if communities:
+            args += ["community", ",".join(communities)]
+        if large_communities:
+            args += ["large-community", ",".join(large_communities)]
+        for ext in ext_communities:
+            kind, value = ext.split()
+            if kind != "rt":
+                raise ValueError(f"GoBGP's CLI adds route targets only: {ext!r}")
+            args += ["rt", value]
+        self.gobgp(*args)
+
+    def withdraw(self, prefix: str) -> None:
+        """Stop originating ``prefix``."""
+        self.gobgp("global", "rib", "del", "-a", _afi_of(prefix), prefix)
+
+    def stop(self) -> None:
+        """Stop gobgpd by pid (SIGTERM)."""
+        self.ns.lab.stop_processes([self.proc])
+
+    def kill(self) -> None:
+        """Crash gobgpd: SIGKILL."""
+        self.ns.lab.kill_processes([self.proc])
+
+
+# ---- OpenBGPD
+
+
+OPENBGPD_SBIN = Path("/usr/sbin")
+OPENBGPD_USER = "_openbgpd"
+"""Debian's openbgpd drops privileges to this user and chroots to its home (``/run/openbgpd``, made by systemd's
+``RuntimeDirectory``; without systemd the harness makes it)."""
+
+
+@dataclass(frozen=True)
+class OpenBgpdNeighbor:
+    """A ``neighbor`` block for :func:`openbgpd_config`."""
+
+    address: str
+    remote_as: int
+    local_address: str | None = None
+    password: str | None = None
+    hold_time: int | None = None
+    passive: bool = False
+    extra: tuple[str, ...] = ()
+    """Raw lines inside the block."""
+
+
+@dataclass(frozen=True)
+class OpenBgpdNetwork:
+    """A ``network`` OpenBGPD announces, with the attributes it sets (``ext_communities`` as ``rt 65030:1``)."""
+
+    prefix: str
+    communities: tuple[str, ...] = ()
+    ext_communities: tuple[str, ...] = ()
+    large_communities: tuple[str, ...] = ()
+
+    def set_args(self) -> list[str]:
+        """The attributes as ``bgpctl network add`` and the config's ``set { }`` take them."""
+        args: list[str] = []
+        for c in self.communities:
+            args += ["community", c]
+        for c in self.ext_communities:
+            args += ["ext-community", *c.split()]
+        for c in self.large_communities:
+            args += ["large-community", c]
+        return args
+
+
+def openbgpd_config(
+    asn: int,
+    router_id: str,
+    neighbors: Sequence[OpenBgpdNeighbor],
+    networks: Sequence[OpenBgpdNetwork | str] = (),
+    *,
+    extra: str = "",
+) -> str:
+    """A typical bgpd.conf for a lab peer: no FIB updates, connect retry 1 s, ``allow from any`` / ``allow to any``
+    (OpenBGPD denies both by default).  :class:`OpenBgpdPeer` adds its own control socket."""
+    lines = [f"AS {asn}", f"router-id {router_id}", "fib-update no", "connect-retry 1"]
+    for net in networks:
+        n = net if isinstance(net, OpenBgpdNetwork) else OpenBgpdNetwork(net)
+        sets = n.set_args()
+        lines.append(f"network {n.prefix}" + (f" set {{ {' '.join(sets)} }}" if sets else ""))
+    for nb in neighbors:
+        lines.append(f"neighbor {nb.address} {{")
+        lines.append(f"    remote-as {nb.remote_as}")
+        if nb.local_address:
+            lines.append(f"    local-address {nb.local_address}")
+        if nb.password:
+            lines.append(f"    tcp md5sig password {json.dumps(nb.password)}")
+        if nb.hold_time is not None:
+            lines.append(f"    holdtime {nb.hold_time}")
+        if nb.passive:
+            lines.append("    passive")
+        lines.extend(f"    {x}" for x in nb.extra)
+        lines.append("}")
+    lines += ["allow from any", "allow to any"]
+    if extra:
+        lines.append(extra.rstrip("\n"))
+    return "\n".join(lines) + "\n"
+
+
+def _openbgpd_path(entry: dict[str, Any]) -> Route:
+    neighbor = entry.get("neighbor") or {}
+    hop = str(entry.get("exit_nexthop", ""))  # the NEXT_HOP attribute ("true_nexthop" is how OpenBGPD reaches it)
+    local = neighbor.get("description") == "LOCAL"
+    med = entry.get("metric")
+    return Route(
+        prefix=str(entry["prefix"]),
+        as_path=_as_path(str(entry.get("aspath", ""))),
+        med=None if med is None else int(med),
+        next_hop="" if local or hop in ("0.0.0.0", "::") else hop,
+        origin=str(entry.get("origin", "")).lower(),
+        local_pref=entry.get("localpref"),
+        communities=tuple(str(c) for c in entry.get("communities") or []),
+        large_communities=tuple(str(c) for c in entry.get("large_communities") or []),
+        source="" if local else str(neighbor.get("remote_addr", "")),
+        ext_communities=tuple(str(c) for c in entry.get("extended_communities") or []),
+    )
+
+
+def parse_openbgpd_rib(data: dict[str, Any]) -> dict[str, Route]:
+    """The best path per prefix from ``bgpctl -j show rib detail``."""
+    routes: dict[str, Route] = {}
+    for entry in data.get("rib") or []:
+        prefix = str(entry.get("prefix", ""))
+        if entry.get("best") or prefix not in routes:
+            routes[prefix] = _openbgpd_path(entry)
+    return routes
+
+
+class OpenBgpdPeer(BgpPeer):
+    """OpenBGPD (``bgpd -d -f CONF``: parent, session engine, RDE and RTR processes) in a namespace, driven through
+    ``bgpctl -s SOCK`` on its own control socket (the config's ``socket``; the default path would be shared by every
+    OpenBGPD of the machine)."""
+
+    def __init__(self, ns: Netns, config_text: str, *, timeout: float = 15.0) -> None:
+        import pwd
+
+        self.ns = ns
+        self.dir = ns.lab.make_dir(f"openbgpd-{ns.short}")
+        self.sock = self.dir / "bgpd.sock"
+        self.conf = self.dir / "bgpd.conf"
+        self.conf.write_text(f'socket "{self.sock}"\n' + config_text)
+        self.conf.chmod(0o600)  # bgpd refuses a config others can read only with passwords in it; keep it private
+        chroot = Path(pwd.getpwnam(OPENBGPD_USER).pw_dir)
+        chroot.mkdir(mode=0o755, exist_ok=True)  # systemd's RuntimeDirectory where there is systemd
+        proc = ns.run(str(OPENBGPD_SBIN / "bgpd"), "-n", "-f", str(self.conf), check=False)
+        if proc.returncode != 0:
+            raise ValueError(f"OpenBGPD rejects the config: {(proc.stdout + proc.stderr).strip()}\n{config_text}")
+        self.proc = ns.popen(str(OPENBGPD_SBIN / "bgpd"), "-d", "-f", str(self.conf), label="bgpd")
+        poll(self._ready, timeout, f"{ns.name}: OpenBGPD not answering on {self.sock}")
+
+    def __repr__(self) -> str:
+        return f"OpenBgpdPeer({self.ns.name})"
+
+    def _ready(self) -> bool:
+        _check_alive(self.proc, self.ns.lab, "bgpd")
+        return self.sock.exists() and self.bgpctl("show", check=False).returncode == 0
+
+    def bgpctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """``bgpctl -s SOCK ARGS``."""
+        return _run([str(OPENBGPD_SBIN / "bgpctl"), "-s", str(self.sock), *args], check=check)
+
+    def bgpctl_json(self, *args: str) -> Any:
+        """``bgpctl -j -s SOCK ARGS`` parsed."""
+        out = self.bgpctl("-j", *args).stdout
+        return json.loads(out) if out.strip() else {}
+
+    def neighbor(self, address: str) -> dict[str, Any]:
+        """``bgpctl -j show neighbor ADDRESS``: ``state``, ``stats.message`` sent/received by type (``updates``,
+        ``route_refresh``...), ``session`` (local and remote address and port)."""
+        found = self.bgpctl_json("show", "neighbor", address).get("neighbors") or []
+        return dict(found[0]) if found else {}
+
+    def session_state(self, neighbor: str) -> str:
+        return str(self.neighbor(neighbor).get("state", ""))
+
+    def routes(self, afi: str = "ipv4") -> dict[str, Route]:
+        """Best path per prefix in OpenBGPD's Loc-RIB (its own networks too: no AS path, no next hop)."""
+        family = {"ipv4": "inet", "ipv6": "inet6"}[afi]
+        return parse_openbgpd_rib(self.bgpctl_json("show", "rib", "detail", family))
+
+    def routes_for(self, prefix: str) -> dict[str, Route]:
+        return self.routes(_afi_of(prefix))
+
+    def announce(self, prefix: str, **attrs: Sequence[str]) -> None:
+        """Originate ``prefix`` at run time (``bgpctl network add``); ``attrs`` as :class:`OpenBgpdNetwork`'s."""
+        net = OpenBgpdNetwork(prefix, **{k: tuple(v) for k, v in attrs.items()})
+        self.bgpctl("network", "add", prefix, *net.set_args())
+
+    def withdraw(self, prefix: str) -> None:
+        """Stop originating ``prefix`` (``bgpctl network delete``)."""
+        self.bgpctl("network", "delete", prefix)
+
+    def stop(self) -> None:
+        """Stop bgpd by pid (SIGTERM to the parent; its engines follow, anything left is reaped at teardown)."""
+        self.ns.lab.stop_processes([self.proc])
+
+    def kill(self) -> None:
+        """Crash the parent bgpd: SIGKILL."""
+        self.ns.lab.kill_processes([self.proc])
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # Requirements
 
@@ -1326,6 +1723,10 @@ LAB_TOOLS = {
     str(FRR_SBIN / "zebra"): "frr",
     str(FRR_SBIN / "bgpd"): "frr",
     str(FRR_SBIN / "bfdd"): "frr",
+    "gobgpd": "gobgpd",
+    "gobgp": "gobgpd",
+    str(OPENBGPD_SBIN / "bgpd"): "openbgpd",
+    str(OPENBGPD_SBIN / "bgpctl"): "openbgpd",
 }
 
 
@@ -1341,6 +1742,10 @@ def missing_requirements() -> list[str]:
         pwd.getpwnam("frr")
     except KeyError:
         reasons.append("no user frr (apt package frr)")
+    try:
+        pwd.getpwnam(OPENBGPD_USER)
+    except KeyError:
+        reasons.append(f"no user {OPENBGPD_USER} (apt package openbgpd)")
     return reasons
 
 
@@ -1371,22 +1776,32 @@ __all__ = [
     "BirdStatic",
     "FrrNeighbor",
     "FrrPeer",
+    "GoBgpNeighbor",
+    "GoBgpPeer",
     "Lab",
     "LabCommandError",
     "LabLeakError",
     "Link",
     "Netns",
+    "OpenBgpdNeighbor",
+    "OpenBgpdNetwork",
+    "OpenBgpdPeer",
     "Route",
     "assert_stays",
     "bird_config",
     "bird_static_block",
     "cleanup_run",
+    "ext_community",
     "frr_config",
+    "gobgp_config",
     "list_netns",
     "missing_requirements",
+    "openbgpd_config",
     "parse_bird_protocol_state",
     "parse_bird_routes",
     "parse_frr_routes",
+    "parse_gobgp_routes",
+    "parse_openbgpd_rib",
     "poll",
     "reap_stale",
     "stale_runs",
