@@ -1379,8 +1379,9 @@ class GoBgpNeighbor:
 
 
 def gobgp_config(asn: int, router_id: str, neighbors: Sequence[GoBgpNeighbor]) -> str:
-    """A gobgpd config (TOML) for a lab peer: connect retry and idle hold after a reset 1 s, no policy (GoBGP accepts and sends everything by
-    default; it does not apply RFC 8212).  Routes are added at run time (:meth:`GoBgpPeer.announce`)."""
+    """A gobgpd config (TOML) for a lab peer: connect retry and idle hold after a reset 1 s, no policy (GoBGP
+    accepts and sends everything by default; it does not apply RFC 8212).  Routes are added at run time
+    (:meth:`GoBgpPeer.announce`)."""
     lines = ["[global.config]", f"  as = {asn}", f"  router-id = {json.dumps(router_id)}", ""]
     for n in neighbors:
         lines += ["[[neighbors]]", "  [neighbors.config]", f"    neighbor-address = {json.dumps(n.address)}",

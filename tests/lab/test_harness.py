@@ -1,5 +1,5 @@
-"""Self-test of the lab harness with real FRR and BIRD (no mcrd): sessions, routes, withdrawal, MD5, forwarding,
-teardown.
+"""Self-test of the lab harness with real FRR, BIRD, GoBGP and OpenBGPD (no mcrd): sessions, routes, withdrawal,
+MD5, forwarding, teardown.
 
 Topology (documentation addresses; traffic never leaves the namespaces this module creates)::
 
@@ -29,14 +29,21 @@ from tests.lab.harness import (
     BirdStatic,
     FrrNeighbor,
     FrrPeer,
+    GoBgpNeighbor,
+    GoBgpPeer,
     Lab,
     LabCommandError,
     Netns,
+    OpenBgpdNeighbor,
+    OpenBgpdNetwork,
+    OpenBgpdPeer,
     assert_stays,
     bird_config,
     cleanup_run,
     frr_config,
+    gobgp_config,
     list_netns,
+    openbgpd_config,
     pid_alive,
     poll,
     run_id_of,
@@ -236,6 +243,43 @@ def test_bad_configs_are_rejected_before_start(lab: Lab) -> None:
     frr = FrrPeer(ns, FRR_AS, "10.255.0.1", frr_config(FRR_AS, "10.255.0.1", []))
     with pytest.raises(LabCommandError):
         frr.configure(f"router bgp {FRR_AS}", f"neighbor {BIRD_V4} remote-az 1")
+
+
+def test_gobgp_and_openbgpd_peers(lab: Lab) -> None:
+    """GoBGP and OpenBGPD with a TCP-MD5 key: routes both ways with communities of the three kinds, run-time
+    announce and withdraw, a stop by pid that the other side sees; bad configs refused before start."""
+    r_go, r_ob = lab.netns("gobgp"), lab.netns("openbgpd")
+    lab.link(r_go, "ob", r_ob, "go", [f"{FRR_V4}/24"], [f"{BIRD_V4}/24"])
+    with pytest.raises(ValueError, match="GoBGP rejects the config"):
+        GoBgpPeer(r_go, "[global.config]\n  as = \"not a number\"\n")
+    with pytest.raises(ValueError, match="OpenBGPD rejects the config"):
+        OpenBgpdPeer(r_ob, "AS 65002\nneighbor 192.0.2.1 { remote-az 1 }\n")
+    go = GoBgpPeer(r_go, gobgp_config(65001, "10.255.0.1", [GoBgpNeighbor(BIRD_V4, 65002, password=PASSWORD)]))
+    ob = OpenBgpdPeer(r_ob, openbgpd_config(
+        65002, "10.255.0.2", [OpenBgpdNeighbor(FRR_V4, 65001, local_address=BIRD_V4, password=PASSWORD)],
+        [OpenBgpdNetwork(HOSTB_NET_V4, ("65002:1",), ("rt 65002:1",), ("4200000001:2:1",))]))
+    go.announce(HOSTA_NET_V4, med=5, communities=["65001:1"], ext_communities=["rt 65001:1"],
+                large_communities=["4200000001:1:1"])
+    go.wait_established(BIRD_V4)
+    ob.wait_established(FRR_V4)
+    at_ob = ob.wait_route(HOSTA_NET_V4)
+    assert (at_ob.as_path, at_ob.next_hop, at_ob.med, at_ob.source) == ((65001,), FRR_V4, 5, FRR_V4)
+    assert (at_ob.communities, at_ob.ext_communities, at_ob.large_communities) == \
+        (("65001:1",), ("rt 65001:1",), ("4200000001:1:1",))
+    at_go = go.wait_route(HOSTB_NET_V4)
+    assert (at_go.as_path, at_go.next_hop, at_go.source) == ((65002,), BIRD_V4, BIRD_V4)
+    assert (at_go.communities, at_go.ext_communities, at_go.large_communities) == \
+        (("65002:1",), ("rt 65002:1",), ("4200000001:2:1",))
+    ob.announce(BIRD_EXTRA_V4, communities=["65002:9"])
+    assert go.wait_route(BIRD_EXTRA_V4).communities == ("65002:9",)
+    ob.withdraw(BIRD_EXTRA_V4)
+    go.wait_route_gone(BIRD_EXTRA_V4, timeout=5)
+    go.withdraw(HOSTA_NET_V4)
+    ob.wait_route_gone(HOSTA_NET_V4, timeout=5)
+    ob.stop()
+    go.wait_route_gone(HOSTB_NET_V4, timeout=10)
+    poll(lambda: not [p for p in r_ob.pids() if pid_alive(p)], 5, "OpenBGPD's engines exit with their parent")
+    go.stop()
 
 
 def test_wrong_md5_password_never_establishes(lab: Lab) -> None:

@@ -1,4 +1,5 @@
-"""Parsers of the lab harness against real FRR 8.4 / BIRD 2.0.12 output (captured from a lab run; no root)."""
+"""Parsers of the lab harness against real FRR 8.4 / BIRD 2.0.12 / GoBGP 3.10 / OpenBGPD 7.7 output (captured from a
+lab run; no root)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,22 @@ import pytest
 
 from tests.lab.harness import (
     BirdStatic,
+    GoBgpNeighbor,
+    OpenBgpdNeighbor,
+    OpenBgpdNetwork,
     Route,
     _frr_path,
     _parse_static_block,
     assert_stays,
     bird_static_block,
+    ext_community,
+    gobgp_config,
+    openbgpd_config,
     parse_bird_protocol_state,
     parse_bird_routes,
     parse_frr_routes,
+    parse_gobgp_routes,
+    parse_openbgpd_rib,
     poll,
 )
 
@@ -197,3 +206,96 @@ def test_assert_stays() -> None:
     assert_stays(lambda: True, 0.2, "flipped")
     with pytest.raises(AssertionError, match="flipped"):
         assert_stays(lambda: False, 0.2, "flipped")
+
+
+# gobgp -j global rib -a ipv4: a route from the hub (all three community kinds) and GoBGP's own.
+GOBGP_RIB = (
+    '{"10.1.0.0/16":[{"nlri":{"prefix":"10.1.0.0/16"},"age":1796514040,"best":true,"attrs":[{"type":1,"value":0},'
+    '{"type":2,"as_paths":[{"segment_type":2,"num":2,"asns":[133937,64512]}]},{"type":3,"nexthop":"169.254.3.1"},'
+    '{"type":8,"communities":[4261806081]},{"type":16,"value":[{"type":0,"subtype":2,"value":"65030:1"}]},'
+    '{"type":32,"value":[{"ASN":4200000001,"LocalData1":30,"LocalData2":1}]}],"stale":false,'
+    '"source-id":"10.255.0.1","neighbor-ip":"169.254.3.1"}],'
+    '"10.3.0.0/16":[{"nlri":{"prefix":"10.3.0.0/16"},"age":1796514040,"best":true,"attrs":[{"type":1,"value":0},'
+    '{"type":4,"metric":7},{"type":3,"nexthop":"0.0.0.0"}],"stale":false}]}'
+)
+
+# bgpctl -j show rib detail inet (abridged to the fields the parser reads and a few more).
+OPENBGPD_RIB = """{"rib": [
+ {"prefix": "10.1.0.0/16", "aspath": "133937 64512", "exit_nexthop": "169.254.4.1", "true_nexthop": "169.254.4.2",
+  "neighbor": {"remote_addr": "169.254.4.1", "bgp_id": "10.255.0.1"}, "valid": true, "best": true,
+  "source": "external", "origin": "IGP", "metric": 0, "localpref": 100, "communities": ["65030:1"],
+  "extended_communities": ["rt 65030:1"], "large_communities": ["4200000001:30:1"]},
+ {"prefix": "10.4.0.0/16", "aspath": "", "exit_nexthop": "0.0.0.0", "true_nexthop": "0.0.0.0",
+  "neighbor": {"description": "LOCAL", "remote_addr": "???", "bgp_id": "10.0.0.4"}, "valid": true, "best": true,
+  "source": "internal", "announced": true, "origin": "IGP", "metric": 0, "localpref": 100}
+]}"""
+
+BIRD_EXT = (
+    'BIRD 2.0.12 ready.\n'
+    'Table master4:\n'
+    '10.5.0.0/16          unicast [mcr 23:52:39.695] * (100) [AS4200000001i]\n'
+    '\tvia 169.254.6.1 on hub-76dbea\n'
+    '\tType: BGP univ\n'
+    '\tBGP.origin: IGP\n'
+    '\tBGP.as_path: 65100 4200000001\n'
+    '\tBGP.next_hop: 169.254.6.1\n'
+    '\tBGP.local_pref: 100\n'
+    '\tBGP.community: (65030,5)\n'
+    '\tBGP.ext_community: (rt, 65030, 5) (ro, 65030, 9)\n'
+    '\tBGP.large_community: (4200000001, 30, 5)\n'
+)
+
+
+def test_gobgp_rib_with_communities_of_three_kinds() -> None:
+    routes = parse_gobgp_routes(json.loads(GOBGP_RIB))
+    assert routes["10.1.0.0/16"] == Route(
+        "10.1.0.0/16", (133937, 64512), None, "169.254.3.1", "igp", None, ("65030:1",), ("4200000001:30:1",),
+        "169.254.3.1", ("rt 65030:1",))
+    own = routes["10.3.0.0/16"]
+    assert (own.as_path, own.next_hop, own.source, own.med) == ((), "", "", 7)
+    assert parse_gobgp_routes(None) == {}
+
+
+def test_openbgpd_rib_reads_the_next_hop_attribute() -> None:
+    routes = parse_openbgpd_rib(json.loads(OPENBGPD_RIB))
+    assert routes["10.1.0.0/16"] == Route(
+        "10.1.0.0/16", (133937, 64512), 0, "169.254.4.1", "igp", 100, ("65030:1",), ("4200000001:30:1",),
+        "169.254.4.1", ("rt 65030:1",))
+    own = routes["10.4.0.0/16"]
+    assert (own.as_path, own.next_hop, own.source) == ((), "", "")
+
+
+def test_bird_extended_communities() -> None:
+    route = parse_bird_routes(BIRD_EXT)["10.5.0.0/16"][0][1]
+    assert route.ext_communities == ("rt 65030:5", "soo 65030:9")
+    assert (route.communities, route.large_communities) == (("65030:5",), ("4200000001:30:5",))
+
+
+def test_frr_extended_community_spelling() -> None:
+    path = json.loads(FRR_DETAIL)["paths"][0] | {"extendedCommunity": {"string": "RT:65030:1 SoO:65030:2"}}
+    assert _frr_path("198.19.1.0/24", path).ext_communities == ("rt 65030:1", "soo 65030:2")
+    assert ext_community("RT", "65030:1") == ext_community("rt", "65030:1") == "rt 65030:1"
+
+
+def test_bird_static_block_round_trip_with_extended_and_large_communities() -> None:
+    static = BirdStatic("10.2.0.0/16", communities=("65030:2",), ext_communities=("rt 65030:2",),
+                        large_communities=("4200000001:30:2",))
+    text = bird_static_block([static])
+    assert "bgp_ext_community.add((rt,65030,2)); bgp_large_community.add((4200000001,30,2));" in text
+    parsed = _parse_static_block(text)
+    assert parsed is not None
+    assert parsed[1] == [static]
+
+
+def test_gobgp_and_openbgpd_configs() -> None:
+    toml = gobgp_config(65001, "10.0.0.3", [GoBgpNeighbor("169.254.3.1", 133937, password='k"ey', hold_time=9)])
+    assert 'auth-password = "k\\"ey"' in toml
+    for line in ("hold-time = 9", "keepalive-interval = 3", "idle-hold-time-after-reset = 1"):
+        assert line in toml
+    conf = openbgpd_config(65002, "10.0.0.4", [OpenBgpdNeighbor("169.254.4.1", 133937, local_address="169.254.4.2",
+                                                                password="key", hold_time=9)],
+                           [OpenBgpdNetwork("10.4.0.0/16", ("65030:4",), ("rt 65030:4",), ("4200000001:30:4",))])
+    assert ("network 10.4.0.0/16 set { community 65030:4 ext-community rt 65030:4 large-community 4200000001:30:4 }"
+            in conf)
+    for line in ('tcp md5sig password "key"', "allow from any", "allow to any"):
+        assert line in conf
