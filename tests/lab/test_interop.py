@@ -55,7 +55,6 @@ from tests.lab.harness import (
 pytestmark = LAB_MARKS
 
 MCR_AS = 133937
-AS_TRANS = 23456
 TIMEOUT = 30.0
 MD5_WAIT = 15.0
 NOTHING = "192.0.2.0/24"  # the MD5 sessions' import permit list: a prefix no spoke sends
@@ -68,7 +67,7 @@ class Spoke:
     name: str  # namespace and test id
     impl: str  # frr, bird, gobgp, openbgpd
     asn: int
-    n: int  # its link is 169.254.n.0/29, its prefix 10.n.0.0/16
+    n: int  # its links are 169.254.n.0/30 and (MD5) 169.254.n.4/30, its prefix 10.n.0.0/16
     local_asn: int = MCR_AS  # mcrd's AS on this session (`localAsn`)
     as4: bool = True
     md5: bool = False
