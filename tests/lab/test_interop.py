@@ -59,7 +59,6 @@ TIMEOUT = 30.0
 MD5_WAIT = 15.0
 NOTHING = "192.0.2.0/24"  # the MD5 sessions' import permit list: a prefix no spoke sends
 NEEDS_LISTEN = pytest.mark.xfail(strict=True, reason="needs issue 18.5: mcrd accepts incoming BGP connections")
-NEEDS_REFRESH = pytest.mark.xfail(strict=True, reason="needs issue 18.6: mcrd offers and answers route refresh")
 
 
 @dataclass(frozen=True)
@@ -419,7 +418,7 @@ REFRESH_SPOKES = ["frr", "bird", "openbgpd"]
 REFRESH_WAIT = 10.0  # mcrd answers at once: the routes come back within a second
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=NEEDS_REFRESH) for n in REFRESH_SPOKES])
+@pytest.mark.parametrize("name", REFRESH_SPOKES)
 def test_route_refresh(world: World, name: str) -> None:
     """The peer asks for mcrd's routes again (ROUTE-REFRESH): it counts the request sent and UPDATEs received
     again, the session is not reset, and it holds the same routes after."""
