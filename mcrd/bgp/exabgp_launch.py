@@ -1,4 +1,4 @@
-"""Start ExaBGP with three fixes to its announce path: `python -m mcrd.bgp.exabgp_launch server CONF`.
+"""Start ExaBGP with three fixes to its announce path, and more: `python -m mcrd.bgp.exabgp_launch server CONF`.
 
 ExaBGP is mcrd's slowest part: at S2 of the hub benchmark (10 spokes x 1,000 prefixes) its announce path was 92 % of
 the hub's CPU. Three causes, read in ExaBGP 5.0.15's source and measured (docs/BENCHMARK-HUB.md):
@@ -57,6 +57,22 @@ Two more are about what a session carries, applied to `TUNED_FOR` only (`apply_n
    unicast` and `... announce eorr ipv4 unicast`. They go through the peer's outgoing queue in the order the
    commands came: a BoRR is sent before anything queued after it, an EoRR after everything queued before it.
    Without this fix mcrd does not offer route refresh at all (mcrd.bgp.exabgp_config).
+
+One more keeps what a peer holds equal to what mcrd sent it (`apply_queue_fixes`):
+
+8. What ExaBGP sends a peer ends equal to the last command for each prefix. ExaBGP 5.0.15 queues each change to send
+   under its attribute set, and a command injects it with `OutgoingRIB.add_to_rib`, which (unlike `del_from_rib`)
+   leaves a change already queued for the same prefix under another attribute set in place: an announcement and the
+   withdrawal that follows it both stay queued, sent bucket by bucket in the order the buckets were first used, so a
+   withdrawal could go out before the announcement it cancels. And the first batch after a session comes up is sent
+   without its withdrawals (`Peer._main`, `include_withdraw = False`): an announcement and its withdrawal queued
+   together before that batch sent the announcement alone, and the peer kept the route for good (seen at start-up
+   in the lab: a route the hub sends AWS via Azure, withdrawn a millisecond later when AWS's own UPDATE wins;
+   tests/lab/test_adj_rib_out.py). Fix: a change takes the place of anything queued for its prefix (`superseding`).
+   Also, a session's queue starts empty (`fresh_session`): mcrd sends the whole table after ExaBGP reports the
+   session up, so anything queued before that was meant for the previous session (sent by the daemon before it read
+   the `down`) and would reach the new one behind mcrd's back. Applied to `TUNED_FOR` only, whatever
+   `MCRD_EXABGP_STOCK` says.
 """
 
 from __future__ import annotations
@@ -70,7 +86,7 @@ import select
 import signal
 import sys
 import time
-from collections.abc import Collection, Iterator, MutableMapping
+from collections.abc import Callable, Collection, Iterator, MutableMapping
 from typing import Any
 
 TUNED_FOR = "5.0.15"
@@ -358,6 +374,44 @@ def _register_marker_commands() -> None:
     Command.register("announce eorr")(marker(_EORR))
 
 
+def superseding(update_rib: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """Fix 8: `OutgoingRIB._update_rib` that first takes out what is queued for the change's prefix under another
+    attribute set (ExaBGP's `del_from_rib` does the same before a withdrawal; its `add_to_rib` does not)."""
+
+    def _update_rib(self: Any, change: Any) -> Any:
+        index = change.index()
+        queued = self._new_nlri.get(index)
+        if queued is not None:
+            bucket = self._new_attr_af_nlri.get(queued.attributes.index(), {}).get(change.nlri.family().afi_safi())
+            if bucket is not None:
+                bucket.pop(index, None)
+        return update_rib(self, change)
+
+    return _update_rib
+
+
+def fresh_session(main: Callable[[Any], Iterator[Any]]) -> Callable[[Any], Iterator[Any]]:
+    """Fix 8: `Peer._main` (the established session) that starts with an empty queue of changes to send."""
+
+    def _main(self: Any) -> Iterator[Any]:
+        self.neighbor.rib.outgoing.reset()  # sends nothing: drains the queue into Update objects left unused
+        return (yield from main(self))
+
+    return _main
+
+
+def apply_queue_fixes() -> bool:
+    """Install fix 8 when the installed ExaBGP is `TUNED_FOR`; True when installed."""
+    if not session_fixes_apply():
+        return False
+    from exabgp.reactor.peer import Peer
+    from exabgp.rib.outgoing import OutgoingRIB
+
+    OutgoingRIB._update_rib = superseding(OutgoingRIB._update_rib)
+    Peer._main = fresh_session(Peer._main)
+    return True
+
+
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
@@ -379,7 +433,7 @@ def die_with_parent(environ: MutableMapping[str, str] = os.environ) -> None:
 
 def main() -> None:
     die_with_parent()
-    for install in (apply, apply_session_fixes, apply_negotiation_fixes):
+    for install in (apply, apply_session_fixes, apply_negotiation_fixes, apply_queue_fixes):
         try:
             install()
         except Exception as exc:  # a fix that cannot be installed must not stop ExaBGP: it runs without it

@@ -323,3 +323,147 @@ def test_fix_7_keeps_the_adj_rib_out_off_and_brackets_the_routes_between_borr_an
     assert result["split"] == [["BoRR", "10.0.2.0/24"], ["10.0.3.0/24", "EoRR"]]
     assert result["other family"] == []
     assert result["answers"] == ["done"] * 5 + ["error"]
+
+
+# --- fix 8: the queue of changes to send ---------------------------------------------------------------------------
+
+A1 = "announce attributes " + attributes_text(PathAttributes("self", (133937, 12076, 12076)))
+A2 = "announce attributes " + attributes_text(PathAttributes("self", (133937, 64512)))
+A3 = "announce attributes " + attributes_text(PathAttributes("self", (133937,), Origin.INCOMPLETE))
+WITHDRAW = "withdraw attributes"
+
+
+def _ribs() -> tuple[Any, Any]:
+    """ExaBGP's OutgoingRIB as shipped, and the same with fix 6 installed (on a subclass: this process keeps
+    ExaBGP's own)."""
+    from exabgp.protocol.family import AFI, SAFI  # type: ignore[import-untyped]
+    from exabgp.rib.outgoing import OutgoingRIB  # type: ignore[import-untyped]
+
+    class Fixed(OutgoingRIB):  # type: ignore[misc]
+        _update_rib = exabgp_launch.superseding(OutgoingRIB._update_rib)
+
+    families = {(AFI.ipv4, SAFI.unicast)}
+    return OutgoingRIB(False, families), Fixed(False, families)  # cache off: mcrd's `adj-rib-out false`
+
+
+def _inject(exabgp: Any, rib: Any, command: str) -> str:
+    """What ExaBGP does with a command for one session (`Configuration.inject_change`: `add_to_rib` whatever the
+    action); the attributes injected."""
+    changes, [neighbor, _] = _changes(exabgp, command)
+    injected = [neighbor.remove_self(change) for change in changes]
+    for change in injected:
+        rib.add_to_rib(change)
+    return str(injected[0].attributes.index())
+
+
+def _send(rib: Any, held: dict[str, str], first: bool) -> list[tuple[str, str]]:
+    """Send what `rib` has queued to a peer holding `held` (prefix -> attributes), as ExaBGP does: its Updates in
+    order, without the withdrawals in a session's first batch (`Update.messages(..., include_withdraw=False)`)."""
+    wire = []
+    for update in rib.updates(True):  # group-updates true, as mcrd configures
+        for nlri in update.nlris:
+            prefix = nlri.cidr.prefix()
+            if nlri.action == Action.ANNOUNCE:
+                held[prefix] = update.attributes.index()
+                wire.append(("announce", prefix))
+            elif not first:
+                held.pop(prefix, None)
+                wire.append(("withdraw", prefix))
+    return wire
+
+
+@pytest.mark.parametrize(("batch", "stock_wire", "fixed_wire", "held"), [
+    # The case seen in the lab: announced and withdrawn before the session's first batch. ExaBGP sent the route.
+    ([f"{A1} nlri 10.10.0.0/16", f"{WITHDRAW} nlri 10.10.0.0/16"],
+     [("announce", "10.10.0.0/16"), ("withdraw", "10.10.0.0/16")], [("withdraw", "10.10.0.0/16")], set()),
+    # Withdrawn in a bucket opened earlier: the withdrawal went out first, then the announcement it cancels.
+    ([f"{WITHDRAW} nlri 10.20.0.0/16", f"{A1} nlri 10.10.0.0/16", f"{WITHDRAW} nlri 10.10.0.0/16"],
+     [("withdraw", "10.20.0.0/16"), ("withdraw", "10.10.0.0/16"), ("announce", "10.10.0.0/16")],
+     [("withdraw", "10.20.0.0/16"), ("withdraw", "10.10.0.0/16")], set()),
+    # Withdrawn then announced again in a bucket opened earlier: the announcement went out first, then the withdrawal.
+    ([f"{A1} nlri 10.20.0.0/16", f"{WITHDRAW} nlri 10.10.0.0/16", f"{A1} nlri 10.10.0.0/16"],
+     [("announce", "10.20.0.0/16"), ("announce", "10.10.0.0/16"), ("withdraw", "10.10.0.0/16")],
+     [("announce", "10.20.0.0/16"), ("announce", "10.10.0.0/16")], {"10.20.0.0/16", "10.10.0.0/16"}),
+])
+@pytest.mark.parametrize("first", [True, False])
+def test_a_later_command_replaces_what_is_queued_for_its_prefix(
+    exabgp: Any, batch: list[str], stock_wire: list[tuple[str, str]], fixed_wire: list[tuple[str, str]],
+    held: set[str], first: bool,
+) -> None:
+    # `first`: the session's first batch, sent without withdrawals (the peer holds nothing yet).
+    stock, fixed = _ribs()
+    for command in batch:
+        _inject(exabgp, stock, command)
+        _inject(exabgp, fixed, command)
+    held_stock: dict[str, str] = {}
+    held_fixed: dict[str, str] = {}
+    drop = ("withdraw",) if first else ()
+    assert _send(stock, held_stock, first) == [w for w in stock_wire if w[0] not in drop]
+    assert _send(fixed, held_fixed, first) == [w for w in fixed_wire if w[0] not in drop]
+    assert set(held_fixed) == held
+
+
+def test_whatever_the_commands_the_peer_ends_with_the_last_one_for_each_prefix(exabgp: Any) -> None:
+    # Random batches of announcements (three attribute sets) and withdrawals of four prefixes; after every batch
+    # the peer holds, for each prefix, what the last command said. Stock ExaBGP fails this (counted below).
+    rng = random.Random(6)
+    prefixes = ["10.10.0.0/16", "10.20.0.0/16", "10.30.0.0/16", "10.40.0.0/16"]
+    stock_wrong = 0
+    for _ in range(60):
+        stock, fixed = _ribs()
+        held_stock: dict[str, str] = {}
+        held_fixed: dict[str, str] = {}
+        wanted: dict[str, str] = {}
+        for batch in range(4):
+            for _ in range(rng.randint(1, 8)):
+                prefix = rng.choice(prefixes)
+                command = f"{rng.choice([A1, A2, A3, WITHDRAW, WITHDRAW])} nlri {prefix}"
+                _inject(exabgp, stock, command)
+                attributes = _inject(exabgp, fixed, command)
+                if command.startswith(WITHDRAW):
+                    wanted.pop(prefix, None)
+                else:
+                    wanted[prefix] = attributes
+            _send(stock, held_stock, batch == 0)
+            _send(fixed, held_fixed, batch == 0)
+            assert held_fixed == wanted
+            stock_wrong += held_stock != wanted
+    assert stock_wrong > 0
+
+
+def test_a_new_session_starts_with_nothing_queued(exabgp: Any) -> None:
+    # Changes queued while the session was down were sent by the daemon for the previous session: after `up` it
+    # sends the whole table, so they must not reach the new one.
+    conf, _ = exabgp
+    neighbor = next(iter(conf.neighbors.values()))
+    changes, _ = _changes(exabgp, f"{A1} nlri 10.10.0.0/16")
+    neighbor.rib.outgoing.add_to_rib(neighbor.remove_self(changes[0]))
+    assert neighbor.rib.outgoing.pending()
+
+    def stock_main(peer: Any) -> Any:  # stands for Peer._main: what it finds queued when it starts
+        yield peer.neighbor.rib.outgoing.pending()
+        return "ended"
+
+    peer = type("Peer", (), {"neighbor": neighbor})()
+    main = exabgp_launch.fresh_session(stock_main)(peer)
+    assert next(main) is False
+    with pytest.raises(StopIteration) as ended:
+        next(main)
+    assert ended.value.value == "ended"
+
+
+QUEUE_PROBE = """
+from exabgp.reactor.peer import Peer
+from exabgp.rib.outgoing import OutgoingRIB
+stock = (Peer._main, OutgoingRIB._update_rib)
+from mcrd.bgp import exabgp_launch
+applied = exabgp_launch.apply_queue_fixes()
+print(applied, sum(a is not b for a, b in zip(stock, (Peer._main, OutgoingRIB._update_rib))))
+"""
+
+
+def test_the_queue_fix_is_installed_even_when_the_announce_fixes_are_not() -> None:
+    env = {**os.environ, exabgp_launch.STOCK_ENV: "1"}
+    out = subprocess.run([sys.executable, "-c", QUEUE_PROBE], capture_output=True, text=True, env=env, check=True,
+                         cwd=Path(__file__).resolve().parents[2], timeout=60)
+    assert out.stdout.split("\n")[-2] == "True 2"
