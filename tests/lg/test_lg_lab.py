@@ -290,6 +290,9 @@ def test_received_advertised_and_the_filtered_extension(topo: Topo) -> None:
                                                 (STATIC, [MCR_AS])]
     for prefix, path in rows(to_aws, "prefix", "asPath"):
         assert list(topo.aws.wait_route(prefix, TIMEOUT).as_path) == path
+    # Exactly those: not the 10.10/16 via Azure announced and withdrawn while the sessions came up.
+    poll(lambda: set(topo.aws.routes("ipv4", neighbor=HUB_AWS)), TIMEOUT, "AWS holds what the MCR advertises",
+         until=lambda got: got == {prefix for prefix, in rows(to_aws, "prefix")})
     assert topo.data(f"/bgpSessions/{AWS_IP}/advertised?ip=10.30.1.1") == [to_aws[1]]
 
 
