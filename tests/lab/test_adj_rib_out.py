@@ -10,17 +10,25 @@ the hub announces Azure's 10.10/16 to AWS; AWS's own UPDATE then makes AWS's pat
 and dropped the withdrawal, and AWS kept 10.10/16 via the hub for good (exabgp_launch.py, fix 6). The test makes
 that case certain: the daemon is stopped (SIGSTOP) while AWS's session comes up and AWS sends its routes, so that it
 reads the session's `up` and AWS's UPDATE together and sends the announcement and the withdrawal in one write.
+
+The second test checks the same invariant under churn: three peers come up in a random order and announce, withdraw
+and reset sessions at random without waiting; in the end every peer holds exactly the hub's Adj-RIB-Out for it, that
+is what the decision process predicts, and the hub's kernel holds the best routes. `MCRD_LAB_SEED` picks the seeds.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import random
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.lab.conftest import LAB_MARKS
 from tests.lab.harness import (
@@ -131,3 +139,103 @@ def test_a_withdrawal_right_after_the_session_comes_up_reaches_the_peer(lab: Lab
          until=lambda got: got == {VNET})
     poll(lambda: set(azure.routes("master4", protocol="mcr")), TIMEOUT, "Azure holds exactly what the hub sends it",
          until=lambda got: got == {VPC, VPC2})
+
+
+# --- the invariant under churn -------------------------------------------------------------------------------------
+
+POOL = [f"10.{n}.0.0/16" for n in range(1, 7)]
+SEEDS = [int(seed) for seed in os.environ.get("MCRD_LAB_SEED", "1,2").split(",")]
+
+
+@dataclass
+class Spoke:
+    """A peer of the churn test: FRR or BIRD, with the prefixes it originates. `prepend` makes AS paths of distinct
+    lengths, so the best path for a prefix is the one of the peer with the shortest (no tie to break)."""
+    name: str
+    hub_ip: str
+    ip: str
+    asn: int
+    prepend: tuple[int, ...]
+    peer: FrrPeer | BirdPeer | None = None
+    originated: set[str] = field(default_factory=set)
+
+    def start(self, ns: Netns) -> None:
+        if self.name.startswith("frr"):
+            self.peer = FrrPeer(ns, self.asn, "10.0.0.1", frr_config(
+                self.asn, "10.0.0.1", [FrrNeighbor(self.hub_ip, MCR_AS, hold_time=9)], hostname=self.name,
+                graceful_restart=False))
+        else:
+            self.peer = BirdPeer(ns, bird_config(self.asn, "10.0.0.2", [
+                BirdNeighbor("mcr", self.hub_ip, MCR_AS, hold_time=9)], [], kernel_export=False))
+
+    def toggle(self, prefix: str) -> None:
+        assert self.peer is not None
+        if prefix in self.originated:
+            self.originated.discard(prefix)
+            self.peer.withdraw(prefix)
+        else:
+            self.originated.add(prefix)
+            self.peer.announce(prefix, as_path_prepend=self.prepend)
+
+    def reset(self) -> None:
+        """Reset the BGP session from the peer's side (it comes back by itself)."""
+        if isinstance(self.peer, FrrPeer):
+            self.peer.vtysh(f"clear bgp {self.hub_ip}")
+        elif isinstance(self.peer, BirdPeer):
+            self.peer.birdc("restart", "mcr")
+
+    def from_hub(self) -> set[str]:
+        if isinstance(self.peer, FrrPeer):
+            return set(self.peer.routes("ipv4", neighbor=self.hub_ip))
+        assert isinstance(self.peer, BirdPeer)
+        return set(self.peer.routes("master4", protocol="mcr"))
+
+
+def _expected(spokes: list[Spoke]) -> tuple[dict[str, set[str]], dict[str, str]]:
+    """What the hub should send each spoke and install in its kernel: for each prefix the best is the originator
+    with the shortest AS path; it goes to every other spoke (MCR-SEMANTICS.md 2.3), and to the kernel via that
+    spoke."""
+    best: dict[str, Spoke] = {}
+    for spoke in sorted(spokes, key=lambda s: len(s.prepend), reverse=True):
+        for prefix in spoke.originated:
+            best[prefix] = spoke
+    out = {spoke.ip: {p for p, b in best.items() if b is not spoke} for spoke in spokes}
+    return out, {p: b.ip for p, b in best.items()}
+
+
+def _kernel(hub: Hub) -> dict[str, str]:
+    return {r["dst"]: r.get("gateway", "") for r in hub.ns.ip_json("-4", "route", "show", "proto", "252")}
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_after_any_churn_every_peer_holds_what_the_hub_advertises_it(lab: Lab, seed: int) -> None:
+    rng = random.Random(seed)
+    spokes = [Spoke("frr1", "169.254.1.1", "169.254.1.2", 64512, ()),
+              Spoke("frr2", "169.254.2.1", "169.254.2.2", 64513, (64513,)),
+              Spoke("bird3", "169.254.3.1", "169.254.3.2", 12076, (12076, 12076))]
+    hub = start_hub(lab, [(s.name, s.hub_ip, s.ip, s.asn) for s in spokes])
+    namespaces = {}
+    for spoke in spokes:
+        namespaces[spoke.name] = lab.netns(spoke.name)
+        lab.link(hub.ns, spoke.name, namespaces[spoke.name], "hub", [], [f"{spoke.ip}/30"])
+    # Sessions come up in a random order while the peers already originate and change routes.
+    for spoke in rng.sample(spokes, len(spokes)):
+        spoke.start(namespaces[spoke.name])
+        for prefix in rng.sample(POOL, rng.randint(1, 4)):
+            spoke.toggle(prefix)
+    for _ in range(24):
+        spoke = rng.choice(spokes)
+        if rng.random() < 0.1:
+            spoke.reset()
+        else:
+            spoke.toggle(rng.choice(POOL))
+    out, kernel = _expected(spokes)
+    what = f"(seed {seed}; originated {[(s.name, sorted(s.originated)) for s in spokes]})"
+    for spoke in spokes:
+        poll(functools.partial(hub.advertised, spoke.ip), TIMEOUT, f"the hub advertises {spoke.name} {what}",
+             until=out[spoke.ip].__eq__, ignore=(AssertionError,))
+    for spoke in spokes:
+        poll(spoke.from_hub, TIMEOUT, f"{spoke.name} holds what the hub advertises it {what}",
+             until=out[spoke.ip].__eq__)
+    poll(lambda: _kernel(hub), TIMEOUT, f"the hub's kernel holds the best routes {what}",
+         until=lambda got: got == kernel)
