@@ -143,7 +143,7 @@ class ExaBgpSpeaker:
                                   f"{exabgp_launch.TUNED_FOR}")
                 self._log.warning("exabgp_queue_unfixed", reason=f"ExaBGP {exabgp_launch.installed_release()} may "
                                   "send a route and drop its withdrawal when both are queued at once (exabgp_launch "
-                                  f"fix 6); the fix was read in {exabgp_launch.TUNED_FOR}")
+                                  f"fix 8); the fix was read in {exabgp_launch.TUNED_FOR}")
         self._server = await asyncio.start_unix_server(self._serve, path=str(self._socket))
         os.chmod(self._socket, 0o600)
         writer_task = asyncio.create_task(self._write_loop(), name="exabgp-writer")

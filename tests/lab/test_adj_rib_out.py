@@ -7,7 +7,7 @@ Topology (namespaces of one test)::
 Both peers originate 10.10.0.0/16, Azure with a longer AS path. Azure comes up first, so when AWS's session comes up
 the hub announces Azure's 10.10/16 to AWS; AWS's own UPDATE then makes AWS's path the best and the hub withdraws
 10.10/16 from AWS. When both reach ExaBGP before its first UPDATE to AWS, stock ExaBGP 5.0.15 sent the announcement
-and dropped the withdrawal, and AWS kept 10.10/16 via the hub for good (exabgp_launch.py, fix 6). The test makes
+and dropped the withdrawal, and AWS kept 10.10/16 via the hub for good (exabgp_launch.py, fix 8). The test makes
 that case certain: the daemon is stopped (SIGSTOP) while AWS's session comes up and AWS sends its routes, so that it
 reads the session's `up` and AWS's UPDATE together and sends the announcement and the withdrawal in one write.
 
