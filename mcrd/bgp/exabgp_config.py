@@ -8,6 +8,7 @@ import shlex
 from collections.abc import Callable, Collection, Sequence
 
 from mcrd.config.model import Config
+from mcrd.iface.plan import layer3_ifnames
 
 PROCESS_NAME = "mcrd"
 
@@ -27,7 +28,10 @@ def render(config: Config, api_command: Sequence[str], holds: Callable[[str], bo
         "}",
         "",
     ]
-    for vxc, _, conn in config.connections():
+    ifnames = layer3_ifnames(config)
+    sessions = [(vxc, ifnames[v, i], conn) for v, vxc in enumerate(config.vxcs)
+                for i, iface in enumerate(vxc.vrouter.interfaces) for conn in iface.bgp_connections]
+    for vxc, ifname, conn in sessions:
         peer = str(conn.peer_ip_address)
         if config.shutdown(vxc, conn) or peer in held_down or (holds is not None and not holds(peer)):
             continue
@@ -46,6 +50,11 @@ def render(config: Config, api_command: Sequence[str], holds: Callable[[str], bo
             # ExaBGP would be replayed on reconnect, routes withdrawn meanwhile included.
             "    adj-rib-out false;",
         ]
+        if conn.peer_ip_address.version == 6 and (conn.local_ip_address.is_link_local
+                                                  or conn.peer_ip_address.is_link_local):
+            # An IPv6 link-local address means nothing without its link: the kernel refuses to bind or connect one
+            # (EINVAL) until the socket names an interface, and ExaBGP's `source-interface` does (SO_BINDTODEVICE).
+            lines.append(f"    source-interface {ifname};")
         if conn.password:
             # Base64 so that no character of the key can break out of the configuration syntax.
             encoded = base64.b64encode(conn.password.encode()).decode()

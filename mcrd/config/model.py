@@ -121,13 +121,39 @@ def _codepoint(char: str) -> str:
     return f"U+{ord(char):04X}"
 
 
-def _address(value: object) -> IPAddress:
+class ScopedAddress(ipaddress.IPv6Address):
+    """A link-local address written with its scope (`fe80::1%eth5`, RFC 4007 11): the address alone, equal to,
+    hashed and printed as `fe80::1`. mcrd scopes a link-local address to its VXC's interface whatever is written;
+    `scope` is kept only to be checked against that interface (rules.scope_problems)."""
+
+    def __init__(self, address: str, scope: str = "") -> None:
+        super().__init__(address)
+        self.scope = scope
+
+
+def _address(value: object, *, scope_allowed: bool = False) -> IPAddress:
+    """An address; with `scope_allowed`, an IPv6 link-local one may carry a scope (`fe80::1%eth5`)."""
     if not isinstance(value, str):
         raise _problem(f"{_describe(value)} is not an IP address")
+    text, percent, scope = value.strip().partition("%")
     try:
-        return ipaddress.ip_address(value.strip())
+        address = ipaddress.ip_address(text)
     except ValueError:
         raise _problem(f"{value!r} is not an IP address (write it without a mask)") from None
+    if not percent:
+        return address
+    if not address.is_link_local or address.version != 6:
+        raise _problem(f"{value!r}: only an IPv6 link-local address (fe80::/10) takes a scope; write {address}")
+    if not scope_allowed:
+        raise _problem(f"{value!r}: write {address} here, without the scope %{scope}")
+    if not scope:
+        raise _problem(f"{value!r} has no interface after '%': write {address} (mcrd scopes it to the VXC's "
+                       "interface)")
+    return ScopedAddress(text, scope)
+
+
+def _link_address(value: object) -> IPAddress:
+    return _address(value, scope_allowed=True)
 
 
 def _ipv4_address(value: object) -> ipaddress.IPv4Address:
@@ -140,6 +166,11 @@ def _ipv4_address(value: object) -> ipaddress.IPv4Address:
 def _interface(value: object) -> IPInterface:
     if not isinstance(value, str) or "/" not in value:
         raise _problem(f"{_describe(value)} is not an address with a prefix length, e.g. 169.254.10.1/30")
+    if "%" in value:
+        # An address on this VXC's interface needs no scope; one kept would make it unequal to the same address
+        # written without it (localIpAddress must be one of ipAddresses).
+        raise _problem(f"{value!r}: write {re.sub(r'%[^/]*', '', value.strip())}, without a scope: the address "
+                       "goes on this VXC's interface")
     try:
         return ipaddress.ip_interface(value.strip())
     except ValueError:
@@ -182,6 +213,8 @@ LocalAsn = Annotated[int, PlainValidator(_local_asn)]
 Med = Annotated[int, _int_in(0, 4294967295)]
 Vlan = Annotated[int, PlainValidator(_vlan)]
 Address = Annotated[IPAddress, PlainValidator(_address)]
+# Where a link-local address may be written with its scope, `fe80::1%eth5` (the way `ip` and FRR show it).
+LinkAddress = Annotated[IPAddress, PlainValidator(_link_address)]
 Interface = Annotated[IPInterface, PlainValidator(_interface)]
 Prefix = Annotated[IPNetwork, PlainValidator(_prefix)]
 ListRef = Annotated[int | str, PlainValidator(_list_ref)]
@@ -234,7 +267,7 @@ class PrefixFilterList(_Model):
 
 class StaticRoute(_Model):
     prefix: Prefix
-    next_hop: Address
+    next_hop: LinkAddress
     description: Annotated[str, _text(100)] = ""
 
 
@@ -247,8 +280,8 @@ class Bfd(_Model):
 class BgpConnection(_Model):
     peer_asn: Asn
     local_asn: LocalAsn | None = None
-    local_ip_address: Address
-    peer_ip_address: Address
+    local_ip_address: LinkAddress
+    peer_ip_address: LinkAddress
     password: Annotated[str, _secret(25)] | None = None
     shutdown: StrictBool | None = None  # None: the MCR's bgpShutdownDefault
     description: Annotated[str, _text(100)] = ""

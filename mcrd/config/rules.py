@@ -181,16 +181,21 @@ def config_problems(cfg: Config) -> Iterator[Problem]:
     locals_: list[object] = []
     peer_paths: list[Path] = []
     local_paths: list[Path] = []
+    ifnames = _layer3_ifnames(cfg)
     for v, vxc in enumerate(cfg.vxcs):
         for n, iface in enumerate(vxc.vrouter.interfaces):
             base: Path = ("vxcs", v, "vrouter", "interfaces", n)
             for a, addr in enumerate(iface.ip_addresses):
                 locals_.append(addr.ip)
                 local_paths.append((*base, "ipAddresses", a))
+            for r, route in enumerate(iface.ip_routes):
+                yield from _scope_problems(route.next_hop, ifnames[v, n], (*base, "ipRoutes", r, "nextHop"))
             for c, conn in enumerate(iface.bgp_connections):
                 path: Path = (*base, "bgpConnections", c)
                 peers.append(conn.peer_ip_address)
                 peer_paths.append((*path, "peerIpAddress"))
+                yield from _scope_problems(conn.local_ip_address, ifnames[v, n], (*path, "localIpAddress"))
+                yield from _scope_problems(conn.peer_ip_address, ifnames[v, n], (*path, "peerIpAddress"))
                 yield from _connection_refs(cfg, conn, path)
     for i, count in _repeats(peers):
         yield peer_paths[i], f"{peers[i]} is the peer of {count} BGP connections"
@@ -198,6 +203,22 @@ def config_problems(cfg: Config) -> Iterator[Problem]:
         yield local_paths[i], f"{locals_[i]} is already an address of another interface"
     if cfg.mcr.router_id is None and not any(isinstance(a, ipaddress.IPv4Address) for a in locals_):
         yield ("mcr", "routerId"), "no interface has an IPv4 address to take it from: set it"
+
+
+def _layer3_ifnames(cfg: Config) -> dict[tuple[int, int], str]:
+    # Imported here: mcrd.iface.plan (pure) imports the model, which imports this module.
+    from mcrd.iface.plan import layer3_ifnames
+
+    return layer3_ifnames(cfg)
+
+
+def _scope_problems(address: object, ifname: str, path: Path) -> Iterator[Problem]:
+    """A link-local address written with a scope (`fe80::1%eth5`) must name the interface it is used on: mcrd
+    binds a link-local session, and routes a link-local next hop, through the VXC's own interface."""
+    scope = getattr(address, "scope", None)
+    if scope and scope != ifname:
+        yield path, (f"{address}%{scope}: the scope {scope} is not this VXC's interface {ifname}; a link-local "
+                     f"address here is always on {ifname}: write {address}")
 
 
 def _carrier_problems(cfg: Config) -> Iterator[Problem]:
