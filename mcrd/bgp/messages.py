@@ -239,12 +239,14 @@ def _update(peer: str, message: dict[str, Any]) -> list[Decoded]:
 
 def _announced(peer: str, attributes: dict[str, Any], by_next_hop: dict[str, Any], withdrawn: list[str],
                errors: list[Decoded]) -> list[RoutesAnnounced]:
-    """IPv6 routes may be listed under a global and a link-local next hop: the global one is used. Routes that
-    cannot be used as sent are added to `withdrawn` (treat-as-withdraw), with an `UpdateError` in `errors`."""
+    """IPv6 routes may be listed under a global and a link-local next hop (RFC 2545 3): see `_hop_rank` for the one
+    used. Routes that cannot be used as sent are added to `withdrawn` (treat-as-withdraw), with an `UpdateError`
+    in `errors`."""
     chosen: dict[str, str] = {}
     missing_hop: list[str] = []
     hops = {hop: _next_hop(hop) for hop in by_next_hop}
-    for hop in sorted(by_next_hop, key=lambda h: _after_global(hops[h])):
+    link_local_session = ":" in peer and ipaddress.IPv6Address(peer).is_link_local
+    for hop in sorted(by_next_hop, key=lambda h: _hop_rank(hops[h], link_local_session)):
         address = hops[hop]
         for entry in by_next_hop[hop]:
             if address is None:
@@ -269,8 +271,17 @@ def _announced(peer: str, attributes: dict[str, Any], by_next_hop: dict[str, Any
             for hop_text, prefixes in groups.items()]
 
 
-def _after_global(address: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> bool:
-    return address is None or address.is_link_local
+def _hop_rank(address: ipaddress.IPv4Address | ipaddress.IPv6Address | None, link_local_session: bool) -> int:
+    """Which next hop of a route is used, lowest first. The global one, except on a session over link-local
+    addresses: there the link-local one is on the VXC's link (the session runs over it), while the global one may
+    be in a subnet the MCR has no address in, where the kernel refuses a route through it (FRR sends its
+    interface's global address so). `::` is a speaker with no global address to give (BIRD sends `::` and its
+    link-local one): never used before a link-local one."""
+    if address is None:
+        return 3
+    if address.is_unspecified:
+        return 2
+    return int(address.is_link_local != link_local_session)
 
 
 def _next_hop(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

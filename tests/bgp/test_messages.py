@@ -63,12 +63,41 @@ def test_notification_then_down_with_the_reason() -> None:
     assert PeerDown("169.254.10.2", "notification received (6,2)") in parsed
 
 
-def _update(message: dict[str, object]) -> str:
+def _update(message: dict[str, object], peer: str = "10.0.0.2", local: str = "10.0.0.1") -> str:
     return json.dumps({
         "exabgp": "5.0.0", "type": "update",
-        "neighbor": {"address": {"local": "10.0.0.1", "peer": "10.0.0.2"}, "direction": "receive",
+        "neighbor": {"address": {"local": local, "peer": peer}, "direction": "receive",
                      "message": {"update": message}},
     })
+
+
+def _v6_next_hops(peer: str, *hops: str) -> str:
+    """The next hop mcrd uses for a route ExaBGP lists under each of `hops` (RFC 2545: global, then link-local)."""
+    line = _update({"attribute": {"origin": "igp", "as-path": {"0": {"element": "as-sequence", "value": [65020]}}},
+                    "announce": {"ipv6 unicast": {hop: [{"nlri": "2001:db8:30::/48"}] for hop in hops}}},
+                   peer=peer, local="fe80::4" if peer.startswith("fe80") else "2001:db8:e::1")
+    [announced] = Decoder().decode(line)
+    assert isinstance(announced, RoutesAnnounced)
+    assert announced.prefixes == ("2001:db8:30::/48",)
+    return announced.attrs.next_hop
+
+
+@pytest.mark.parametrize(("peer", "hops", "used"), [
+    # A session over global addresses: the global next hop, as before.
+    ("2001:db8:e::2", ("2001:db8:e::2", "fe80::3"), "2001:db8:e::2"),
+    ("2001:db8:e::2", ("fe80::3", "2001:db8:e::2"), "2001:db8:e::2"),
+    # Over link-local addresses: the link-local one, the only one sure to be on the VXC's link (FRR sends the global
+    # address of its interface, in a subnet the MCR may have no address in: the kernel refuses a route through it).
+    ("fe80::3", ("2001:db8:f::2", "fe80::3"), "fe80::3"),
+    # `::` (BIRD with no global address on the link) is never used before a link-local next hop, on either kind.
+    ("fe80::3", ("::", "fe80::e410:aaff:fed5:558d"), "fe80::e410:aaff:fed5:558d"),
+    ("2001:db8:e::2", ("::", "fe80::3"), "fe80::3"),
+    # A single next hop is used whatever it is (a link-local one alone, from a global session too).
+    ("2001:db8:e::2", ("fe80::3",), "fe80::3"),
+    ("fe80::3", ("2001:db8:e::2",), "2001:db8:e::2"),
+])
+def test_which_ipv6_next_hop_is_used(peer: str, hops: tuple[str, ...], used: str) -> None:
+    assert _v6_next_hops(peer, *hops) == used
 
 
 def test_withdrawals_as_paths_with_sets_and_communities() -> None:

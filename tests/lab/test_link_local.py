@@ -1,19 +1,23 @@
-"""An IPv6 BGP session over link-local addresses (fe80::/10), as lab routers often peer, proven from the peers' own
+"""IPv6 BGP sessions over link-local addresses (fe80::/10), as lab routers often peer, proven from the peers' own
 RIBs, the hub's kernel and real packets (issue 18 item 4).
 
 Topology (addresses stay inside the namespaces this module creates)::
 
-    lab (FRR 64512, fe80::1 <-> hub fe80::2, link-local only) --+-- hub (mcrd) --+-- glob (FRR 65010, global IPv6)
-    2001:db8:10::1 on lo, announces 2001:db8:10::/48                              2001:db8:20::1 on lo, 2001:db8:20::/48
+    frr  (FRR 64512, fe80::1 <-> hub fe80::2, TCP-MD5)  --+                +-- glob (FRR 65010, 2001:db8:e::2)
+    2001:db8:10::1 on lo, announces 2001:db8:10::/48      +-- hub (mcrd) --+   2001:db8:20::1 on lo, 2001:db8:20::/48
+    bird (BIRD 65020, fe80::3 <-> hub fe80::4)          --+
+    2001:db8:30::1 on lo, announces 2001:db8:30::/48
 
-mcrd scopes the link-local session to its VXC's interface (ExaBGP `source-interface`): without a scope the kernel
-refuses to bind or connect a link-local address and the session was never attempted. The link-local peer's routes
-reach the hub with a link-local next hop only, so the hub's kernel route must name the interface
-(`via fe80::1 dev <vxc>`); the global peer gets them with the hub's global address as next hop.
+mcrd scopes a link-local session to its VXC's interface (ExaBGP `source-interface`): without a scope the kernel
+refuses to bind or connect a link-local address, and the session used to be never attempted. FRR's side of its link
+also has a global address the hub has none in, so FRR sends a global and a link-local next hop (RFC 2545): the hub
+must route through the link-local one (`via fe80::1 dev <vxc>`), the only one on its link. The global peer gets the
+link-local peers' routes with the hub's global address as next hop, and packets cross the hub.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Iterator
@@ -23,16 +27,19 @@ from typing import Any
 import pytest
 
 from tests.lab.conftest import LAB_MARKS, module_lab
-from tests.lab.harness import FrrNeighbor, FrrPeer, Lab, Netns, frr_config, poll
+from tests.lab.harness import BirdNeighbor, BirdPeer, FrrNeighbor, FrrPeer, Lab, Netns, bird_config, frr_config, poll
 
 pytestmark = LAB_MARKS
 
-MCR_AS, LL_AS, GLOBAL_AS = 133937, 64512, 65010
-HUB_LL, PEER_LL = "fe80::2", "fe80::1"
+MCR_AS, FRR_AS, GLOBAL_AS, BIRD_AS = 133937, 64512, 65010, 65020
+HUB_FRR, PEER_FRR = "fe80::2", "fe80::1"  # the FRR link: link-local only on the hub's side
+PEER_FRR_GLOBAL = "2001:db8:f::2/64"  # on FRR's side of that link; the hub has no address in 2001:db8:f::/64
+HUB_BIRD, PEER_BIRD = "fe80::4", "fe80::3"
 HUB_G, PEER_G = "2001:db8:e::1", "2001:db8:e::2"
-LL_NET, LL_HOST = "2001:db8:10::/48", "2001:db8:10::1"
+FRR_NET, FRR_HOST = "2001:db8:10::/48", "2001:db8:10::1"
 G_NET, G_HOST = "2001:db8:20::/48", "2001:db8:20::1"
-LL_KEY = "ll-md5-key"  # TCP-MD5 over link-local too, as AWS-like peers require a key
+BIRD_NET, BIRD_HOST = "2001:db8:30::/48", "2001:db8:30::1"
+FRR_KEY = "ll-md5-key"  # TCP-MD5 over link-local too: cloud-like peers require a key
 TIMEOUT = 30.0
 
 
@@ -40,28 +47,31 @@ TIMEOUT = 30.0
 class Topology:
     lab: Lab
     hub: Netns
-    hub_ll_if: str
-    ll: FrrPeer
+    frr: FrrPeer
+    bird: BirdPeer
+    bird_ns: Netns
+    bird_if: str  # BIRD's end of its link to the hub
     glob: FrrPeer
-    ll_ns: Netns
     glob_ns: Netns
 
 
 def mcr_config(lab: Lab, *, scoped: bool = False) -> str:
-    """`scoped`: the link-local peer written as `fe80::1%<the VXC's interface>`, as FRR and `ip` show it."""
-    ll_if = lab.ifname("ll")
-    peer = f"{PEER_LL}%{ll_if}" if scoped else PEER_LL
+    """`scoped`: the link-local peers written `fe80::1%<the VXC's interface>`, as `ip` and FRR show them."""
+
+    def vxc(name: str, local: str, plen: int, peer: str, asn: int, **extra: Any) -> dict[str, Any]:
+        ifname = lab.ifname(name)
+        if scoped and peer.startswith("fe80"):
+            peer = f"{peer}%{ifname}"
+        connection = {"peerAsn": asn, "localIpAddress": local, "peerIpAddress": peer, "holdTime": 9, **extra}
+        interface = {"ipAddresses": [f"{local}/{plen}"], "bgpConnections": [connection]}
+        return {"productName": f"{name}-vxc", "interface": ifname, "vrouter": {"interfaces": [interface]}}
+
     config = {
         "mcr": {"productName": "lab-mcr", "mcrAsn": MCR_AS, "routerId": "10.255.0.1"},
         "vxcs": [
-            {"productName": "ll-vxc", "interface": ll_if, "vrouter": {"interfaces": [{
-                "ipAddresses": [f"{HUB_LL}/64"],
-                "bgpConnections": [{"peerAsn": LL_AS, "localIpAddress": HUB_LL, "peerIpAddress": peer,
-                                    "holdTime": 9, "password": LL_KEY}]}]}},
-            {"productName": "global-vxc", "interface": lab.ifname("glob"), "vrouter": {"interfaces": [{
-                "ipAddresses": [f"{HUB_G}/126"],
-                "bgpConnections": [{"peerAsn": GLOBAL_AS, "localIpAddress": HUB_G, "peerIpAddress": PEER_G,
-                                    "holdTime": 9}]}]}},
+            vxc("frr", HUB_FRR, 64, PEER_FRR, FRR_AS, password=FRR_KEY),
+            vxc("bird", HUB_BIRD, 64, PEER_BIRD, BIRD_AS),
+            vxc("glob", HUB_G, 126, PEER_G, GLOBAL_AS),
         ],
     }
     return json.dumps(config, indent=2) + "\n"
@@ -69,59 +79,86 @@ def mcr_config(lab: Lab, *, scoped: bool = False) -> str:
 
 @pytest.fixture(scope="module", params=[False, True], ids=["fe80", "fe80-scoped"])
 def topo(lab_ready: None, request: pytest.FixtureRequest) -> Iterator[Topology]:
-    """The module runs twice: the peer written `fe80::1`, then `fe80::1%<the VXC's interface>`."""
+    """The module runs twice: the link-local peers written `fe80::1`, then `fe80::1%<the VXC's interface>`."""
     with module_lab("test_link_local", request) as lab:
         yield _build(lab, scoped=request.param)
 
 
 def _build(lab: Lab, *, scoped: bool) -> Topology:
-    hub, ll_ns, glob_ns = lab.netns("hub"), lab.netns("ll"), lab.netns("glob")
-    # mcrd puts the hub side's addresses on (its config); the link-local peer has only fe80 on its link.
-    ll_link = lab.link(hub, "ll", ll_ns, "hub", [], [f"{PEER_LL}/64"])
+    hub, frr_ns, bird_ns, glob_ns = lab.netns("hub"), lab.netns("frr"), lab.netns("bird"), lab.netns("glob")
+    # mcrd puts the hub side's addresses on (from its config); the peer sides are the lab's.
+    frr_link = lab.link(hub, "frr", frr_ns, "hub", [], [f"{PEER_FRR}/64", PEER_FRR_GLOBAL])
+    bird_link = lab.link(hub, "bird", bird_ns, "hub", [], [f"{PEER_BIRD}/64"])
     lab.link(hub, "glob", glob_ns, "hub", [], [f"{PEER_G}/126"])
-    ll_ns.add_address("lo", f"{LL_HOST}/128")
-    glob_ns.add_address("lo", f"{G_HOST}/128")
+    for ns, host in ((frr_ns, FRR_HOST), (bird_ns, BIRD_HOST), (glob_ns, G_HOST)):
+        ns.add_address("lo", f"{host}/128")
 
     config = lab.make_dir("mcrd") / "mcrd.yaml"
     config.write_text(mcr_config(lab, scoped=scoped))
     hub.popen(sys.executable, "-m", "mcrd", "run", "-c", str(config), "--log-format", "json",
               "--state-dir", str(lab.make_dir("mcrd-state")), label="mcrd")
-    # FRR's own link-local form: the neighbor is reached through the named interface.
-    ll = FrrPeer(ll_ns, LL_AS, "10.0.0.1", frr_config(
-        LL_AS, "10.0.0.1",
-        [FrrNeighbor(HUB_LL, MCR_AS, hold_time=9, password=LL_KEY,
-                     extra=(f"neighbor {HUB_LL} interface {ll_link.if_b}",))],
-        [LL_NET], hostname="ll", graceful_restart=False))
+    # Each peer's own way of naming a link-local neighbour: FRR `neighbor X interface IF`, BIRD `interface "IF"`.
+    frr = FrrPeer(frr_ns, FRR_AS, "10.0.0.1", frr_config(
+        FRR_AS, "10.0.0.1",
+        [FrrNeighbor(HUB_FRR, MCR_AS, password=FRR_KEY, hold_time=9,
+                     extra=(f"neighbor {HUB_FRR} interface {frr_link.if_b}",))],
+        [FRR_NET], hostname="frr", graceful_restart=False))
+    bird = BirdPeer(bird_ns, bird_config(
+        BIRD_AS, "10.0.0.3",
+        [BirdNeighbor("mcr6", HUB_BIRD, MCR_AS, hold_time=9, extra=(f'interface "{bird_link.if_b}";',))],
+        [BIRD_NET]))
     glob = FrrPeer(glob_ns, GLOBAL_AS, "10.0.0.2", frr_config(
         GLOBAL_AS, "10.0.0.2", [FrrNeighbor(HUB_G, MCR_AS, hold_time=9)], [G_NET], hostname="glob",
         graceful_restart=False))
-    ll.wait_established(HUB_LL, TIMEOUT)
+    frr.wait_established(HUB_FRR, TIMEOUT)
+    bird.wait_established("mcr6", TIMEOUT)
     glob.wait_established(HUB_G, TIMEOUT)
-    return Topology(lab, hub, ll_link.if_a, ll, glob, ll_ns, glob_ns)
+    return Topology(lab, hub, frr, bird, bird_ns, bird_link.if_b, glob, glob_ns)
 
 
-def _v6_route(ns: Netns, prefix: str) -> dict[str, Any] | None:
-    return ns.kernel_routes(ipv6=True).get(prefix)
+def _hub_routes(hub: Netns) -> dict[str, tuple[str, str]]:
+    """mcrd's IPv6 routes in the hub's kernel (its own protocol number): prefix -> (gateway, device)."""
+    return {r["dst"]: (r.get("gateway", ""), r.get("dev", ""))
+            for r in hub.ip_json("-6", "route", "show", "proto", "252")}
 
 
-def test_link_local_session_carries_routes_both_ways(topo: Topology) -> None:
-    # Read from each FRR's own RIB: the link-local peer learns the global peer's prefix from the hub over fe80,
-    # the global peer learns the link-local peer's prefix with the hub's global address as next hop.
-    got = topo.ll.wait_route(G_NET, TIMEOUT)
-    assert got.as_path == (MCR_AS, GLOBAL_AS)
-    got = topo.glob.wait_route(LL_NET, TIMEOUT)
-    assert got.as_path == (MCR_AS, LL_AS)
-    assert got.next_hop == HUB_G
+def _from_hub(routes: dict[str, Any]) -> dict[str, tuple[tuple[int, ...], str]]:
+    return {p: (r.as_path, r.next_hop) for p, r in routes.items() if r.as_path[:1] == (MCR_AS,)}
 
 
-def test_hub_kernel_route_names_the_link_local_next_hop_and_its_interface(topo: Topology) -> None:
-    route = poll(lambda: _v6_route(topo.hub, LL_NET), TIMEOUT, f"hub kernel route to {LL_NET}",
-                 until=lambda r: r is not None and r.get("protocol") in ("252", 252))
-    assert route is not None
-    assert (route.get("gateway"), route.get("dev")) == (PEER_LL, topo.hub_ll_if)
+def test_each_peer_learns_the_others_routes_over_the_link_local_sessions(topo: Topology) -> None:
+    # Read from each peer's own RIB. The link-local peers get the hub's link-local address as next hop (the
+    # session's own address, all ExaBGP sends), the global peer the hub's global address.
+    want_frr = {G_NET: ((MCR_AS, GLOBAL_AS), HUB_FRR), BIRD_NET: ((MCR_AS, BIRD_AS), HUB_FRR)}
+    poll(lambda: _from_hub(topo.frr.routes("ipv6")), TIMEOUT, "FRR's IPv6 RIB", until=lambda got: got == want_frr)
+    want_bird = {G_NET: (MCR_AS, GLOBAL_AS), FRR_NET: (MCR_AS, FRR_AS)}
+    poll(lambda: {p: a for p, (a, _) in _from_hub(topo.bird.routes("master6")).items()}, TIMEOUT,
+         "BIRD's IPv6 RIB", until=lambda got: got == want_bird)
+    want_glob = {FRR_NET: ((MCR_AS, FRR_AS), HUB_G), BIRD_NET: ((MCR_AS, BIRD_AS), HUB_G)}
+    poll(lambda: _from_hub(topo.glob.routes("ipv6")), TIMEOUT, "the global peer's IPv6 RIB",
+         until=lambda got: got == want_glob)
 
 
-def test_packets_cross_the_hub_between_the_link_local_and_the_global_peer(topo: Topology) -> None:
-    poll(lambda: topo.glob_ns.run("ping", "-n", "-q", "-c", "1", "-W", "1", "-I", G_HOST, LL_HOST,
-                                  check=False).returncode == 0,
-         TIMEOUT, f"ping {LL_HOST} from {G_HOST} across the hub")
+def test_hub_kernel_routes_through_the_link_local_next_hops_and_their_interfaces(topo: Topology) -> None:
+    lab = topo.lab
+    # BIRD sends its interface's own link-local address (the kernel's EUI-64 one), not the session's fe80::3: any
+    # link-local address of BIRD's end of the link is right.
+    bird_link_local = {a["local"] for link in topo.bird_ns.ip_json("addr", "show", "dev", topo.bird_if)
+                       for a in link.get("addr_info", []) if a["local"].startswith("fe80:")}
+    want = {FRR_NET: (PEER_FRR, lab.ifname("frr")), G_NET: (PEER_G, lab.ifname("glob"))}
+
+    def right(got: dict[str, tuple[str, str]]) -> bool:
+        bird_hop = got.get(BIRD_NET, ("", ""))
+        others = {p: hop for p, hop in got.items() if p != BIRD_NET}
+        return others == want and bird_hop[0] in bird_link_local and bird_hop[1] == lab.ifname("bird")
+
+    poll(lambda: _hub_routes(topo.hub), TIMEOUT, "hub kernel routes (proto 252)", until=right)
+
+
+def test_packets_cross_the_hub_between_link_local_and_global_peers(topo: Topology) -> None:
+    def reaches(target: str) -> bool:
+        ping = ("ping", "-n", "-q", "-c", "1", "-W", "1", "-I", G_HOST, target)
+        return topo.glob_ns.run(*ping, check=False).returncode == 0
+
+    for target in (FRR_HOST, BIRD_HOST):
+        poll(functools.partial(reaches, target), TIMEOUT, f"ping {target} from {G_HOST} across the hub")
