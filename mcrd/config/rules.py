@@ -198,7 +198,12 @@ def config_problems(cfg: Config) -> Iterator[Problem]:
                 yield from _scope_problems(conn.peer_ip_address, ifnames[v, n], (*path, "peerIpAddress"))
                 yield from _connection_refs(cfg, conn, path)
     for i, count in _repeats(peers):
-        yield peer_paths[i], f"{peers[i]} is the peer of {count} BGP connections"
+        why = ""
+        peer = peers[i]
+        if isinstance(peer, ipaddress.IPv6Address) and peer.is_link_local:
+            # Link-local addresses may repeat on different links, but ExaBGP and mcrd name a session by its peer.
+            why = " (on different links too: a session is named by its peer address alone)"
+        yield peer_paths[i], f"{peer} is the peer of {count} BGP connections{why}"
     for i, _ in _repeats(locals_):
         yield local_paths[i], f"{locals_[i]} is already an address of another interface"
     if cfg.mcr.router_id is None and not any(isinstance(a, ipaddress.IPv4Address) for a in locals_):

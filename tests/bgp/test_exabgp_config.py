@@ -58,3 +58,44 @@ def test_route_refresh_is_offered_only_when_the_daemon_answers_it() -> None:
     # The requests reach the daemon, and ExaBGP keeps no Adj-RIB-Out (exabgp_launch.py, fix 7 keeps it off).
     assert "receive { parsed; update; open; notification; refresh; }" in offered
     assert "adj-rib-out false;" in offered
+
+
+LINK_LOCAL = """\
+mcr: {routerId: 10.255.0.1}
+vxcs:
+  - productName: lab-router
+    interface: eth5
+    vlan: 100
+    vrouter:
+      interfaces:
+        - ipAddresses: ["fe80::2/64", "169.254.0.1/30"]
+          bgpConnections:
+            - {peerAsn: 64512, localIpAddress: "fe80::2", peerIpAddress: "fe80::1%eth5.100"}
+            - {peerAsn: 64512, localIpAddress: 169.254.0.1, peerIpAddress: 169.254.0.2}
+  - productName: global
+    interface: eth6
+    vrouter:
+      interfaces:
+        - ipAddresses: ["2001:db8::1/64"]
+          bgpConnections:
+            - {peerAsn: 64513, localIpAddress: "2001:db8::1", peerIpAddress: "2001:db8::2"}
+"""
+
+
+def test_a_link_local_session_is_bound_to_its_vxcs_interface(tmp_path: Path) -> None:
+    """The kernel refuses to bind or connect an IPv6 link-local address without an interface (EINVAL): such a
+    session gets the VXC's layer-3 device (here its VLAN device) as `source-interface`. Global sessions and IPv4
+    link-local ones (169.254/16, routed without a scope) get none. ExaBGP accepts the result."""
+    path = tmp_path / "c.yaml"
+    path.write_text(LINK_LOCAL)
+    text = render(load_config(path), ["/bin/cat"])
+    blocks = {block.split(" {")[0]: block for block in text.split("\nneighbor ")[1:]}
+    assert "local-address fe80::2;" in blocks["fe80::1"]
+    assert "source-interface eth5.100;" in blocks["fe80::1"]
+    assert "source-interface" not in blocks["169.254.0.2"]
+    assert "source-interface" not in blocks["2001:db8::2"]
+    conf = tmp_path / "exabgp.conf"
+    conf.write_text(text)
+    result = subprocess.run([sys.executable, "-m", "exabgp", "validate", str(conf)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -383,6 +383,103 @@ def test_an_address_on_two_interfaces() -> None:
     )
 
 
+# --- link-local addresses (fe80::/10) ----------------------------------------------------------------------
+
+LINK_LOCAL = """\
+mcr: {productName: t, routerId: 10.255.0.1}                  # 1
+vxcs:                                                        # 2
+  - productName: lab                                         # 3
+    interface: eth5                                          # 4
+    vrouter:                                                 # 5
+      interfaces:                                            # 6
+        - ipAddresses: ["fe80::2/64"]                        # 7
+          bgpConnections:                                    # 8
+            - peerAsn: 64512                                 # 9
+              localIpAddress: "fe80::2"                      # 10
+              peerIpAddress: "fe80::1"                       # 11
+"""
+LL = "vxcs[0].vrouter.interfaces[0]"
+LL_SESSION = f"{LL}.bgpConnections[0]"
+
+
+def test_a_link_local_session_is_valid_and_takes_its_vxcs_interface_as_scope() -> None:
+    assert problems(LINK_LOCAL) == []
+    # The way `ip` and FRR write it: accepted when the scope is the VXC's own interface, and the same session.
+    scoped = set_line(set_line(LINK_LOCAL, 11, 'peerIpAddress: "fe80::1%eth5"'), 10, 'localIpAddress: "fe80::2%eth5"')
+    config = parse_config(scoped, "t.yaml")
+    assert config == parse_config(LINK_LOCAL, "t.yaml")
+    conn = config.connections()[0][2]
+    assert (str(conn.local_ip_address), str(conn.peer_ip_address)) == ("fe80::2", "fe80::1")
+
+
+def test_a_tagged_vxcs_scope_is_its_vlan_device() -> None:
+    tagged = insert_after(LINK_LOCAL, 4, "vlan: 100")  # the session runs on eth5.100
+    assert problems(set_line(tagged, 12, 'peerIpAddress: "fe80::1%eth5.100"')) == []
+    assert problem(set_line(tagged, 12, 'peerIpAddress: "fe80::1%eth5"')) == (
+        f"t.yaml:12: {LL_SESSION}.peerIpAddress: fe80::1%eth5: the scope eth5 is not this VXC's interface eth5.100; "
+        "a link-local address here is always on eth5.100: write fe80::1"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("fe80::1%eth6", "fe80::1%eth6: the scope eth6 is not this VXC's interface eth5; a link-local address here is "
+                         "always on eth5: write fe80::1"),
+        ("fe80::1%2", "fe80::1%2: the scope 2 is not this VXC's interface eth5; a link-local address here is always "
+                      "on eth5: write fe80::1"),
+        ("fe80::1%", "'fe80::1%' has no interface after '%': write fe80::1 (mcrd scopes it to the VXC's interface)"),
+        ("2001:db8::1%eth5", "'2001:db8::1%eth5': only an IPv6 link-local address (fe80::/10) takes a scope; write "
+                             "2001:db8::1"),
+        ("169.254.0.2%eth5", "'169.254.0.2%eth5': only an IPv6 link-local address (fe80::/10) takes a scope; write "
+                             "169.254.0.2"),
+    ],
+    ids=["other-interface", "index", "empty", "global", "ipv4"],
+)
+def test_a_scope_that_is_not_the_vxcs_interface_is_refused_by_name(value: str, message: str) -> None:
+    """Never a session that would not start: mcrd binds a link-local session to the VXC's interface, so a scope
+    naming anything else is refused, and the message never offers the refused form as the valid one."""
+    assert problem(set_line(LINK_LOCAL, 11, f'peerIpAddress: "{value}"')) == (
+        f"t.yaml:11: {LL_SESSION}.peerIpAddress: {message}"
+    )
+
+
+def test_a_scope_is_refused_where_an_address_goes_on_the_interface_or_names_a_peer() -> None:
+    assert problem(set_line(LINK_LOCAL, 7, 'ipAddresses: ["fe80::2%eth5/64"]')) == (
+        f"t.yaml:7: {LL}.ipAddresses[0]: 'fe80::2%eth5/64': write fe80::2/64, without a scope: the address goes "
+        "on this VXC's interface"
+    )
+    text = insert_after(LINK_LOCAL, 11, 'denyExportTo: ["fe80::1%eth5"]')
+    assert f"t.yaml:12: {LL_SESSION}.denyExportTo[0]: 'fe80::1%eth5': write fe80::1 here, without the scope %eth5" in (
+        problems(text)
+    )
+
+
+def test_a_static_route_through_a_link_local_next_hop() -> None:
+    assert problems(insert_after(LINK_LOCAL, 7, "ipRoutes: [{prefix: '2001:db8:9::/48', nextHop: 'fe80::1%eth5'}]")) \
+        == []
+    assert problem(insert_after(LINK_LOCAL, 7, "ipRoutes: [{prefix: '2001:db8:9::/48', nextHop: 'fe80::1%lo'}]")) == (
+        f"t.yaml:8: {LL}.ipRoutes[0].nextHop: fe80::1%lo: the scope lo is not this VXC's interface eth5; a "
+        "link-local address here is always on eth5: write fe80::1"
+    )
+
+
+def test_one_link_local_peer_address_on_two_links() -> None:
+    second = LINK_LOCAL + "\n".join([
+        "  - productName: lab2",
+        "    interface: eth6",
+        "    vrouter:",
+        "      interfaces:",
+        '        - ipAddresses: ["fe80::3/64"]',
+        "          bgpConnections:",
+        '            - {peerAsn: 64513, localIpAddress: "fe80::3", peerIpAddress: "fe80::1"}',
+    ]) + "\n"
+    assert problem(second) == (
+        "t.yaml:18: vxcs[1].vrouter.interfaces[0].bgpConnections[0].peerIpAddress: fe80::1 is the peer of 2 BGP "
+        "connections (on different links too: a session is named by its peer address alone)"
+    )
+
+
 # --- references and duplicates ------------------------------------------------------------------------
 
 
