@@ -272,11 +272,11 @@ def _announced(peer: str, attributes: dict[str, Any], by_next_hop: dict[str, Any
 
 
 def _hop_rank(address: ipaddress.IPv4Address | ipaddress.IPv6Address | None, link_local_session: bool) -> int:
-    """Which next hop of a route is used, lowest first. The global one, except on a session over link-local
-    addresses: there the link-local one is on the VXC's link (the session runs over it), while the global one may
-    be in a subnet the MCR has no address in, where the kernel refuses a route through it (FRR sends its
-    interface's global address so). `::` is a speaker with no global address to give (BIRD sends `::` and its
-    link-local one): never used before a link-local one."""
+    """Which next hop of a route is used, lowest first. Decision (docs/MCR-SEMANTICS.md 2.7): the global one,
+    except on a session over link-local addresses: there the link-local one is on the VXC's link (the session runs
+    over it), while the global one may be in a subnet the MCR has no address in, where the kernel refuses a route
+    through it (FRR sends its interface's global address so). `::` is a speaker with no global address to give
+    (BIRD sends `::` and its link-local one): never used before a link-local one."""
     if address is None:
         return 3
     if address.is_unspecified:
