@@ -1379,8 +1379,8 @@ class GoBgpNeighbor:
 
 
 def gobgp_config(asn: int, router_id: str, neighbors: Sequence[GoBgpNeighbor]) -> str:
-    """A gobgpd config (TOML) for a lab peer: connect retry and idle hold after a reset 1 s, no policy (GoBGP
-    accepts and sends everything by default; it does not apply RFC 8212).  Routes are added at run time
+    """A gobgpd config (TOML) for a lab peer: connect retry 1 s, no policy (GoBGP accepts and sends everything by
+    default; it does not apply RFC 8212).  Routes are added at run time
     (:meth:`GoBgpPeer.announce`)."""
     lines = ["[global.config]", f"  as = {asn}", f"  router-id = {json.dumps(router_id)}", ""]
     for n in neighbors:
@@ -1388,8 +1388,7 @@ def gobgp_config(asn: int, router_id: str, neighbors: Sequence[GoBgpNeighbor]) -
                   f"    peer-as = {n.remote_as}"]
         if n.password:
             lines.append(f"    auth-password = {json.dumps(n.password)}")
-        # GoBGP waits 30 s after a reset before it connects again by default.
-        lines += ["  [neighbors.timers.config]", "    connect-retry = 1", "    idle-hold-time-after-reset = 1"]
+        lines += ["  [neighbors.timers.config]", "    connect-retry = 1"]
         if n.hold_time is not None:
             lines += [f"    hold-time = {n.hold_time}", f"    keepalive-interval = {max(1, n.hold_time // 3)}"]
         if n.passive or n.local_address:

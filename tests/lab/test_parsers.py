@@ -290,7 +290,7 @@ def test_bird_static_block_round_trip_with_extended_and_large_communities() -> N
 def test_gobgp_and_openbgpd_configs() -> None:
     toml = gobgp_config(65001, "10.0.0.3", [GoBgpNeighbor("169.254.3.1", 133937, password='k"ey', hold_time=9)])
     assert 'auth-password = "k\\"ey"' in toml
-    for line in ("hold-time = 9", "keepalive-interval = 3", "idle-hold-time-after-reset = 1"):
+    for line in ("hold-time = 9", "keepalive-interval = 3", "connect-retry = 1"):
         assert line in toml
     conf = openbgpd_config(65002, "10.0.0.4", [OpenBgpdNeighbor("169.254.4.1", 133937, local_address="169.254.4.2",
                                                                 password="key", hold_time=9)],
