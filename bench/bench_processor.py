@@ -47,9 +47,9 @@ from typing import Any
 
 from mcrd.config.load import parse_config
 from mcrd.config.model import Config
-from mcrd.rib.attributes import Origin, PathAttributes
 from mcrd.rib.events import ConfigChanged, Event, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
 from mcrd.rib.processor import RouteProcessor
+from mcrd.route.attributes import Origin, PathAttributes
 
 MIB = 1024 * 1024
 UPDATE_SIZE = 300  # prefixes per UPDATE as ExaBGP delivers them; also the unit that shares one set of attributes

@@ -14,9 +14,9 @@ from mcrd.bfd import BfdDiag, BfdState, BfdTransition
 from mcrd.config.model import Config
 from mcrd.daemon import BfdChanged, Daemon, LinksChanged, Reload
 from mcrd.iface.tracking import LinkInfo, LinkSnapshot
-from mcrd.rib.attributes import PathAttributes
 from mcrd.rib.effects import Effects, SessionChanged
 from mcrd.rib.events import ConfigChanged, PeerDown, PeerUp, RoutesAnnounced
+from mcrd.route.attributes import PathAttributes
 from tests.core.helpers import peer_config
 from tests.lg.fixtures import bfd_status
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
-from mcrd.rib.attributes import Origin, PathAttributes
 from mcrd.rib.effects import Announce, Effects
+from mcrd.route.attributes import Origin, PathAttributes
 
 PREFIXES_PER_COMMAND = 500
 

@@ -19,8 +19,8 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcrd.rib.attributes import ExtendedCommunity, Origin, PathAttributes
 from mcrd.rib.events import EndOfRib, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
+from mcrd.route.attributes import ExtendedCommunity, Origin, PathAttributes
 
 _ORIGINS = {"igp": Origin.IGP, "egp": Origin.EGP, "incomplete": Origin.INCOMPLETE}
 

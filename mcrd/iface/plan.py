@@ -129,3 +129,12 @@ def layer3_ifnames(config: Config) -> dict[tuple[int, int], str]:
         for i, _ in enumerate(_layer3(vxc)):
             names[v, i] = next(plans).ifname
     return names
+
+
+def peer_ifnames(config: Config) -> dict[str, str]:
+    """The Linux device of each BGP connection's VXC, by peer address (the session's key)."""
+    ifnames = layer3_ifnames(config)
+    return {str(conn.peer_ip_address): ifnames[v, i]
+            for v, vxc in enumerate(config.vxcs)
+            for i, iface in enumerate(vxc.vrouter.interfaces)
+            for conn in iface.bgp_connections}

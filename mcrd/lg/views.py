@@ -14,7 +14,7 @@ Decisions (where Megaport's documentation says nothing), kept here:
   BGP route for the same prefix, a static route over a BGP route (docs/MCR-SEMANTICS.md 2.4).
 - In `bgp`, routes the MCR originates (static routes, and connected subnets when `advertiseConnected` is set) have
   `neighborIp` and `neighborAsn` null and weight 32768; learned routes have weight 0 and local preference 100
-  (`mcrd.rib.decision.LEARNED_LOCAL_PREF`); only accepted routes are candidates, so `valid` is true there.
+  (`mcrd.policy.mcr.LOCAL_PREF`); only accepted routes are candidates, so `valid` is true there.
 - `received` holds the routes import policy accepted, with their attributes after import policy (`medIn` applied);
   `received` with `filtered` (an mcrd extension) holds the rejected ones as the peer sent them, each with the rule
   that rejected it (`rejection.code`, `rejection.detail`).
@@ -29,12 +29,11 @@ from typing import Any, TypedDict
 
 from mcrd.config.model import Config, IPNetwork
 from mcrd.iface.plan import layer3_ifnames
-from mcrd.policy.mcr import STATIC_ORIGIN
+from mcrd.policy.mcr import LOCAL_PREF, STATIC_ORIGIN
 from mcrd.policy.prefix_list import ParsedPrefix, parse_prefix
-from mcrd.rib.attributes import Origin, PathAttributes
-from mcrd.rib.decision import LEARNED_LOCAL_PREF
 from mcrd.rib.entry import RouteEntry
 from mcrd.rib.processor import PeerState, RouteProcessor
+from mcrd.route.attributes import Origin, PathAttributes
 
 PROTOCOLS = ("BGP", "STATIC", "CONNECTED", "LOCAL")
 LOCAL_WEIGHT = 32768  # vendors' weight for routes the router originates (see mcrd.rib.decision step 0)
@@ -338,7 +337,7 @@ def routes(
         attrs = entry.attrs
         rows.append({
             "prefix": prefix, "nextHop": attrs.next_hop, "protocol": "BGP", "metric": attrs.med,
-            "localPref": LEARNED_LOCAL_PREF, "asPath": _path(attrs), "age": _age(now, entry.since),
+            "localPref": LOCAL_PREF, "asPath": _path(attrs), "age": _age(now, entry.since),
             "interface": entry.ifname, "vxcId": None,
             "vxcName": peer.policy.vxc if peer is not None else layout.vxc_of.get(entry.ifname, ""),
             "communities": attrs.community_texts(), "origin": _ORIGIN[attrs.origin], "med": attrs.med,
@@ -403,7 +402,7 @@ def bgp(processor: RouteProcessor, config: Config, now: float, *, ip: IpQuery | 
                 continue
             attrs = path.attrs
             rows.append({
-                "prefix": prefix, "nextHop": attrs.next_hop, "asPath": _path(attrs), "localPref": LEARNED_LOCAL_PREF,
+                "prefix": prefix, "nextHop": attrs.next_hop, "asPath": _path(attrs), "localPref": LOCAL_PREF,
                 "med": attrs.med, "origin": _ORIGIN[attrs.origin], "communities": attrs.community_texts(),
                 "weight": LEARNED_WEIGHT, "valid": True, "best": best.get(prefix) is path, "neighborIp": policy.key,
                 "neighborAsn": policy.peer_asn, "age": _age(now, path.since), "vxcId": None, "vxcName": policy.vxc,
@@ -416,7 +415,7 @@ def bgp(processor: RouteProcessor, config: Config, now: float, *, ip: IpQuery | 
 def _local_bgp(prefix: str, next_hop: str, vxc: str, best: RouteEntry | None, now: float) -> BgpRoute:
     """A route the MCR originates; `best` is its Loc-RIB entry when it is the best route for the prefix."""
     return {
-        "prefix": prefix, "nextHop": next_hop, "asPath": [], "localPref": LEARNED_LOCAL_PREF, "med": None,
+        "prefix": prefix, "nextHop": next_hop, "asPath": [], "localPref": LOCAL_PREF, "med": None,
         "origin": STATIC_ORIGIN.name, "communities": [], "weight": LOCAL_WEIGHT, "valid": True,
         "best": best is not None, "neighborIp": None, "neighborAsn": None,
         "age": _age(now, best.since) if best else None, "vxcId": None, "vxcName": vxc,

@@ -1,19 +1,23 @@
 """The MCR's routing rules (docs/MCR-SEMANTICS.md section 2), one function per rule.
 
-Every "Decision" (a choice mcrd makes where Megaport's sources are silent) is a named constant or function here,
-so it can be found and changed in one place.
+`import_verdict` (2.2) and `export_to` (2.3) apply the rules in their order; the route processor calls them once
+per route (and target) and nothing else of the import and export rules. Every "Decision" (a choice mcrd makes
+where Megaport's sources are silent) is a named constant or function here, so it can be found and changed in one
+place: the route limit, connected routes in the kernel and LOCAL_PREF included.
 """
 
 from __future__ import annotations
 
 import functools
 import ipaddress
+from collections.abc import Container
+from dataclasses import dataclass, field
 
 from mcrd.config.model import Config
 from mcrd.policy.peer import PeerPolicy, PeerType
-from mcrd.policy.prefix_list import CompiledPrefixList, ParsedPrefix
+from mcrd.policy.prefix_list import CompiledPrefixList, ParsedPrefix, parse_prefix, prefix_version
 from mcrd.policy.rejection import Rejection
-from mcrd.rib.attributes import Origin, PathAttributes
+from mcrd.route.attributes import Origin, PathAttributes
 
 # --- 2.1 Default propagation by peer type ------------------------------------------------------------------
 
@@ -272,8 +276,9 @@ def well_known_communities_permit(attrs: PathAttributes, target: PeerPolicy) -> 
     return target.ibgp or _NOT_TO_EBGP.isdisjoint(communities)
 
 
-# Decision: LOCAL_PREF sent to iBGP peers (the MCR sets no local preference; RFC 4271 default).
-DEFAULT_LOCAL_PREF = 100
+# Decision: every learned route has LOCAL_PREF 100 in best-path selection, and iBGP peers are sent 100 (the MCR
+# has no local-preference setting; RFC 4271's usual default).
+LOCAL_PREF = 100
 
 
 def export_attributes(attrs: PathAttributes, target: PeerPolicy) -> PathAttributes | None:
@@ -287,7 +292,7 @@ def export_attributes(attrs: PathAttributes, target: PeerPolicy) -> PathAttribut
             return None
         path = tuple(target.local_asn if asn == target.peer_asn else asn for asn in path)
     if target.ibgp:
-        out_path, local_pref = path, DEFAULT_LOCAL_PREF
+        out_path, local_pref = path, LOCAL_PREF
     else:
         out_path, local_pref = (target.local_asn,) * (1 + target.prepend) + path, None
     return PathAttributes(
@@ -318,6 +323,145 @@ def path_refusal(attrs: PathAttributes, target: PeerPolicy) -> Rejection | None:
 STATIC_ORIGIN = Origin.INCOMPLETE
 
 # Decision: connected subnets are not advertised over BGP unless `mcr.advertiseConnected` is set.
+
+
+def in_kernel(prefix: str, connected: Container[str]) -> bool:
+    """Whether the best route for `prefix` goes into the kernel. Decision: not for a connected subnet, which the
+    kernel holds already (CONNECTED beats every other protocol)."""
+    return prefix not in connected
+
+
+# --- The route limit -----------------------------------------------------------------------------------------
+
+# Decision: when the MCR's route limit is reached, a new prefix is refused (kept as rejected with this reason
+# and counted), and admitted in arrival order when room frees up. Routes for prefixes already in the table
+# are never refused; lowering the limit evicts nothing; static routes are config and always enter.
+ROUTE_LIMIT = "route-limit"
+
+
+def route_limit_refusal(prefix_held: bool, held: int, limit: int) -> Rejection | None:
+    """Why an accepted route for a prefix may not enter a table of `held` prefixes (None: it may)."""
+    if prefix_held or held < limit:
+        return None
+    return _limit_rejection(limit)
+
+
+def has_room(held: int, limit: int) -> bool:
+    """Whether a route refused by the limit may enter now (the oldest refused first)."""
+    return held < limit
+
+
+@functools.lru_cache(maxsize=8)
+def _limit_rejection(limit: int) -> Rejection:
+    return Rejection(ROUTE_LIMIT, f"the MCR holds its limit of {limit} routes; waiting for room")
+
+
+# --- 2.2 Import, in order ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OwnAddresses:
+    """The MCR's own addresses (never a usable next hop) and the same as /32 and /128 prefixes (never accepted)."""
+
+    addresses: frozenset[str] = frozenset()
+    hosts: frozenset[str] = frozenset()
+
+
+def own_of(config: Config) -> OwnAddresses:
+    own = own_addresses(config)
+    return OwnAddresses(own, own_host_prefixes(own))
+
+
+def update_verdict(peer: PeerPolicy, attrs: PathAttributes, own: OwnAddresses) -> PathAttributes | Rejection:
+    """The steps of `import_verdict` that depend on the attributes only, which every prefix of an UPDATE shares:
+    the attributes after import policy, or why every route of the UPDATE is rejected."""
+    rejection = as_loop(peer, attrs) or next_hop_rejection(attrs.next_hop, own.addresses) or path_rejection(peer, attrs)
+    if rejection is not None:
+        return rejection
+    return import_attributes(peer, attrs)
+
+
+def import_verdict(
+    peer: PeerPolicy, prefix: str, attrs: PathAttributes, own: OwnAddresses,
+    update: PathAttributes | Rejection | None = None,
+) -> PathAttributes | Rejection:
+    """Import on `peer` (docs/MCR-SEMANTICS.md 2.2 with 2.7), every step in order: the attributes the route is stored
+    with, or why it is rejected.
+
+    1. AS-path loop; 2.7: unusable NEXT_HOP; no AS path from an eBGP peer (these depend on the attributes only:
+       `update` is `update_verdict(peer, attrs, own)` when the caller has it, once per UPDATE);
+    then per prefix: the connection's family; martian; one of the MCR's own addresses as a host route;
+    2. import permit list, then import deny list;
+    3. medIn overwrites the MED (an attribute change: it rejects nothing, so its place in the order is free).
+    The route limit comes after, where the table is known (`route_limit_refusal`)."""
+    if update is None:
+        update = update_verdict(peer, attrs, own)
+    if isinstance(update, Rejection):
+        return update
+    if prefix_version(prefix) != peer.family:
+        return wrong_family(peer)
+    rejected = prefix_rejection(prefix, own.hosts)
+    if rejected is None and (peer.import_whitelist is not None or peer.import_blacklist is not None):
+        rejected = import_rejection(peer, parse_prefix(prefix))
+    return update if rejected is None else rejected
+
+
+# --- 2.3 Export, in order ------------------------------------------------------------------------------------
+
+_MEMO_MAX = 4096
+_NOTHING = object()
+
+
+@dataclass(slots=True)
+class ExportMemo:
+    """What `export_to` remembers for one target between calls: the verdict of steps 1-2 per source (they depend on
+    the two sessions only) and the attributes of steps 4-5 per attributes object (shared by every prefix of an
+    UPDATE, so that equal results are one object and one announcement). The last source and attributes are kept
+    apart as well: successive routes mostly share both, and an identity test is the cheapest lookup there is.
+    Valid for one config: make a new one when the config changes."""
+
+    gate: dict[str, bool] = field(default_factory=dict)  # source key ("" for the MCR) -> may send at all
+    sent: dict[int, tuple[PathAttributes, PathAttributes | None]] = field(default_factory=dict)
+    last_source: object = _NOTHING
+    last_allowed: bool = False
+    last_attrs: object = _NOTHING
+    last_sent: PathAttributes | None = None
+
+
+def export_to(
+    source: PeerPolicy | None, target: PeerPolicy, prefix: str, attrs: PathAttributes, memo: ExportMemo
+) -> PathAttributes | None:
+    """Export (docs/MCR-SEMANTICS.md 2.3 with 2.7) of the best route for `prefix`, learned from `source` (None: the MCR
+    originates it), to `target`, every step in order: the attributes `target` receives, or None.
+
+    1. peer-type gate (2.1), never back to its own session, the session's family, no iBGP to iBGP;
+    2. the source's export control (denyExportTo, permitExportTo, exportPolicy);
+    3. the target's export permit list, then its export deny list;
+    4-5. well-known communities, the peer's AS in the path (asOverride), then the attributes sent."""
+    if source is not memo.last_source:
+        key = "" if source is None else source.key
+        allowed = memo.gate.get(key)
+        if allowed is None:
+            allowed = memo.gate[key] = export_refusal(source, target) is None
+        memo.last_source, memo.last_allowed = source, allowed
+    if not memo.last_allowed or (source is None and prefix_version(prefix) != target.family):
+        return None
+    if (target.export_whitelist is not None or target.export_blacklist is not None) and not export_lists_permit(
+        target, parse_prefix(prefix)
+    ):
+        return None
+    if attrs is memo.last_attrs:
+        return memo.last_sent
+    cached = memo.sent.get(id(attrs))
+    if cached is not None and cached[0] is attrs:
+        out = cached[1]
+    else:
+        out = export_attributes(attrs, target)
+        if len(memo.sent) >= _MEMO_MAX:
+            memo.sent.clear()
+        memo.sent[id(attrs)] = (attrs, out)  # holding attrs keeps its id from being reused while it is a key
+    memo.last_attrs, memo.last_sent = attrs, out
+    return out
 
 
 def _replace(attrs: PathAttributes, *, med: int | None) -> PathAttributes:

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mcrd.config.model import BgpConnection, Config, PrefixFilterList, Vxc
-from mcrd.iface.plan import layer3_ifnames
 from mcrd.policy.prefix_list import CompiledPrefixList
 
 PeerType = Literal["NON_CLOUD", "PRIV_CLOUD", "PUB_CLOUD"]
@@ -19,7 +18,6 @@ class PeerPolicy:
 
     key: str
     vxc: str
-    ifname: str  # the Linux device of its VXC (a VLAN device when the VXC is tagged)
     family: int
     local_ip: str
     peer_asn: int
@@ -73,11 +71,10 @@ def compile_peers(config: Config) -> tuple[PeerPolicy, ...]:
             compiled[plist.id] = CompiledPrefixList(plist)
         return compiled[plist.id]
 
-    ifnames = layer3_ifnames(config)
     return tuple(
-        _peer(config, vxc, ifnames[v, i], conn, lookup)
-        for v, vxc in enumerate(config.vxcs)
-        for i, iface in enumerate(vxc.vrouter.interfaces)
+        _peer(config, vxc, conn, lookup)
+        for vxc in config.vxcs
+        for iface in vxc.vrouter.interfaces
         for conn in iface.bgp_connections
     )
 
@@ -85,14 +82,12 @@ def compile_peers(config: Config) -> tuple[PeerPolicy, ...]:
 def _peer(
     config: Config,
     vxc: Vxc,
-    ifname: str,
     conn: BgpConnection,
     lookup: Callable[[int | str | None], CompiledPrefixList | None],
 ) -> PeerPolicy:
     return PeerPolicy(
         key=str(conn.peer_ip_address),
         vxc=vxc.product_name,
-        ifname=ifname,
         family=conn.peer_ip_address.version,
         local_ip=str(conn.local_ip_address),
         peer_asn=conn.peer_asn,

@@ -7,7 +7,7 @@ RFC 4271 9.1.2.2, as "MCR follows standard BGP policies" (DOC mcr-looking-glass)
 
 Our implementation:
   0) routes the MCR originates (static, connected) win over learned ones, as vendors do with weight 32768;
-  a) LOCAL_PREF is 100 for every learned route (the MCR has no local-preference setting);
+  a) LOCAL_PREF is 100 for every learned route (`mcrd.policy.mcr.LOCAL_PREF`: the MCR has no setting);
   f) is skipped: every next hop is on a directly connected subnet;
   the "oldest eBGP route" tie-break vendors add is not used, so the result never depends on arrival order;
   i) two static routes for one prefix: the lowest next hop (Decision).
@@ -20,9 +20,6 @@ from collections.abc import Callable, Iterable
 from enum import Enum
 
 from mcrd.rib.entry import RouteEntry
-
-# Decision: every learned route has local preference 100 (no MCR setting changes it).
-LEARNED_LOCAL_PREF = 100
 
 
 class Step(Enum):
@@ -44,7 +41,7 @@ def _local_origin(a: RouteEntry, b: RouteEntry) -> int:
 
 
 def _local_pref(a: RouteEntry, b: RouteEntry) -> int:
-    return 0  # both LEARNED_LOCAL_PREF; kept as a step so a later setting has its place
+    return 0  # both mcrd.policy.mcr.LOCAL_PREF; kept as a step so a later setting has its place
 
 
 def _as_path(a: RouteEntry, b: RouteEntry) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mcrd.rib.attributes import PathAttributes
+from mcrd.route.attributes import PathAttributes
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from mcrd.rib.attributes import PathAttributes
+from mcrd.policy.peer import PeerPolicy
 from mcrd.rib.effects import FibNextHop
+from mcrd.route.attributes import PathAttributes
 
 
 def address_key(address: str) -> tuple[int, int]:
@@ -19,15 +20,15 @@ def address_key(address: str) -> tuple[int, int]:
 class Source:
     """Where routes come from: one BGP session incarnation, or the MCR itself (static, connected).
 
-    A new session gets a new Source, so a route always refers to the session that sent it. `slot` indexes
-    the export gate: `allowed[target.slot]` says whether its routes may go to that target at all."""
+    A new session gets a new Source, so a route always refers to the session that sent it. `policy` is the
+    session's policy (None for the MCR's own routes), as export policy needs it; a new config replaces it."""
 
     key: str
     kind: str  # "bgp", "static" or "connected"
     ebgp: bool = True
     router_id: int = 0
     address_key: tuple[int, int] = (0, 0)
-    allowed: list[bool] = field(default_factory=list)
+    policy: PeerPolicy | None = None
 
     @property
     def local(self) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mcrd.config.model import Config
-from mcrd.rib.attributes import PathAttributes
+from mcrd.route.attributes import PathAttributes
 
 
 @dataclass(frozen=True, slots=True)

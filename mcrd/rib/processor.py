@@ -20,13 +20,11 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from mcrd.config.model import Config
-from mcrd.iface.plan import layer3_ifnames
+from mcrd.iface.plan import layer3_ifnames, peer_ifnames
 from mcrd.policy import mcr
 from mcrd.policy.peer import PeerPolicy, compile_peers
-from mcrd.policy.prefix_list import ParsedPrefix, parse_prefix, prefix_version
 from mcrd.policy.rejection import Rejection
 from mcrd.rib import decision
-from mcrd.rib.attributes import PathAttributes
 from mcrd.rib.effects import (
     Announce,
     ConfigApplied,
@@ -42,13 +40,8 @@ from mcrd.rib.effects import (
 )
 from mcrd.rib.entry import RouteEntry, Source, address_key
 from mcrd.rib.events import ConfigChanged, EndOfRib, Event, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
+from mcrd.route.attributes import PathAttributes
 
-# Decision: when the MCR's route limit is reached, a new prefix is refused (kept as rejected with this reason
-# and counted), and admitted in arrival order when room frees up. Routes for prefixes already in the table
-# are never refused; lowering the limit evicts nothing; static routes are config and always enter.
-ROUTE_LIMIT = "route-limit"
-
-_OUT_CACHE_MAX = 4096
 _INTERN_MAX = 4096
 _NO_SUCH_PEER = "no BGP connection has this peer address"
 
@@ -60,9 +53,10 @@ class PeerState:
         "accepted",
         "eor",
         "families",
+        "ifname",
         "key",
+        "memo",
         "out",
-        "out_cache",
         "out_orig",
         "policy",
         "recv_orig",
@@ -75,10 +69,11 @@ class PeerState:
         "state_reason",
     )
 
-    def __init__(self, policy: PeerPolicy, slot: int) -> None:
+    def __init__(self, policy: PeerPolicy, slot: int, ifname: str) -> None:
         self.policy = policy
         self.key = policy.key  # a peer's key never changes: peers are found by it
         self.slot = slot
+        self.ifname = ifname  # the Linux device of its VXC (a VLAN device when the VXC is tagged)
         self.source: Source | None = None  # set while the session is up
         self.since = 0.0
         self.state_reason = ""
@@ -93,8 +88,7 @@ class PeerState:
         self.out_orig: dict[str, PathAttributes | None] = {}
         self.recv_orig: dict[str, bool] = {}
         self.recv_rejected = 0
-        # id(attrs) -> (attrs, attributes sent to this peer); holding attrs keeps the id from being reused.
-        self.out_cache: dict[int, tuple[PathAttributes, PathAttributes | None]] = {}
+        self.memo = mcr.ExportMemo()  # export_to's memory for this target, for one config and session
 
     @property
     def up(self) -> bool:
@@ -122,21 +116,20 @@ class RouteProcessor:
         self._peers: dict[str, PeerState] = {}
         self._order: list[PeerState] = []
         self._up: list[PeerState] = []
+        self._receivers: list[PeerState] = []  # the sessions up that carry their family: routes go to these
         self._best: dict[str, RouteEntry] = {}
         self._fib: dict[str, FibNextHop] = {}
         self._local: dict[str, list[RouteEntry]] = {}  # static (and, if advertised, connected) routes
         self._statics: dict[StaticKey, RouteEntry] = {}
         self._connected: dict[str, str] = {}  # interface subnet -> Linux interface
         self._local_sources: dict[tuple[str, int], Source] = {}
-        self._gate: dict[str, list[bool]] = {}  # source peer key or local source name -> allowed[target slot]
+        self._gate: dict[str, list[bool]] = {}  # source key or local family -> may export to each target (change detection)
         self._max_routes = 0
-        self._own: frozenset[str] = frozenset()  # the MCR's own addresses (never a usable next hop)
-        self._own_hosts: frozenset[str] = frozenset()  # the same as /32 and /128 prefixes (never accepted)
-        self._limit_rejection = Rejection(ROUTE_LIMIT, "")
+        self._own = mcr.OwnAddresses()
         self._waiting: dict[tuple[str, str], None] = {}  # refused (peer, prefix), in arrival order
         self._refused_total = 0
         # Received attributes -> the one object used for all equal ones, so that routes of successive UPDATEs with
-        # equal attributes share their export results (out_cache, Announce groups) and memory.
+        # equal attributes share their export results (ExportMemo, Announce groups) and memory.
         self._interned: dict[PathAttributes, PathAttributes] = {}
         # Per round.
         self._now = 0.0
@@ -169,6 +162,10 @@ class RouteProcessor:
         self._admit_waiting()
         return self._finish_round()
 
+    def _set_up(self) -> None:
+        self._up = [p for p in self._order if p.up]
+        self._receivers = [p for p in self._up if p.carries]
+
     def _live_peer(self, key: str, what: str) -> PeerState | None:
         peer = self._peers.get(key)
         if peer is None:
@@ -183,28 +180,30 @@ class RouteProcessor:
         peer = self._live_peer(event.peer, "routes")
         if peer is None:
             return
-        policy, source = peer.policy, peer.source
+        policy, source, own = peer.policy, peer.source, self._own
         assert source is not None
         attrs = self._interned.get(event.attrs)
         if attrs is None:
             if len(self._interned) >= _INTERN_MAX:
                 self._interned.clear()
             attrs = self._interned[event.attrs] = event.attrs
-        effective = mcr.import_attributes(policy, attrs)
-        entry = RouteEntry(source, effective, attrs, self._now, _next_hop_key(attrs.next_hop), policy.ifname,
-                           FibNextHop(attrs.next_hop, policy.ifname))
-        per_update = _update_rejection(policy, attrs, self._own)
-        own_hosts = self._own_hosts
+        update = mcr.update_verdict(policy, attrs, own)  # what every prefix of the UPDATE shares
+        entry = RouteEntry(source, attrs if isinstance(update, Rejection) else update, attrs, self._now,
+                           _next_hop_key(attrs.next_hop), peer.ifname, FibNextHop(attrs.next_hop, peer.ifname))
+        import_verdict = mcr.import_verdict
         for prefix in event.prefixes:
-            self._store(peer, prefix, entry, per_update or _import_rejection(policy, prefix, own_hosts))
+            verdict = import_verdict(policy, prefix, attrs, own, update)
+            self._store(peer, prefix, entry, verdict if isinstance(verdict, Rejection) else None)
 
     def _store(self, peer: PeerState, prefix: str, entry: RouteEntry, rejection: Rejection | None) -> None:
         """Put one received route in the peer's Adj-RIB-In, accepted or rejected, and reselect if it matters."""
         was_accepted = peer.accepted.pop(prefix, None)
         peer.rejected.pop(prefix, None)
         key = (peer.key, prefix)
-        if rejection is None and prefix not in self._best and len(self._best) >= self._max_routes:
-            rejection = self._limit_rejection
+        limited = rejection is None and (
+            rejection := mcr.route_limit_refusal(prefix in self._best, len(self._best), self._max_routes)
+        ) is not None
+        if limited:
             if key not in self._waiting:  # a route already waiting keeps its place in the queue
                 self._waiting[key] = None
                 self._refused_round += 1
@@ -259,14 +258,14 @@ class RouteProcessor:
         policy = peer.policy
         carried, peer.families, peer.refresh = peer.carries, event.families, event.refresh
         if peer.carries != carried:
-            self._rebuild_gate()  # a peer that cannot carry its family is sent nothing
-        peer.source = Source(policy.key, "bgp", not policy.ibgp, router_id, address_key(policy.key),
-                             self._gate[policy.key])
+            self._rebuild_gate()  # noted now, so that the next config sees no change in it
+        peer.source = Source(policy.key, "bgp", not policy.ibgp, router_id, address_key(policy.key), policy)
         peer.since, peer.state_reason = self._now, ""
         peer.eor.clear()
-        self._up = [p for p in self._order if p.up]
+        self._set_up()
         self._records.append(SessionChanged(peer.key, policy.vxc, "UP"))
-        self._refresh_out(peer, list(self._best))
+        if peer.carries:  # a peer that cannot carry its family is sent nothing
+            self._refresh_out(peer, list(self._best))
 
     def _peer_down(self, key: str, reason: str) -> None:
         peer = self._peers.get(key)
@@ -278,8 +277,8 @@ class RouteProcessor:
         peer.since, peer.state_reason = self._now, reason
         peer.out.clear()  # nothing to withdraw from a peer that is gone
         peer.out_orig.clear()
-        peer.out_cache.clear()
-        self._up = [p for p in self._order if p.up]
+        peer.memo = mcr.ExportMemo()
+        self._set_up()
         self._records.append(SessionChanged(key, peer.policy.vxc, "DOWN", reason))
         for prefix in list(peer.rejected):
             self._waiting.pop((key, prefix), None)
@@ -319,28 +318,17 @@ class RouteProcessor:
         self._set_fib(prefix, new)
         touched = self._touched
         if new is None:
-            for target in self._up:
+            for target in self._receivers:
                 sent = target.out.pop(prefix, None)
                 if sent is not None and prefix not in target.out_orig:
                     target.out_orig[prefix] = sent
                     touched[target.key] = target
             return
-        # _out_for and _set_out inlined: this loop runs once per target for every change of a best route.
-        allowed, attrs = new.source.allowed, new.attrs
-        attrs_id = id(attrs)
-        parsed: ParsedPrefix | None = None
-        for target in self._up:
-            out: PathAttributes | None = None
-            if allowed[target.slot]:
-                policy = target.policy
-                permitted = True
-                if policy.export_whitelist is not None or policy.export_blacklist is not None:
-                    if parsed is None:
-                        parsed = parse_prefix(prefix)
-                    permitted = mcr.export_lists_permit(policy, parsed)
-                if permitted:
-                    cached = target.out_cache.get(attrs_id)
-                    out = cached[1] if cached is not None and cached[0] is attrs else self._export(attrs, target)
+        # _set_out inlined: this loop runs once per target for every change of a best route.
+        source, attrs = new.source.policy, new.attrs
+        export_to = mcr.export_to
+        for target in self._receivers:
+            out = export_to(source, target.policy, prefix, attrs, target.memo)
             current = target.out.get(prefix)
             if out is current:
                 continue
@@ -351,28 +339,6 @@ class RouteProcessor:
                 del target.out[prefix]
             else:
                 target.out[prefix] = out
-
-    def _out_for(
-        self, entry: RouteEntry | None, target: PeerState, parsed: ParsedPrefix | None
-    ) -> PathAttributes | None:
-        """What `target` should hold for a prefix whose best route is `entry` (docs/MCR-SEMANTICS.md 2.3)."""
-        if entry is None or not entry.source.allowed[target.slot]:
-            return None
-        if parsed is not None and not mcr.export_lists_permit(target.policy, parsed):
-            return None
-        attrs = entry.attrs
-        cached = target.out_cache.get(id(attrs))
-        if cached is not None and cached[0] is attrs:
-            return cached[1]
-        return self._export(attrs, target)
-
-    @staticmethod
-    def _export(attrs: PathAttributes, target: PeerState) -> PathAttributes | None:
-        out = mcr.export_attributes(attrs, target.policy)
-        if len(target.out_cache) >= _OUT_CACHE_MAX:
-            target.out_cache.clear()
-        target.out_cache[id(attrs)] = (attrs, out)
-        return out
 
     def _set_out(self, target: PeerState, prefix: str, out: PathAttributes | None) -> None:
         current = target.out.get(prefix)
@@ -387,14 +353,14 @@ class RouteProcessor:
             target.out[prefix] = out
 
     def _refresh_out(self, target: PeerState, prefixes: Iterable[str]) -> None:
-        needs_lists = target.policy.export_whitelist is not None or target.policy.export_blacklist is not None
+        best, policy, memo, export_to = self._best, target.policy, target.memo, mcr.export_to
         for prefix in prefixes:
-            parsed = parse_prefix(prefix) if needs_lists else None
-            self._set_out(target, prefix, self._out_for(self._best.get(prefix), target, parsed))
+            entry = best.get(prefix)
+            out = None if entry is None else export_to(entry.source.policy, policy, prefix, entry.attrs, memo)
+            self._set_out(target, prefix, out)
 
     def _set_fib(self, prefix: str, best: RouteEntry | None) -> None:
-        # Connected subnets belong to the kernel already (CONNECTED beats every other protocol).
-        want = None if best is None or prefix in self._connected else best.fib
+        want = best.fib if best is not None and mcr.in_kernel(prefix, self._connected) else None
         current = self._fib.get(prefix)
         if want is current or want == current:
             return
@@ -406,7 +372,7 @@ class RouteProcessor:
             self._fib[prefix] = want
 
     def _admit_waiting(self) -> None:
-        while self._waiting and len(self._best) < self._max_routes:
+        while self._waiting and mcr.has_room(len(self._best), self._max_routes):
             key, prefix = next(iter(self._waiting))
             del self._waiting[key, prefix]
             peer = self._peers.get(key)
@@ -429,21 +395,22 @@ class RouteProcessor:
             self._peer_down(key, "removed from the config")
             del self._peers[key]
         self._config = config
-        own = mcr.own_addresses(config)
+        own = mcr.own_of(config)
         own_changed = own != self._own
-        self._own, self._own_hosts = own, mcr.own_host_prefixes(own)
+        self._own = own
         self._max_routes = config.mcr.max_routes
-        self._limit_rejection = Rejection(
-            ROUTE_LIMIT, f"the MCR holds its limit of {self._max_routes} routes; waiting for room"
-        )
+        ifnames = peer_ifnames(config)
         self._order = []
         for slot, policy in enumerate(new_policies.values()):
             peer = self._peers.get(policy.key)
             if peer is None:
-                peer = self._peers[policy.key] = PeerState(policy, slot)
-            peer.policy, peer.slot = policy, slot
+                peer = self._peers[policy.key] = PeerState(policy, slot, ifnames[policy.key])
+            peer.policy, peer.slot, peer.ifname = policy, slot, ifnames[policy.key]
+            peer.memo = mcr.ExportMemo()  # policies changed: what export_to remembered may not hold
+            if peer.source is not None:
+                peer.source.policy = policy
             self._order.append(peer)
-        self._up = [p for p in self._order if p.up]
+        self._set_up()
         gate_changed = self._rebuild_gate()
         for peer in self._order:
             if peer.up and peer.policy.shutdown:
@@ -455,16 +422,16 @@ class RouteProcessor:
             if old is not None and (own_changed or old.import_signature() != peer.policy.import_signature()):
                 self._reimport(peer)
                 reevaluated.append(peer.key)
-        for peer in self._up:
+        for peer in self._receivers:
             old = old_policies.get(peer.key)
             if gate_changed or old is None or old.export_signature() != peer.policy.export_signature():
-                peer.out_cache.clear()
                 self._refresh_out(peer, [*self._best, *(p for p in peer.out if p not in self._best)])
         added = tuple(key for key in new_policies if key not in old_policies)
         self._records.append(ConfigApplied(added, tuple(removed), tuple(reevaluated)))
 
     def _rebuild_gate(self) -> bool:
-        """Which sources may send to which targets at all (2.1, 2.3 step 2); True when that changed."""
+        """Whether which sources may send to which targets at all changed (2.3 steps 1-2, and the targets whose
+        session cannot carry their family): then every Adj-RIB-Out is computed again after a new config."""
         targets = [(peer.policy, peer.carries) for peer in self._order]
         gate: dict[str, list[bool]] = {}
         for peer in self._order:
@@ -474,18 +441,12 @@ class RouteProcessor:
                                       for target, carries in targets]
         changed = gate != self._gate
         self._gate = gate
-        for peer in self._order:
-            if peer.source is not None:
-                peer.source.allowed = gate[peer.key]
-        for (_, family), source in self._local_sources.items():
-            source.allowed = gate[f"local{family}"]
         return changed
 
     def _local_source(self, kind: str, family: int) -> Source:
         source = self._local_sources.get((kind, family))
         if source is None:
-            source = Source(kind, kind, True, 0, (0, 0), self._gate[f"local{family}"])
-            self._local_sources[kind, family] = source
+            source = self._local_sources[kind, family] = Source(kind, kind, True, 0, (0, 0))
         return source
 
     def _apply_local_routes(self, config: Config) -> None:
@@ -529,22 +490,25 @@ class RouteProcessor:
 
     def _reimport(self, peer: PeerState) -> None:
         """Run import policy again over everything the peer sent (a filter change, no session reset)."""
-        policy = peer.policy
+        policy, own = peer.policy, self._own
         stored = [(prefix, entry, True) for prefix, entry in peer.accepted.items()]
         stored += [(prefix, entry, False) for prefix, (entry, _) in peer.rejected.items()]
-        renewed: dict[int, tuple[RouteEntry, Rejection | None]] = {}  # id(entry) -> (entry to use, AS loop)
+        # id(entry) -> (entry to use, update_verdict): once per UPDATE, as on arrival
+        renewed: dict[int, tuple[RouteEntry, PathAttributes | Rejection]] = {}
         for prefix, entry, was_accepted in stored:
             got = renewed.get(id(entry))
             if got is None:
                 attrs = entry.received
-                effective = mcr.import_attributes(policy, attrs)
+                update = mcr.update_verdict(policy, attrs, own)
+                effective = attrs if isinstance(update, Rejection) else update
                 fresh = entry
-                if effective != entry.attrs or policy.ifname != entry.ifname:
+                if effective != entry.attrs or peer.ifname != entry.ifname:
                     fresh = RouteEntry(entry.source, effective, attrs, entry.since, entry.next_hop_key,
-                                       policy.ifname, FibNextHop(attrs.next_hop, policy.ifname))
-                got = renewed[id(entry)] = (fresh, _update_rejection(policy, attrs, self._own))
-            fresh, per_update = got
-            rejection = per_update or _import_rejection(policy, prefix, self._own_hosts)
+                                       peer.ifname, FibNextHop(attrs.next_hop, peer.ifname))
+                got = renewed[id(entry)] = (fresh, update)
+            fresh, update = got
+            verdict = mcr.import_verdict(policy, prefix, fresh.received, own, update)
+            rejection = verdict if isinstance(verdict, Rejection) else None
             if rejection is None and was_accepted and fresh is entry:
                 continue  # accepted before and after, same entry: nothing to do
             self._store(peer, prefix, fresh, rejection)
@@ -670,21 +634,3 @@ class RouteProcessor:
 @functools.lru_cache(maxsize=1024)
 def _next_hop_key(address: str) -> tuple[int, int]:
     return address_key(address)
-
-
-def _update_rejection(policy: PeerPolicy, attrs: PathAttributes, own: frozenset[str]) -> Rejection | None:
-    """The import rules that depend on the attributes only, once per UPDATE: AS-path loop, next hop, empty path."""
-    return (mcr.as_loop(policy, attrs) or mcr.next_hop_rejection(attrs.next_hop, own)
-            or mcr.path_rejection(policy, attrs))
-
-
-def _import_rejection(policy: PeerPolicy, prefix: str, own_hosts: frozenset[str]) -> Rejection | None:
-    """Import policy for one prefix, after the rules per UPDATE."""
-    if prefix_version(prefix) != policy.family:
-        return mcr.wrong_family(policy)
-    rejected = mcr.prefix_rejection(prefix, own_hosts)
-    if rejected is not None:
-        return rejected
-    if policy.import_whitelist is None and policy.import_blacklist is None:
-        return None
-    return mcr.import_rejection(policy, parse_prefix(prefix))

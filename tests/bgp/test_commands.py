@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from mcrd.bgp.commands import attributes_text, effects_commands, refresh_commands
 from mcrd.bgp.messages import _attributes
-from mcrd.rib.attributes import ExtendedCommunity, Origin, PathAttributes
 from mcrd.rib.effects import Announce, Effects, Withdraw
+from mcrd.route.attributes import ExtendedCommunity, Origin, PathAttributes
 
 ASN = st.integers(1, 4_294_967_295)
 COMMUNITY = st.tuples(st.integers(0, 65535), st.integers(0, 65535))

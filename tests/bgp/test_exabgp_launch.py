@@ -21,7 +21,7 @@ from exabgp.bgp.neighbor import Neighbor  # type: ignore[import-untyped]
 
 from mcrd.bgp import exabgp_launch
 from mcrd.bgp.commands import attributes_text
-from mcrd.rib.attributes import Origin, PathAttributes
+from mcrd.route.attributes import Origin, PathAttributes
 from tests.bgp.conftest import NEIGHBORS
 
 COMMANDS = [

@@ -121,8 +121,8 @@ def test_commands_stay_under_exabgps_1_mib_line_limit_for_the_largest_update() -
     MAX_COMMAND_SIZE). The largest attributes one 65,535-byte UPDATE can carry (all of it AS path, 4-byte ASNs of 10
     digits, or all communities), 500 IPv6 /128s per command and 200 sessions named in one command stay far below."""
     from mcrd.bgp.commands import effects_commands
-    from mcrd.rib.attributes import PathAttributes
     from mcrd.rib.effects import Announce, Effects
+    from mcrd.route.attributes import PathAttributes
 
     peers = [f"2001:db8:ffff:ffff:ffff:ffff:ffff:{n:x}" for n in range(200)]
     prefixes = tuple(f"2001:db8:ffff:ffff:ffff:ffff:{n // 65536:x}:{n % 65536:x}/128" for n in range(1000))

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from mcrd.bgp.messages import Decoded, Decoder, Malformed, UpdateError
-from mcrd.rib.attributes import Origin
 from mcrd.rib.events import PeerDown, RoutesAnnounced, RoutesWithdrawn
+from mcrd.route.attributes import Origin
 from tests.bgp.malformed import CASES
 
 FIXTURE = Path(__file__).parent / "fixtures" / "exabgp-5.0.15-malformed.jsonl"

@@ -12,8 +12,8 @@ from mcrd.bgp.commands import effects_commands, first_neighbor
 from mcrd.bgp.pool import SpeakerPool, process_of
 from mcrd.config.load import parse_config
 from mcrd.log import get_logger
-from mcrd.rib.attributes import PathAttributes
 from mcrd.rib.effects import Announce, Effects, Withdraw
+from mcrd.route.attributes import PathAttributes
 
 PEERS = [f"169.254.{i}.2" for i in range(1, 13)] + ["2001:db8:a::2"]
 

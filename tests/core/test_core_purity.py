@@ -10,7 +10,7 @@ import pytest
 
 import mcrd
 
-CORE = ["rib", "policy", "config/model.py", "config/rules.py", "config/diff.py"]
+CORE = ["route", "rib", "policy", "config/model.py", "config/rules.py", "config/diff.py"]
 FORBIDDEN = {"asyncio", "logging", "structlog", "socket", "os", "subprocess", "threading", "time", "random",
              "pyroute2", "aiomqtt", "exabgp", "uvloop", "io", "pathlib", "shutil"}
 
@@ -36,3 +36,23 @@ def test_core_module_imports_no_io(path: Path) -> None:
     assert not imported & FORBIDDEN, f"{path} imports {sorted(imported & FORBIDDEN)}"
     calls = {n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}
     assert not calls & {"now", "utcnow", "today", "time", "monotonic", "perf_counter"}, path
+
+
+# The import arrows go one way: route <- policy <- rib; the core imports no adapter.
+LAYERS = {"route": set(), "policy": {"route", "config"}, "rib": {"route", "policy", "config", "iface"}}
+ADAPTERS = {"bgp", "fib", "lg", "events", "bfd", "lab", "importers", "daemon", "cli", "log"}
+
+
+@pytest.mark.parametrize("package", sorted(LAYERS))
+def test_core_package_imports_only_the_layers_below(package: str) -> None:
+    root = Path(mcrd.__file__).parent
+    reached: set[str] = set()
+    for path in sorted((root / package).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("mcrd."):
+                reached.add(node.module.split(".")[1])
+            elif isinstance(node, ast.Import):
+                reached |= {alias.name.split(".")[1] for alias in node.names if alias.name.startswith("mcrd.")}
+    reached.discard(package)
+    assert not reached & ADAPTERS, f"mcrd.{package} imports adapters {sorted(reached & ADAPTERS)}"
+    assert reached <= LAYERS[package], f"mcrd.{package} imports {sorted(reached - LAYERS[package])} from above it"

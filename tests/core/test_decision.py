@@ -5,10 +5,10 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mcrd.rib.attributes import Origin, PathAttributes
 from mcrd.rib.decision import Step, compare, select
 from mcrd.rib.effects import FibNextHop
 from mcrd.rib.entry import RouteEntry, Source
+from mcrd.route.attributes import Origin, PathAttributes
 
 
 def entry(
@@ -22,7 +22,7 @@ def entry(
     address: int = 1,
     hop: int = 1,
 ) -> RouteEntry:
-    source = Source(f"peer{address}", kind, ebgp, router_id, (4, address), [])
+    source = Source(f"peer{address}", kind, ebgp, router_id, (4, address))
     attrs = PathAttributes("10.0.0.1", path, origin, med)
     return RouteEntry(source, attrs, attrs, 0.0, (4, hop), "eth1", FibNextHop("10.0.0.1", "eth1"))
 

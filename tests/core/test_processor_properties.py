@@ -10,10 +10,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcrd.rib.attributes import PathAttributes
 from mcrd.rib.effects import Effects
 from mcrd.rib.events import ConfigChanged, Event, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
 from mcrd.rib.processor import RouteProcessor
+from mcrd.route.attributes import PathAttributes
 from tests.core.helpers import peer_config, peer_ip
 
 LISTS = [

@@ -18,8 +18,8 @@ import uvloop
 
 from mcrd.config.model import Mqtt
 from mcrd.events import Events, MqttPublisher, mqtt
-from mcrd.rib.attributes import PathAttributes
 from mcrd.rib.effects import Announce, Effects, ReceivedChanged, SessionChanged, Withdraw
+from mcrd.route.attributes import PathAttributes
 from tests.events.brokerlib import (
     DEADLINE,
     Broker,

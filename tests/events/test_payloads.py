@@ -25,7 +25,6 @@ from mcrd.events.payloads import (
     topic,
 )
 from mcrd.events.sink import secrets_of
-from mcrd.rib.attributes import PathAttributes
 from mcrd.rib.effects import (
     Announce,
     ConfigApplied,
@@ -38,6 +37,7 @@ from mcrd.rib.effects import (
 )
 from mcrd.rib.events import PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
 from mcrd.rib.processor import RouteProcessor
+from mcrd.route.attributes import PathAttributes
 from tests.core.helpers import peer_config, peer_ip
 
 TS = "2024-05-01T12:00:00.000Z"

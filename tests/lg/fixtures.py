@@ -19,10 +19,10 @@ from mcrd.config.model import Config
 from mcrd.fib.worker import KernelStatus
 from mcrd.lg.configapi import ConfigOutcome
 from mcrd.lg.metrics import DaemonMetrics
-from mcrd.rib.attributes import PathAttributes
 from mcrd.rib.effects import ConfigApplied
 from mcrd.rib.events import ConfigChanged, PeerUp, RoutesAnnounced
 from mcrd.rib.processor import RouteProcessor
+from mcrd.route.attributes import PathAttributes
 from tests.core.helpers import peer_config
 
 T0 = 1_000.0

@@ -17,8 +17,8 @@ from mcrd.fib.worker import KernelStatus
 from mcrd.lg import views
 from mcrd.lg.configapi import SECRET_MARKER, dump
 from mcrd.lg.http import TERMS, ApiServer
-from mcrd.rib.attributes import PathAttributes
 from mcrd.rib.events import RoutesAnnounced
+from mcrd.route.attributes import PathAttributes
 from tests.lg.conftest import Served
 from tests.lg.fixtures import AWS, AWS_KEY, AZURE, NOW, TOKEN, bfd_status, config
 

@@ -19,8 +19,8 @@ import structlog
 from mcrd.config.load import ALIAS_VALUES
 from mcrd.lg.configapi import dump
 from mcrd.lg.http import ApiServer, Limits
-from mcrd.rib.attributes import PathAttributes
 from mcrd.rib.events import RoutesAnnounced
+from mcrd.route.attributes import PathAttributes
 from tests.config.config_testlib import alias_bomb
 from tests.lg.conftest import Served, serving
 from tests.lg.fixtures import AZURE, NOW, TOKEN, config

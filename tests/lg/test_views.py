@@ -9,9 +9,9 @@ import pytest
 
 from mcrd.config.model import Config
 from mcrd.lg import views
-from mcrd.rib.attributes import PathAttributes
 from mcrd.rib.events import ConfigChanged, PeerDown, PeerUp, RoutesAnnounced
 from mcrd.rib.processor import PeerState, RouteProcessor
+from mcrd.route.attributes import PathAttributes
 from tests.core.test_core_purity import test_core_module_imports_no_io as assert_no_io
 from tests.lg.fixtures import AWS, AZURE, NOW, ONPREM, T0, bfd_status, config, processor
 

@@ -16,11 +16,11 @@ import pytest
 from ruamel.yaml import YAML
 
 from mcrd.config.load import ConfigError, parse_config
-from mcrd.rib.attributes import ExtendedCommunity, Origin, PathAttributes
 from mcrd.rib.effects import Effects, FibNextHop
 from mcrd.rib.entry import Source
 from mcrd.rib.events import ConfigChanged, Event, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
 from mcrd.rib.processor import RouteProcessor
+from mcrd.route.attributes import ExtendedCommunity, Origin, PathAttributes
 
 CASES = Path(__file__).parent / "cases"
 CASE_KEYS = {"name", "description", "config", "steps", "expect", "configError", "xfail"}
