@@ -123,7 +123,7 @@ class RouteProcessor:
         self._statics: dict[StaticKey, RouteEntry] = {}
         self._connected: dict[str, str] = {}  # interface subnet -> Linux interface
         self._local_sources: dict[tuple[str, int], Source] = {}
-        self._gate: dict[str, list[bool]] = {}  # source key or local family -> may export to each target (change detection)
+        self._gate: dict[str, list[bool]] = {}  # source key or local family -> may export to target (changes)
         self._max_routes = 0
         self._own = mcr.OwnAddresses()
         self._waiting: dict[tuple[str, str], None] = {}  # refused (peer, prefix), in arrival order
