@@ -11,6 +11,7 @@ from mcrd.config.model import Config
 from mcrd.iface.plan import layer3_ifnames
 
 PROCESS_NAME = "mcrd"
+BGP_PORT = 179
 
 
 def render(config: Config, api_command: Sequence[str], holds: Callable[[str], bool] | None = None,
@@ -43,8 +44,11 @@ def render(config: Config, api_command: Sequence[str], holds: Callable[[str], bo
             f"    local-as {config.local_asn(conn)};",
             f"    peer-as {conn.peer_asn};",
             f"    hold-time {conn.hold_time};",
-            # The session is started from our side too: a lab peer may be passive.
+            # Both ways, as an MCR: mcrd connects (a lab peer may be passive) and listens on port 179 of the
+            # session's local address, with its MD5 key (a peer may only connect; two MCRs both connect, and
+            # exabgp_listen.py resolves the collision).
             "    passive false;",
+            f"    listen {BGP_PORT};",
             "    group-updates true;",
             # mcrd keeps the Adj-RIB-Out and sends the whole table when a session comes up; a copy kept by
             # ExaBGP would be replayed on reconnect, routes withdrawn meanwhile included.

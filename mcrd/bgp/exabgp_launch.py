@@ -73,6 +73,9 @@ One more keeps what a peer holds equal to what mcrd sent it (`apply_queue_fixes`
    session up, so anything queued before that was meant for the previous session (sent by the daemon before it read
    the `down`) and would reach the new one behind mcrd's back. Applied to `TUNED_FOR` only, whatever
    `MCRD_EXABGP_STOCK` says.
+
+Listening for BGP (binding absent addresses, resolving connection collisions as RFC 4271 6.8 says) has its own
+fixes, in exabgp_listen.py, installed with fix 4's rule.
 """
 
 from __future__ import annotations
@@ -216,15 +219,18 @@ def session_fixes_apply() -> bool:
     return installed_release() == TUNED_FOR
 
 
-def send_cease(peer: Any, subcode: int, timeout: float = CEASE_WRITE_TIMEOUT) -> bool:
-    """Fix 4: write a Cease NOTIFICATION with `subcode` on `peer`'s session if it is open (OpenConfirm or
-    Established); True when the whole message was written. ExaBGP closes the connection right after."""
+def send_cease(peer: Any, subcode: int, timeout: float = CEASE_WRITE_TIMEOUT,
+               states: Collection[Any] | None = None) -> bool:
+    """Fix 4: write a Cease NOTIFICATION with `subcode` on `peer`'s session if it is in one of `states` (default
+    OpenConfirm or Established); True when the whole message was written. ExaBGP closes the connection right after."""
     from exabgp.bgp.fsm import FSM  # type: ignore[import-untyped]
     from exabgp.bgp.message import Notify  # type: ignore[import-untyped]
 
     proto = peer.proto
     connection = getattr(proto, "connection", None)
-    if connection is None or connection.io is None or peer.fsm not in (FSM.OPENCONFIRM, FSM.ESTABLISHED):
+    if states is None:
+        states = (FSM.OPENCONFIRM, FSM.ESTABLISHED)
+    if connection is None or connection.io is None or peer.fsm not in states:
         return False
     deadline = time.monotonic() + timeout
     try:
@@ -412,6 +418,17 @@ def apply_queue_fixes() -> bool:
     return True
 
 
+def apply_listen_fixes() -> bool:
+    """Install exabgp_listen.py's fixes (listening on absent addresses, RFC 4271 6.8 collisions) when the installed
+    ExaBGP is `TUNED_FOR`; True when installed."""
+    if not session_fixes_apply():
+        return False
+    from mcrd.bgp import exabgp_listen
+
+    exabgp_listen.apply()
+    return True
+
+
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
@@ -433,7 +450,8 @@ def die_with_parent(environ: MutableMapping[str, str] = os.environ) -> None:
 
 def main() -> None:
     die_with_parent()
-    for install in (apply, apply_session_fixes, apply_negotiation_fixes, apply_queue_fixes):
+    for install in (apply, apply_session_fixes, apply_negotiation_fixes, apply_queue_fixes,
+                    apply_listen_fixes):
         try:
             install()
         except Exception as exc:  # a fix that cannot be installed must not stop ExaBGP: it runs without it

@@ -4,9 +4,12 @@ ExaBGP sends at most ~75,000 routes/s on one core (docs/BENCHMARK-HUB.md); a hub
 on a machine with cores to spare goes faster with the sessions split over several processes (1.55x with two in the
 option study). Each process costs ~37 MiB, so the default is one, which behaves exactly like a lone speaker.
 
-A session belongs to process `crc32(peer address) % N`: stable across reloads and restarts, so a reload never moves a
-session. Commands are built per process (`effects_commands(..., process_of)`) and routed by their first neighbor.
-When one process dies only its sessions are lost; the others keep running.
+A session belongs to process `crc32(local address) % N`, its local address being `localIpAddress`: every process
+listens on port 179 of its sessions' local addresses (exabgp_listen.py), and only one process can listen on an
+address, so the sessions that share one are in the same process. Stable across reloads and restarts: a reload moves
+a session only when it changes the session's own local address (ExaBGP re-establishes that session anyway). Commands
+are built per process (`effects_commands(..., process_of)`) and routed by their first neighbor. When one process dies
+only its sessions are lost; the others keep running.
 """
 
 from __future__ import annotations
@@ -25,9 +28,14 @@ from mcrd.config.model import Config
 MAX_PROCESSES = 16
 
 
-def process_of(peer: str, processes: int) -> int:
-    """The ExaBGP process (0..processes-1) that holds the session to `peer` (its address)."""
-    return 0 if processes == 1 else zlib.crc32(peer.encode()) % processes
+def process_of(local: str, processes: int) -> int:
+    """The ExaBGP process (0..processes-1) that holds the sessions whose local address is `local`."""
+    return 0 if processes == 1 else zlib.crc32(local.encode()) % processes
+
+
+def local_addresses(config: Config) -> dict[str, str]:
+    """Each session's local address, by peer address."""
+    return {str(conn.peer_ip_address): str(conn.local_ip_address) for _, _, conn in config.connections()}
 
 
 class SpeakerPool:
@@ -45,6 +53,7 @@ class SpeakerPool:
         if not 1 <= processes <= MAX_PROCESSES:
             raise ValueError(f"ExaBGP processes: {processes} is out of range 1..{MAX_PROCESSES}")
         self.processes = processes
+        self._local: dict[str, str] = {}  # peer address -> local address, from the config last applied
         self.speakers: list[ExaBgpSpeaker] = []
         for index in range(processes):
             if processes == 1:  # exactly a lone speaker: its files, its log lines, every session
@@ -57,7 +66,8 @@ class SpeakerPool:
                                                holds=holds, **speaker_options))
 
     def process_of(self, peer: str) -> int:
-        return process_of(peer, self.processes)
+        """The process that holds the session to `peer` (its address)."""
+        return process_of(self._local.get(peer, peer), self.processes)
 
     def _holder(self, index: int) -> Callable[[str], bool]:
         return lambda peer: self.process_of(peer) == index
@@ -70,6 +80,7 @@ class SpeakerPool:
     # --- what the daemon uses, as on one speaker ---------------------------------------------------------------
 
     def write_config(self, config: Config, held_down: frozenset[str] | None = None) -> None:
+        self._local = local_addresses(config)
         for speaker in self.speakers:
             if held_down is not None:
                 speaker.held_down = held_down
@@ -78,6 +89,7 @@ class SpeakerPool:
     def reconfigure(self, config: Config, held_down: frozenset[str] | None = None) -> None:
         """Apply `config`; `held_down`, when given, replaces the peers left out (only the processes whose
         configuration changed reload)."""
+        self._local = local_addresses(config)
         for speaker in self.speakers:
             if held_down is not None:
                 speaker.held_down = held_down

@@ -34,6 +34,7 @@ def test_a_neighbor_per_connection_with_its_asns_key_and_family() -> None:
         assert f"local-address {conn.local_ip_address};" in block
         assert f"peer-as {conn.peer_asn};" in block
         assert f"local-as {config.local_asn(conn)};" in block
+        assert "listen 179;" in block  # an MCR accepts connections too (mcrd/bgp/exabgp_listen.py)
         family = "ipv4" if conn.peer_ip_address.version == 4 else "ipv6"
         assert f"family {{ {family} unicast; }}" in block
         if conn.password:

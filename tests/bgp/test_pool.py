@@ -51,7 +51,30 @@ def test_each_process_is_configured_with_its_own_sessions_only(tmp_path: Path) -
              if line.startswith("neighbor ")} for i in range(2)]
     assert held[0] | held[1] == set(PEERS)
     assert not held[0] & held[1]
-    assert held[1] == {peer for peer in PEERS if process_of(peer, 2) == 1}
+    assert held[1] == {peer for peer in PEERS if process_of(_local(peer), 2) == 1}
+
+
+def _local(peer: str) -> str:
+    return peer[:-1] + "1"
+
+
+def test_sessions_sharing_a_local_address_share_a_process(tmp_path: Path) -> None:
+    """Only one process can listen on an address: the sessions that share one are in the same process, the one
+    their local address names, whatever their peer addresses hash to."""
+    peers = [f"169.254.1.{i}" for i in range(2, 7)]
+    assert len({process_of(peer, 2) for peer in peers}) == 2, "the peers should hash to both processes"
+    connections = ", ".join(f'{{"peerAsn": {65001 + i}, "localIpAddress": "169.254.1.1", "peerIpAddress": "{peer}"}}'
+                            for i, peer in enumerate(peers))
+    config = parse_config(f'{{"vxcs": [{{"productName": "v", "interface": "eth1", "vrouter": {{"interfaces": [{{'
+                          f'"ipAddresses": ["169.254.1.1/24"], "bgpConnections": [{connections}]}}]}}}}]}}',
+                          "test.json")
+    pool = _pool(tmp_path, 2)
+    pool.write_config(config)
+    assert {pool.process_of(peer) for peer in peers} == {process_of("169.254.1.1", 2)}
+    owner = process_of("169.254.1.1", 2)
+    text = (tmp_path / f"exabgp{owner}" / "exabgp.conf").read_text()
+    assert all(f"neighbor {peer} {{" in text for peer in peers)
+    assert "neighbor " not in (tmp_path / f"exabgp{1 - owner}" / "exabgp.conf").read_text()
 
 
 def test_one_process_keeps_the_single_speaker_layout(tmp_path: Path) -> None:
@@ -68,16 +91,19 @@ def test_a_command_names_sessions_of_one_process_and_goes_to_it(tmp_path: Path) 
         announce=tuple(Announce(peer, attrs, ("10.10.0.0/16", "10.11.0.0/16")) for peer in PEERS),
     )
     pool = _pool(tmp_path, 2)
+    pool.write_config(parse_config(_config(), "test.json"))
     commands = list(effects_commands(effects, process_of=pool.process_of))
     assert len(commands) == 4  # a withdrawal and an announcement per process
     for command in commands:
         named = [part.split()[0].rstrip(",") for part in command.split("neighbor ")[1:]]
-        assert len({process_of(peer, 2) for peer in named}) == 1, command
+        assert len({process_of(_local(peer), 2) for peer in named}) == 1, command
+    for speaker in pool.speakers:
+        speaker._pending.clear()  # what writing the configuration queued
     pool.send(commands)
     for index, speaker in enumerate(pool.speakers):
         sent = list(speaker._pending)
         assert len(sent) == 2
-        assert {process_of(first_neighbor(c), 2) for c in sent} == {index}
+        assert {process_of(_local(first_neighbor(c)), 2) for c in sent} == {index}
     # One process: the commands are those of a lone speaker, every session named once per change.
     assert list(effects_commands(effects, process_of=_pool(tmp_path / "one", 1).process_of)) == list(
         effects_commands(effects))

@@ -384,7 +384,8 @@ def test_killing_exabgp_heals(topo: Topology) -> None:
     assert topo.hub.events("exabgp_died")
     after = session_counters(topo)
     # Only the sessions of the process that died were reset: with two processes, the other's stayed up throughout.
-    held = {name for name, peer in SESSION_PEERS.items() if process_of(peer, topo.hub.exabgp_processes) == process}
+    held = {name for name, peer in SESSION_PEERS.items()
+            if process_of(LOCAL_OF[peer], topo.hub.exabgp_processes) == process}
     changed = resets(before, after)
     assert not changed - held, "sessions of an ExaBGP process that kept running were reset"
     assert held <= changed, "sessions of the killed ExaBGP process were not reset"
@@ -394,6 +395,8 @@ SESSION_PEERS = {  # session_counters' names -> the peer address, as mcrd keys t
     "aws4": HUB["aws"][1], "aws6": HUB["aws"][3], "onprem": HUB["onprem"][1],
     "azure4": HUB["azure"][1], "azure6": HUB["azure"][3], "pub4": HUB["pub"][1], "pub6": HUB["pub"][3],
 }
+
+LOCAL_OF = {link[i + 1]: link[i] for link in HUB.values() for i in (0, 2)}  # peer address -> hub address
 
 
 def session_counters(t: Topology) -> dict[str, object]:

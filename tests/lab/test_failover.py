@@ -27,7 +27,6 @@ from typing import Any
 
 import pytest
 
-from mcrd.bgp.pool import process_of
 from tests.lab.conftest import LAB_MARKS, module_lab
 from tests.lab.harness import (
     BirdNeighbor,
@@ -90,8 +89,10 @@ class Topology:
     def exabgp_conf(self, peer: str) -> str:
         """The configuration of the ExaBGP process that has the session to `peer`."""
         processes = self.hub.exabgp_processes
-        folder = self.state if processes == 1 else self.state / f"exabgp{process_of(peer, processes)}"
-        return (folder / "exabgp.conf").read_text()
+        if processes == 1:
+            return (self.state / "exabgp.conf").read_text()
+        texts = [(self.state / f"exabgp{i}" / "exabgp.conf").read_text() for i in range(processes)]
+        return next(text for text in texts if f"neighbor {peer} {{" in text)
 
 
 @pytest.fixture(scope="module", params=[1, 2], ids=["1-exabgp", "2-exabgp"])

@@ -1,0 +1,229 @@
+"""mcrd listens for BGP on port 179 of its VXC addresses, as an MCR does: a peer that only connects gets its
+session; OpenBGPD with `local-address` and a TCP MD5 password forms its session (the key is on mcrd's listening
+socket); a connection from an address that is no configured peer is refused with a Cease; with two ExaBGP processes
+each listens on its own sessions' addresses only; and a listening socket binds an address the namespace does not have
+yet (IP_FREEBIND), accepting once it arrives.
+
+Topology: hub (mcrd, two ExaBGP processes) -- frr (FRR 64512, whose SYNs only get through: the hub's own are dropped)
+and -- obgpd (OpenBGPD 64600, `local-address`, `tcp md5sig`).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mcrd.bgp.pool import process_of
+from tests.lab.conftest import LAB_MARKS, module_lab
+from tests.lab.harness import FrrNeighbor, FrrPeer, Lab, Netns, frr_config, poll
+
+pytestmark = LAB_MARKS
+
+MCR_AS, FRR_AS, OB_AS = 133937, 64512, 64600
+FRR_HUB, FRR_PEER, STRANGER = "169.254.10.1", "169.254.10.2", "169.254.10.3"  # a /29: room for a stranger
+OB_HUB, OB_PEER = "169.254.30.1", "169.254.30.2"
+FRR_NET, OB_NET, STATIC = "10.10.0.0/16", "10.40.0.0/16", "10.99.0.0/16"
+PASSWORD = "ob-md5-key"
+PROCESSES = 2
+TIMEOUT = 30.0
+OPENBGPD = Path("/usr/sbin/bgpd")
+
+
+def mcr_config(lab: Lab) -> str:
+    def vxc(name: str, local: str, plen: int, peer: str, asn: int, **conn: Any) -> dict[str, Any]:
+        connection = {"peerAsn": asn, "localIpAddress": local, "peerIpAddress": peer, "peerType": "NON_CLOUD",
+                      "holdTime": 9, **conn}
+        interface = {"ipAddresses": [f"{local}/{plen}"], "bgpConnections": [connection]}
+        if name == "frr":
+            interface["ipRoutes"] = [{"prefix": STATIC, "nextHop": FRR_PEER}]
+        return {"productName": name, "interface": lab.ifname(name), "vrouter": {"interfaces": [interface]}}
+
+    config = {
+        "mcr": {"productName": "listen-mcr", "mcrAsn": MCR_AS, "routerId": "10.255.0.1"},
+        "vxcs": [vxc("frr", FRR_HUB, 29, FRR_PEER, FRR_AS), vxc("obgpd", OB_HUB, 30, OB_PEER, OB_AS,
+                                                                password=PASSWORD)],
+    }
+    return json.dumps(config, indent=2) + "\n"
+
+
+def openbgpd_config(control: Path) -> str:
+    return (
+        f"AS {OB_AS}\nrouter-id 10.0.0.40\nfib-update no\nsocket \"{control}\"\nnetwork {OB_NET}\n"
+        f"neighbor {OB_HUB} {{\n  remote-as {MCR_AS}\n  local-address {OB_PEER}\n"
+        f"  tcp md5sig password {PASSWORD}\n  descr mcr\n}}\nallow from any\nallow to any\n"
+    )
+
+
+Connection = tuple[str, int, str, int]  # local address, local port, peer address, peer port
+
+
+def established(ns: Netns) -> set[Connection]:
+    """The namespace's established TCP connections on port 179."""
+    found = set()
+    for line in ns.run("ss", "-Htn", "state", "established").stdout.splitlines():
+        fields = line.split()
+        local, peer = fields[-2].rsplit(":", 1), fields[-1].rsplit(":", 1)
+        if "179" in (local[1], peer[1]):
+            found.add((local[0], int(local[1]), peer[0], int(peer[1])))
+    return found
+
+
+def listeners(ns: Netns) -> dict[str, set[int]]:
+    """Which pids listen on port 179 of which address."""
+    found: dict[str, set[int]] = {}
+    for line in ns.run("ss", "-Htlnp", "sport", "= :179").stdout.splitlines():
+        fields = line.split()
+        address = fields[3].rsplit(":", 1)[0]
+        found.setdefault(address, set()).update(int(pid) for pid in re.findall(r"pid=(\d+)", line))
+    return found
+
+
+@dataclass
+class Listen:
+    lab: Lab
+    hub: Netns
+    frr_ns: Netns
+    ob_ns: Netns
+    frr: FrrPeer
+    ob_control: Path
+    mcrd: Any
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        out = []
+        for line in self.lab.log_of(self.mcrd).read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("event") == name:
+                out.append(entry)
+        return out
+
+    def kernel(self) -> dict[str, str]:
+        return {r["dst"]: r.get("gateway", "") for r in self.hub.ip_json("route", "show", "proto", "252")}
+
+    def openbgpd(self, *args: str) -> str:
+        return self.ob_ns.run("/usr/sbin/bgpctl", "-s", str(self.ob_control), *args).stdout
+
+    def openbgpd_established(self) -> bool:
+        return bool(re.search(r"^mcr\s+\d+\s+\d+\s+\d+\s+\d+\s+\S+\s+\d+\s*$", self.openbgpd("show"), re.M))
+
+
+@pytest.fixture(scope="module")
+def listen(lab_ready: None, request: pytest.FixtureRequest) -> Iterator[Listen]:
+    if not OPENBGPD.exists():
+        pytest.skip("OpenBGPD is not installed (apt-get install openbgpd)")
+    # One session in each ExaBGP process: each must listen on its own session's address only.
+    assert {process_of(FRR_HUB, PROCESSES), process_of(OB_HUB, PROCESSES)} == {0, 1}
+    with module_lab("test_listen", request) as lab:
+        hub, frr_ns, ob_ns = lab.netns("hub"), lab.netns("frr"), lab.netns("obgpd")
+        lab.link(hub, "frr", frr_ns, "hub", [], [f"{FRR_PEER}/29", f"{STRANGER}/29"])
+        lab.link(hub, "obgpd", ob_ns, "hub", [], [f"{OB_PEER}/30"])
+        # The hub never gets a connection to FRR through: FRR's own attempts must be accepted.
+        hub.run("nft", "-f", "-", input_text=(
+            "table inet mcl_listen {\n chain out {\n  type filter hook output priority 0;\n"
+            f"  ip daddr {FRR_PEER} tcp dport 179 tcp flags & (syn | ack) == syn drop\n }}\n}}\n"))
+        frr = FrrPeer(frr_ns, FRR_AS, "10.0.0.10", frr_config(FRR_AS, "10.0.0.10", [FrrNeighbor(FRR_HUB, MCR_AS)],
+                                                                [FRR_NET]))
+        control_dir = lab.make_dir("obgpd")
+        ob_conf = control_dir / "bgpd.conf"
+        ob_conf.write_text(openbgpd_config(control_dir / "bgpd.sock"))
+        ob_conf.chmod(0o600)  # bgpd refuses a config others can read: it holds the key
+        ob_ns.popen(str(OPENBGPD), "-d", "-v", "-f", str(ob_conf), label="openbgpd")
+        mcrd_dir = lab.make_dir("mcrd")
+        (mcrd_dir / "mcrd.yaml").write_text(mcr_config(lab))
+        mcrd = hub.popen(sys.executable, "-m", "mcrd", "run", "-c", str(mcrd_dir / "mcrd.yaml"), "--log-format",
+                         "json", "--state-dir", str(mcrd_dir), "--exabgp-processes", str(PROCESSES), label="mcrd")
+        yield Listen(lab, hub, frr_ns, ob_ns, frr, control_dir / "bgpd.sock", mcrd)
+
+
+def test_a_peer_that_only_connects_gets_its_session(listen: Listen) -> None:
+    listen.frr.wait_established(FRR_HUB, TIMEOUT)
+    # The one connection is FRR's, accepted on the hub's port 179 (the hub's own SYNs to FRR are dropped).
+    connections = {c for c in established(listen.hub) if c[2] == FRR_PEER}
+    assert connections
+    assert all(c[:2] == (FRR_HUB, 179) for c in connections), connections
+    # Routes both ways: FRR's network in the hub's kernel, the hub's static route in FRR's RIB.
+    poll(listen.kernel, TIMEOUT, "FRR's route in the hub's kernel", until=lambda got: got.get(FRR_NET) == FRR_PEER)
+    listen.frr.wait_route(STATIC, TIMEOUT)
+
+
+def test_openbgpd_with_local_address_and_md5_forms_its_session(listen: Listen) -> None:
+    poll(listen.openbgpd_established, TIMEOUT, "OpenBGPD's session with the hub established")
+    connections = {c for c in established(listen.hub) if c[2] == OB_PEER}
+    assert connections
+    assert all(c[:2] == (OB_HUB, 179) for c in connections), connections
+    poll(listen.kernel, TIMEOUT, "OpenBGPD's route in the hub's kernel", until=lambda got: got.get(OB_NET) == OB_PEER)
+    # The hub's routes in OpenBGPD's own RIB: its static route and what it learned from FRR.
+    poll(lambda: listen.openbgpd("show", "rib"), TIMEOUT, "the hub's routes in OpenBGPD's RIB",
+         until=lambda rib: STATIC in rib and FRR_NET in rib)
+    # The key is on the listening socket: a SYN from OpenBGPD's address without it is dropped by the hub's kernel.
+    before = listen.hub.netstat()["TcpExt.TCPMD5NotFound"]
+    assert not _connects(listen.ob_ns, OB_PEER, OB_HUB)
+    assert listen.hub.netstat()["TcpExt.TCPMD5NotFound"] > before
+
+
+def _connects(ns: Netns, source: str, target: str, timeout: float = 2.0) -> bool:
+    script = (
+        "import socket, sys\n"
+        "s = socket.socket(); s.settimeout(float(sys.argv[3])); s.bind((sys.argv[1], 0))\n"
+        "try:\n    s.connect((sys.argv[2], 179))\nexcept OSError:\n    sys.exit(1)\n"
+    )
+    return ns.run(sys.executable, "-c", script, source, target, str(timeout), check=False).returncode == 0
+
+
+def test_a_connection_from_no_configured_peer_is_refused_with_a_cease(listen: Listen) -> None:
+    listen.frr.wait_established(FRR_HUB, TIMEOUT)  # the hub's ExaBGP is up and listening
+    # From the FRR link, but from an address that is no peer: accepted by the kernel, refused by ExaBGP with a
+    # Cease (6), subcode 3 "Peer De-configured" (ExaBGP's "no session configured for the peer"), then closed.
+    script = (
+        "import socket, sys\n"
+        "s = socket.create_connection((sys.argv[2], 179), timeout=10, source_address=(sys.argv[1], 0))\n"
+        "data = b''\n"
+        "while chunk := s.recv(4096):\n    data += chunk\n"
+        "print(data.hex())\n"
+    )
+    data = bytes.fromhex(listen.frr_ns.run(sys.executable, "-c", script, STRANGER, FRR_HUB).stdout.strip())
+    assert data[:16] == b"\xff" * 16, data.hex()
+    assert data[18:21] == bytes([3, 6, 3]), f"expected a NOTIFICATION Cease/3, got {data.hex()}"
+
+
+def test_each_exabgp_process_listens_on_its_own_sessions_addresses(listen: Listen) -> None:
+    listen.frr.wait_established(FRR_HUB, TIMEOUT)
+    started = {int(e.get("exabgp_process", 0)): int(e["pid"]) for e in listen.events("exabgp_started")}
+    assert len(started) == PROCESSES
+    bound = listeners(listen.hub)
+    assert bound.get(FRR_HUB) == {started[process_of(FRR_HUB, PROCESSES)]}, bound
+    assert bound.get(OB_HUB) == {started[process_of(OB_HUB, PROCESSES)]}, bound
+    assert set(bound) == {FRR_HUB, OB_HUB}, f"the hub listens where it has no session: {bound}"
+
+
+def test_a_listening_socket_binds_an_address_before_it_arrives(lab: Lab) -> None:
+    ns, other = lab.netns("fb"), lab.netns("fbpeer")
+    link = lab.link(ns, "p", other, "p", [], ["192.0.2.2/24"])
+    script = (
+        "import socket, sys\n"
+        "from mcrd.bgp.exabgp_listen import freebind\n"
+        "s = socket.socket(); freebind(s); s.bind(('192.0.2.1', 179)); s.listen()\n"
+        "print('bound', flush=True)\n"
+        "s.settimeout(30); c, peer = s.accept(); print('accepted', peer[0], flush=True)\n"
+    )
+    listener = ns.popen(sys.executable, "-c", script, label="freebind")
+    log = lab.log_of(listener)
+    poll(lambda: "bound" in log.read_text(), TIMEOUT, "the absent address bound")
+    assert "192.0.2.1" not in ns.addresses()
+    ns.add_address(link.if_a, "192.0.2.1/24")  # the address arrives: the socket accepts at once, no rebind
+    poll(lambda: _connects(other, "192.0.2.2", "192.0.2.1"), TIMEOUT, "a connection to the new address")
+    poll(lambda: "accepted 192.0.2.2" in log.read_text(), TIMEOUT, "the connection accepted")
+    # Without IP_FREEBIND the same bind of an absent address fails: what stopped ExaBGP at startup.
+    plain = ("import socket\ntry:\n    socket.socket().bind(('192.0.2.77', 179))\n"
+             "except OSError as e:\n    print(e.errno)")
+    assert other.run(sys.executable, "-c", plain).stdout.strip() == str(errno.EADDRNOTAVAIL)
