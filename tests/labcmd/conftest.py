@@ -27,6 +27,7 @@ SHIPPED = {
     "hub-spoke": REPO / "containerlab" / "hub-spoke" / "hub-spoke.clab.yml",
     "seed-poc": REPO / "containerlab" / "seed-poc" / "seed-poc.clab.yml",
     "failover": REPO / "containerlab" / "failover" / "failover.clab.yml",
+    "two-metro": REPO / "containerlab" / "two-metro" / "two-metro.clab.yml",
 }
 BIRD_SPOKE = Path(__file__).resolve().parent / "topologies" / "bird-spoke" / "bird-spoke.clab.yml"
 APT_PACKAGES = "frr bird2 iputils-ping iproute2"

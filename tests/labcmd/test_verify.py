@@ -186,3 +186,23 @@ def test_the_failover_scenarios_move_traffic_to_the_backup_and_back(lab_env: Non
     assert "restored in" in proc.stdout
     # --up took it down again
     assert not (RUN_DIR / copy.read_text().split("name: ", 1)[1].split()[0]).exists()
+
+
+# --- two metros ---------------------------------------------------------------------------------------------------
+
+
+def test_two_mcrs_joined_by_a_vxc_carry_routes_and_packets_between_their_clouds(lab_env: None, tmp_path: Path) -> None:
+    """containerlab/two-metro: two mcrd nodes, each listening and connecting on their VXC; the shipped intents (both
+    MCRs' sessions up, AS paths across both, pings end to end, the MCR-to-MCR VXC failing and back) all hold."""
+    from tests.labcmd.conftest import copy_topology
+
+    copy = copy_topology(SHIPPED["two-metro"], tmp_path, "tm")
+    intents = tmp_path / "two-metro" / "two-metro.intents.yaml"
+    report = tmp_path / "tm.json"
+    proc = mcrd("lab", "verify", str(copy), str(intents), "--up", "--json", str(report), timeout=300)
+    print(proc.stdout)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads(report.read_text())
+    assert len(data["intents"]) == 8
+    assert all(intent["result"] == "pass" for intent in data["intents"]), data["intents"]
+    assert [s["result"] for s in data["scenarios"]] == ["pass"]
