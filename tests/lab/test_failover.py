@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from mcrd.bgp.pool import process_of
 from tests.lab.conftest import LAB_MARKS, module_lab
 from tests.lab.harness import (
     BirdNeighbor,
@@ -89,10 +90,9 @@ class Topology:
     def exabgp_conf(self, peer: str) -> str:
         """The configuration of the ExaBGP process that has the session to `peer`."""
         processes = self.hub.exabgp_processes
-        if processes == 1:
-            return (self.state / "exabgp.conf").read_text()
-        texts = [(self.state / f"exabgp{i}" / "exabgp.conf").read_text() for i in range(processes)]
-        return next(text for text in texts if f"neighbor {peer} {{" in text)
+        local = next(hub for hub, far in LINKS.values() if far == peer)  # the pool splits by local address
+        folder = self.state if processes == 1 else self.state / f"exabgp{process_of(local, processes)}"
+        return (folder / "exabgp.conf").read_text()
 
 
 @pytest.fixture(scope="module", params=[1, 2], ids=["1-exabgp", "2-exabgp"])
