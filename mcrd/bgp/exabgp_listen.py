@@ -30,6 +30,7 @@ Applied to `TUNED_FOR` (exabgp_launch.py) only, whatever `MCRD_EXABGP_STOCK` say
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import time
 import uuid
@@ -44,6 +45,7 @@ OPEN_WAIT = 10.0  # seconds the peer has to send its OPEN on a colliding connect
 _OPEN_PREFIX = 28  # marker 16, length 2, type 1, version 1, my AS 2, hold time 2, BGP identifier 4
 _MARKER = b"\xff" * 16
 _OPEN = 1
+_POLL_EVENTS = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
 
 
 def freebind(sock: socket.socket) -> None:
@@ -131,9 +133,6 @@ class Collisions:
             _decide(waiting.peer, waiting.connection, peeked)
 
 
-_POLL_EVENTS = 0
-
-
 def _refuse(reactor: Any, connection: Any, why: str) -> None:
     """Close `connection` with a Cease "Connection Collision Resolution", written by the reactor's scheduler."""
     reactor.asynchronous.schedule(str(uuid.uuid1()), f"sending notification ({CEASE},{CEASE_COLLISION})",
@@ -179,15 +178,12 @@ def _collisions(reactor: Any) -> Collisions:
 
 def apply() -> None:
     """Install both fixes into the imported ExaBGP (the caller checks the release)."""
-    import select
-
     from exabgp.bgp.fsm import FSM
     from exabgp.reactor.listener import Listener  # type: ignore[import-untyped]
     from exabgp.reactor.loop import Reactor  # type: ignore[import-untyped]
     from exabgp.reactor.peer import Peer  # type: ignore[import-untyped]
 
-    global _HANDLE_CONNECTION, _POLL_EVENTS
-    _POLL_EVENTS = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
+    global _HANDLE_CONNECTION
     new_socket = Listener._new_socket
 
     def _new_socket(self: Any, ip: Any) -> Any:

@@ -56,7 +56,8 @@ def mcr_config(lab: Lab) -> str:
 
 def openbgpd_config(control: Path) -> str:
     return (
-        f"AS {OB_AS}\nrouter-id 10.0.0.40\nfib-update no\nsocket \"{control}\"\nnetwork {OB_NET}\n"
+        # connect-retry: OpenBGPD's first attempt may come before the hub listens (the default retry is 120 s)
+        f"AS {OB_AS}\nrouter-id 10.0.0.40\nfib-update no\nconnect-retry 2\nsocket \"{control}\"\nnetwork {OB_NET}\n"
         f"neighbor {OB_HUB} {{\n  remote-as {MCR_AS}\n  local-address {OB_PEER}\n"
         f"  tcp md5sig password {PASSWORD}\n  descr mcr\n}}\nallow from any\nallow to any\n"
     )
@@ -137,11 +138,15 @@ def listen(lab_ready: None, request: pytest.FixtureRequest) -> Iterator[Listen]:
         ob_conf = control_dir / "bgpd.conf"
         ob_conf.write_text(openbgpd_config(control_dir / "bgpd.sock"))
         ob_conf.chmod(0o600)  # bgpd refuses a config others can read: it holds the key
-        ob_ns.popen(str(OPENBGPD), "-d", "-v", "-f", str(ob_conf), label="openbgpd")
         mcrd_dir = lab.make_dir("mcrd")
         (mcrd_dir / "mcrd.yaml").write_text(mcr_config(lab))
         mcrd = hub.popen(sys.executable, "-m", "mcrd", "run", "-c", str(mcrd_dir / "mcrd.yaml"), "--log-format",
                          "json", "--state-dir", str(mcrd_dir), "--exabgp-processes", str(PROCESSES), label="mcrd")
+        # OpenBGPD 7.7 on Linux sets no MD5 key on its own listening socket: the hub's signed SYNs to it are dropped,
+        # and only OpenBGPD's connections, which it signs, can carry the session. It starts once the hub listens.
+        poll(lambda: listeners(hub), TIMEOUT, "the hub listening on OpenBGPD's session address",
+             until=lambda bound: OB_HUB in bound)
+        ob_ns.popen(str(OPENBGPD), "-d", "-v", "-f", str(ob_conf), label="openbgpd")
         yield Listen(lab, hub, frr_ns, ob_ns, frr, control_dir / "bgpd.sock", mcrd)
 
 
