@@ -58,7 +58,6 @@ MCR_AS = 133937
 TIMEOUT = 30.0
 MD5_WAIT = 15.0
 NOTHING = "192.0.2.0/24"  # the MD5 sessions' import permit list: a prefix no spoke sends
-NEEDS_LISTEN = pytest.mark.xfail(strict=True, reason="needs issue 18.5: mcrd accepts incoming BGP connections")
 
 
 @dataclass(frozen=True)
@@ -401,7 +400,7 @@ def test_communities(world: World, name: str) -> None:
     wait_rib(ref, f"{name}'s communities", lambda rib: kinds(rib.get(spoke.prefix)), spoke.communities)
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=NEEDS_LISTEN) if n == "openbgpd" else n for n in MD5_SPOKES])
+@pytest.mark.parametrize("name", MD5_SPOKES)
 def test_md5(world: World, name: str) -> None:
     """The session with a TCP-MD5 key (RFC 2385) establishes.  mcrd's side sets the key, so the hub's kernel drops
     any segment of this connection the peer did not sign with it (test_daemon proves a wrong key never
@@ -473,7 +472,7 @@ def hub_accepted(world: World, spoke: Spoke) -> bool:
     return any(f"{spoke.hub_ip}:179" in line and f"{spoke.ip}:" in line for line in out.splitlines())
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=NEEDS_LISTEN) for n in ALL])
+@pytest.mark.parametrize("name", ALL)
 def test_incoming_connection(world: World, incoming: float, name: str) -> None:
     """With mcrd's own connection attempts dropped, the session the spoke opens establishes (on the hub's port
     179) and the spoke gets its routes back (every spoke was reset at once: the others' routes come back as their
@@ -547,7 +546,6 @@ def lg_sessions(ns: Netns) -> dict[str, str]:
     return {str(r["neighborAddress"]): str(r["status"]) for r in rows}
 
 
-@NEEDS_LISTEN
 def test_mcrd_to_mcrd_session(pair: Pair) -> None:
     """Both MCRs' looking glasses show the MCR-to-MCR session UP."""
     poll(lambda: (lg_sessions(pair.mcra).get("169.254.9.2"), lg_sessions(pair.mcrb).get("169.254.9.1")),
@@ -555,7 +553,6 @@ def test_mcrd_to_mcrd_session(pair: Pair) -> None:
          ignore=(LabCommandError,))  # the looking glass answers a moment after the daemon starts
 
 
-@NEEDS_LISTEN
 def test_mcrd_to_mcrd_routes(pair: Pair) -> None:
     """Each cloud holds the other's prefix across both MCRs: both MCRs' ASes in the path, its own MCR as next
     hop."""
@@ -565,7 +562,6 @@ def test_mcrd_to_mcrd_routes(pair: Pair) -> None:
          until=lambda r: r is not None and (r.as_path, r.next_hop) == ((MCR_B_AS, MCR_AS, CLOUD_A_AS), "169.254.2.1"))
 
 
-@NEEDS_LISTEN
 def test_mcrd_to_mcrd_ping(pair: Pair) -> None:
     """A host address in cloud A reaches one in cloud B through both MCRs' kernels."""
     def ping() -> bool:
