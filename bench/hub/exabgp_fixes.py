@@ -6,6 +6,7 @@ unset runs ExaBGP stock. mcrd itself always starts ExaBGP with all of them (`pyt
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from mcrd.bgp import exabgp_launch
@@ -13,5 +14,9 @@ from mcrd.bgp import exabgp_launch
 if __name__ == "__main__":
     chosen = [name for name in os.environ.get("EXABGP_BENCH_FIXES", "").split(",") if name]
     if chosen:
-        exabgp_launch.apply(chosen)
+        report = exabgp_launch.install(chosen)
+    else:
+        report = exabgp_launch.Report(exabgp_launch.installed_release(), (), "none chosen", exabgp_launch.SPEED_STOCK)
+    # The option study compares the fixes at one reactor speed, the stock one (docs/BENCHMARK-HUB.md).
+    exabgp_launch.publish(dataclasses.replace(report, reactor_speed=exabgp_launch.SPEED_STOCK))
     exabgp_launch.run_exabgp()

@@ -4,6 +4,9 @@ ExaBGP runs its API process as a child and closes every inherited descriptor but
 cannot hand it a pipe; this bridge connects to a socket the daemon serves instead. It only copies bytes: stdin is
 read without pause (ExaBGP writes to it with a blocking write, and a stalled reader makes it miss keepalives).
 
+Its first line to the daemon, ahead of anything ExaBGP writes, is what the launcher installed into this ExaBGP
+(`mcrd-exabgp-fixes REPORT`, from the environment ExaBGP inherited from the launcher; `-` when there is none).
+
 Usage: python -m mcrd.bgp.bridge SOCKET_PATH
 """
 
@@ -13,6 +16,8 @@ import os
 import socket
 import sys
 import threading
+
+from mcrd.bgp.exabgp_launch import REPORT_ENV, REPORT_LINE
 
 
 def _copy_in(sock: socket.socket) -> None:
@@ -36,6 +41,7 @@ def main() -> None:
     except OSError as exc:
         sys.stderr.write(f"mcrd bridge: cannot connect to {sys.argv[1]}: {exc.strerror}\n")
         raise SystemExit(1) from None
+    sock.sendall(REPORT_LINE + os.environ.get(REPORT_ENV, "-").encode() + b"\n")
     threading.Thread(target=_copy_in, args=(sock,), daemon=True).start()
     try:
         while chunk := sock.recv(65536):  # daemon -> ExaBGP

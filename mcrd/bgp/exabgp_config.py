@@ -7,6 +7,7 @@ import base64
 import shlex
 from collections.abc import Callable, Collection, Sequence
 
+from mcrd.bgp import exabgp_launch
 from mcrd.config.model import Config
 from mcrd.iface.plan import layer3_ifnames
 
@@ -79,16 +80,12 @@ def render(config: Config, api_command: Sequence[str], holds: Callable[[str], bo
     return "\n".join(lines)
 
 
-def environment(log_file: str | None = None, *, announce_fixes: bool = False) -> dict[str, str]:
-    """ExaBGP settings passed as environment variables (`exabgp env` lists them). `announce_fixes`: ExaBGP runs
-    with the fixes of exabgp_launch.py."""
+def environment(log_file: str | None = None) -> dict[str, str]:
+    """ExaBGP settings passed as environment variables (`exabgp env` lists them)."""
     return {
-        # The reactor sleeps `speed / 100` s between passes. Stock ExaBGP also sleeps while it still has commands to
-        # apply; measured (docs/BENCHMARK-HUB.md, "ExaBGP option study"): at 1.0 ~3,700 routes/s and 0.7 % of a CPU
-        # when idle; at 0.1 ~10,200/s and 5 % idle; at 0.01 ~13,600/s but 100 % idle, a busy loop no lab can
-        # afford. With the fixes it does not sleep while it has work, so 1.0 costs nothing (S2 1.36-1.42 s at 1.0,
-        # 1.38-1.61 s at 0.1).
-        "exabgp_reactor_speed": "1.0" if announce_fixes else "0.1",
+        # Stock ExaBGP's speed: the launcher raises it when it installs its fixes (exabgp_launch.reactor_speed),
+        # so the speed always fits what actually runs.
+        "exabgp_reactor_speed": exabgp_launch.SPEED_STOCK,
         "exabgp_api_ack": "true",  # one `done`/`error` per command: lets the daemon bound what is in flight
         "exabgp_api_encoder": "json",
         # A dead bridge means the daemon lost ExaBGP: stop and let the daemon restart both with a clean state.

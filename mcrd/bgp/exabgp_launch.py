@@ -1,4 +1,4 @@
-"""Start ExaBGP with three fixes to its announce path, and more: `python -m mcrd.bgp.exabgp_launch server CONF`.
+"""Start ExaBGP with mcrd's fixes: `python -m mcrd.bgp.exabgp_launch server CONF`.
 
 ExaBGP is mcrd's slowest part: at S2 of the hub benchmark (10 spokes x 1,000 prefixes) its announce path was 92 % of
 the hub's CPU. Three causes, read in ExaBGP 5.0.15's source and measured (docs/BENCHMARK-HUB.md):
@@ -17,10 +17,7 @@ the hub's CPU. Three causes, read in ExaBGP 5.0.15's source and measured (docs/B
    ExaBGP's time in a py-spy profile of S2's withdrawal. Fix: sort them once by that same index first, so ExaBGP's
    own sort finds them in order (n - 1 comparisons) and yields the same order.
 
-All three replace a method of ExaBGP's own classes, so they are applied only to the release they were read in
-(`TUNED_FOR`, the version mcrd pins); any other release runs stock, and so does `MCRD_EXABGP_STOCK=1`.
-
-Two more changes are about how sessions end, not speed, so `MCRD_EXABGP_STOCK=1` does not turn them off:
+Two more are about how sessions end, not speed:
 
 4. A Cease NOTIFICATION when a session is closed on purpose. ExaBGP 5.0.15's `Peer.shutdown()` (SIGTERM) and
    `Peer.remove()` (a SIGUSR1 reload whose configuration no longer has the neighbor) close the TCP connection at
@@ -28,16 +25,16 @@ Two more changes are about how sessions end, not speed, so `MCRD_EXABGP_STOCK=1`
    NOTIFICATION. (Its API command `neighbor X teardown N` does nothing at all in 5.0.15: `Reactor.teardown_peer`
    calls `Peer.teardown`, a generator function, without running it.) Fix: before that close, write a Cease on the
    established session, subcode 2 (Administrative Shutdown, RFC 4486) on shutdown and 3 (Peer De-configured) on
-   removal, waiting at most `CEASE_WRITE_TIMEOUT` for the socket to take it. Applied to `TUNED_FOR` only.
+   removal, waiting at most `CEASE_WRITE_TIMEOUT` for the socket to take it.
 5. ExaBGP dies with the daemon. mcrd starts ExaBGP in a session of its own (so a terminal's ^C reaches only the
    daemon): a `kill -9` of the daemon used to leave ExaBGP running, every session Established and traffic flowing
    through a dead router. `die_with_parent()` asks the kernel for SIGKILL when the parent dies (PR_SET_PDEATHSIG),
    then checks that the parent named in `MCRD_EXABGP_PARENT` is still the parent (it may have died before the
    request). SIGKILL, not SIGTERM: a crashed MCR must look crashed, its sockets closed by the kernel without a Cease.
    The kernel sends the signal when the *thread* that forked ExaBGP ends: mcrd starts it from its event loop, in the
-   main thread. Every release.
+   main thread. It asks the kernel and changes nothing of ExaBGP's: every release, `MCRD_EXABGP_STOCK=1` too.
 
-Two more are about what a session carries, applied to `TUNED_FOR` only (`apply_negotiation_fixes`):
+Two more are about what a session carries:
 
 6. IPv4 unicast with a peer that sends no Multiprotocol capability (BIRD's `capabilities off`, a BGP-4 speaker
    without RFC 4760). Such a peer speaks IPv4 unicast only, and FRR and BIRD send it IPv4 unicast routes; ExaBGP
@@ -58,7 +55,7 @@ Two more are about what a session carries, applied to `TUNED_FOR` only (`apply_n
    commands came: a BoRR is sent before anything queued after it, an EoRR after everything queued before it.
    Without this fix mcrd does not offer route refresh at all (mcrd.bgp.exabgp_config).
 
-One more keeps what a peer holds equal to what mcrd sent it (`apply_queue_fixes`):
+One more keeps what a peer holds equal to what mcrd sent it:
 
 8. What ExaBGP sends a peer ends equal to the last command for each prefix. ExaBGP 5.0.15 queues each change to send
    under its attribute set, and a command injects it with `OutgoingRIB.add_to_rib`, which (unlike `del_from_rib`)
@@ -71,11 +68,22 @@ One more keeps what a peer holds equal to what mcrd sent it (`apply_queue_fixes`
    tests/lab/test_adj_rib_out.py). Fix: a change takes the place of anything queued for its prefix (`superseding`).
    Also, a session's queue starts empty (`fresh_session`): mcrd sends the whole table after ExaBGP reports the
    session up, so anything queued before that was meant for the previous session (sent by the daemon before it read
-   the `down`) and would reach the new one behind mcrd's back. Applied to `TUNED_FOR` only, whatever
-   `MCRD_EXABGP_STOCK` says.
+   the `down`) and would reach the new one behind mcrd's back.
 
 Listening for BGP (binding absent addresses, resolving connection collisions as RFC 4271 6.8 says) has its own
-fixes, in exabgp_listen.py, installed with fix 4's rule.
+fixes, in exabgp_listen.py: here they are one more, `listen`.
+
+Fixes 1 to 4, 6 to 8 and `listen` are all or none. Each replaces a method of ExaBGP's own classes and relies on
+others, so before anything is installed the launcher checks the release (`TUNED_FOR`: the one mcrd pins, which the
+fixes were read in) and every name the fixes replace or use, with the parameters they expect (`HOOKS`). When one check
+fails, or with `MCRD_EXABGP_STOCK=1`, none is installed and ExaBGP runs stock; if installing fails halfway, what was
+installed is put back. Then the launcher sets the reactor speed that fits what it installed (`reactor_speed`) and
+reports both to the daemon before ExaBGP starts: the report (`Report`) goes in the environment ExaBGP passes to its
+API process, and the bridge (mcrd.bgp.bridge) sends it to the daemon as its first line, ahead of anything ExaBGP
+writes. The daemon logs it (`exabgp_fixes`), so the log says what runs, not what was hoped for. The daemon expects all
+of them (none with `MCRD_EXABGP_STOCK=1` or another release: `expected_fixes()`) when it writes ExaBGP's
+configuration, which offers route refresh only with fixes 6 and 7; a report that says otherwise makes it rewrite the
+configuration to match before it reads anything else from that ExaBGP.
 """
 
 from __future__ import annotations
@@ -83,18 +91,32 @@ from __future__ import annotations
 import copy
 import ctypes
 import functools
+import importlib
+import inspect
+import json
 import os
 import runpy
 import select
 import signal
 import sys
 import time
-from collections.abc import Callable, Collection, Iterator, MutableMapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, MutableMapping
+from dataclasses import dataclass
 from typing import Any
+
+from mcrd.bgp import exabgp_listen
 
 TUNED_FOR = "5.0.15"
 STOCK_ENV = "MCRD_EXABGP_STOCK"
 PARENT_ENV = "MCRD_EXABGP_PARENT"  # the daemon's pid, set by the speaker: ExaBGP dies with it (fix 5)
+REPORT_ENV = "MCRD_EXABGP_FIXES"  # the launcher's Report, for the bridge to hand to the daemon
+REPORT_LINE = b"mcrd-exabgp-fixes "  # how the bridge's first line starts (then the report, or "-")
+SPEED_ENV = "exabgp_reactor_speed"
+# The reactor sleeps `speed / 100` s between passes. Stock ExaBGP also sleeps while it still has commands to apply;
+# measured (docs/BENCHMARK-HUB.md, "ExaBGP option study"): at 1.0 ~3,700 routes/s and 0.7 % of a CPU when idle; at
+# 0.1 ~10,200/s and 5 % idle; at 0.01 ~13,600/s but 100 % idle, a busy loop no lab can afford. With fix 1 it does
+# not sleep while it has work, so 1.0 costs nothing (S2 1.36-1.42 s at 1.0, 1.38-1.61 s at 0.1).
+SPEED_WITH_FIXES, SPEED_STOCK = "1.0", "0.1"
 CEASE_WRITE_TIMEOUT = 1.0  # seconds a Cease may wait for a full socket before the session is closed without it
 CEASE_ADMINISTRATIVE_SHUTDOWN, CEASE_PEER_DECONFIGURED = 2, 3  # RFC 4486 subcodes of Cease (code 6)
 
@@ -105,14 +127,225 @@ def installed_release() -> str:
     return str(version.release)
 
 
-def tuning_state() -> tuple[bool, str]:
-    """Whether the fixes apply to the installed ExaBGP, and why not when they do not."""
-    if os.environ.get(STOCK_ENV) == "1":
-        return False, f"{STOCK_ENV}=1"
-    release = installed_release()
+@dataclass(frozen=True)
+class Hook:
+    """A name of ExaBGP's that a fix replaces or uses: `path` inside `module`, with the parameters the fix expects
+    when it is a function (None: being there is enough)."""
+
+    module: str
+    path: str
+    params: tuple[str, ...] | None = None
+
+    def __str__(self) -> str:
+        return f"{self.module}.{self.path}"
+
+
+_NEGOTIATED = "exabgp.bgp.message.open.capability.negotiated"
+# Per fix, every name of ExaBGP's it replaces (first) or relies on, as read in TUNED_FOR.
+HOOKS: dict[str, tuple[Hook, ...]] = {
+    "poll": (Hook("exabgp.reactor.loop", "Reactor._wait_for_io", ("self", "sleeptime")),
+             Hook("exabgp.reactor.loop", "Reactor.__init__", ("self", "configuration")),  # sets .asynchronous
+             Hook("exabgp.reactor.asynchronous", "ASYNC.ready", ("self",))),
+    "copy": (Hook("exabgp.bgp.neighbor", "Neighbor.remove_self", ("self", "changes")),
+             Hook("exabgp.bgp.neighbor", "Neighbor.ip_self", ("self", "afi")),
+             Hook("exabgp.bgp.message.update.attribute", "Attribute.CODE.NEXT_HOP"),
+             Hook("exabgp.bgp.message.update.attribute", "NextHop.__init__", ("self", "string", "packed"))),
+    "sort": (Hook("exabgp.bgp.message.update", "Update._split_nlris", ("self", "negotiated")),
+             # the order ExaBGP sorts by, which sort_by_index reproduces
+             Hook("exabgp.bgp.message.update.nlri.nlri", "NLRI.__lt__", ("self", "other")),
+             Hook("exabgp.bgp.message.update.nlri.inet", "INET.index", ("self",))),
+    "cease": (Hook("exabgp.reactor.peer", "Peer.shutdown", ("self",)),
+              Hook("exabgp.reactor.peer", "Peer.remove", ("self",)),
+              Hook("exabgp.reactor.protocol", "Protocol.new_notification", ("self", "notification")),
+              Hook("exabgp.bgp.fsm", "FSM.OPENCONFIRM"),
+              Hook("exabgp.bgp.fsm", "FSM.ESTABLISHED"),
+              Hook("exabgp.bgp.message", "Notify.__init__", ("self", "code", "subcode", "data"))),
+    "implied": (Hook(_NEGOTIATED, "Negotiated._negotiate", ("self",)),
+                Hook(_NEGOTIATED, "Negotiated.validate", ("self", "neighbor")),
+                Hook(_NEGOTIATED, "Negotiated.__init__", ("self", "neighbor")),  # sets families, mismatch
+                Hook("exabgp.bgp.message.open.capability.capabilities", "Capabilities.announced",
+                     ("self", "capability")),
+                Hook("exabgp.bgp.message.open.capability.capability", "Capability.CODE.MULTIPROTOCOL"),
+                Hook("exabgp.protocol.family", "AFI.ipv4"),
+                Hook("exabgp.protocol.family", "SAFI.unicast")),
+    "refresh": (Hook("exabgp.reactor.peer", "Peer.resend", ("self", "enhanced", "family")),
+                Hook("exabgp.configuration.neighbor", "ParseNeighbor._post_capa_rr", ("self", "neighbor")),
+                Hook("exabgp.rib.outgoing", "OutgoingRIB.pending", ("self",)),
+                Hook("exabgp.rib.outgoing", "OutgoingRIB.updates", ("self", "grouped")),
+                Hook("exabgp.reactor.api.command.command", "Command.functions"),
+                Hook("exabgp.reactor.api.command.command", "Command.callback"),
+                Hook("exabgp.reactor.api.command.limit", "extract_neighbors", ("command",)),
+                Hook("exabgp.reactor.api.command.limit", "match_neighbors", ("peers", "descriptions")),
+                Hook("exabgp.reactor.api", "API.response", ("self", "reactor", "service", "command", "use_json")),
+                Hook("exabgp.reactor.asynchronous", "ASYNC.schedule", ("self", "uid", "command", "callback")),
+                Hook("exabgp.reactor.api.processes", "Processes.answer_done", ("self", "service", "force")),
+                Hook("exabgp.reactor.api.processes", "Processes.answer_error", ("self", "service")),
+                Hook("exabgp.reactor.loop", "Reactor.established_peers", ("self",)),
+                Hook("exabgp.bgp.message.refresh", "RouteRefresh.__init__", ("self", "afi", "safi", "reserved")),
+                Hook("exabgp.bgp.message.refresh", "RouteRefresh.start"),
+                Hook("exabgp.bgp.message.refresh", "RouteRefresh.end"),
+                Hook("exabgp.protocol.family", "AFI.fromString", ("string",)),
+                Hook("exabgp.protocol.family", "SAFI.fromString", ("string",)),
+                Hook("exabgp.protocol.family", "AFI.undefined"),
+                Hook("exabgp.protocol.family", "SAFI.undefined")),
+    "queue": (Hook("exabgp.rib.outgoing", "OutgoingRIB._update_rib", ("self", "change")),
+              Hook("exabgp.reactor.peer", "Peer._main", ("self",)),
+              Hook("exabgp.rib.outgoing", "OutgoingRIB.reset", ("self",)),
+              Hook("exabgp.rib.outgoing", "OutgoingRIB.__init__", ("self", "cache", "families")),  # the two queues
+              Hook("exabgp.rib.change", "Change.index", ("self",)),
+              Hook("exabgp.protocol.family", "Family.afi_safi", ("self",))),
+    "listen": (Hook("exabgp.reactor.listener", "Listener._new_socket", ("self", "ip")),
+               Hook("exabgp.reactor.peer", "Peer.handle_connection", ("self", "connection")),
+               Hook("exabgp.reactor.loop", "Reactor._wait_for_io", ("self", "sleeptime")),
+               Hook("exabgp.reactor.loop", "Reactor._listen_for_neighbors", ("self",)),
+               Hook("exabgp.reactor.loop", "Reactor.__init__", ("self", "configuration")),  # sets ._poller
+               Hook("exabgp.reactor.peer", "Peer.stopping", ("self",)),
+               Hook("exabgp.reactor.peer", "Peer._close", ("self", "message", "error")),
+               Hook("exabgp.reactor.network.incoming", "Incoming.notification",
+                    ("self", "code", "subcode", "message")),
+               Hook("exabgp.reactor.network.incoming", "Incoming.close", ("self",)),
+               Hook("exabgp.reactor.asynchronous", "ASYNC.schedule", ("self", "uid", "command", "callback")),
+               Hook("exabgp.bgp.fsm", "FSM.CONNECT"),
+               Hook("exabgp.bgp.fsm", "FSM.OPENSENT"),
+               Hook("exabgp.bgp.fsm", "FSM.OPENCONFIRM"),
+               Hook("exabgp.bgp.fsm", "FSM.ESTABLISHED")),
+}
+FIXES = tuple(HOOKS)  # 1 to 4, 6 to 8 and exabgp_listen.py's
+
+
+def resolve(hook: Hook) -> Any:
+    """The object `hook` names in the installed ExaBGP (ImportError, AttributeError when there is none)."""
+    target: Any = importlib.import_module(hook.module)
+    for part in hook.path.split("."):
+        target = getattr(target, part)
+    return target
+
+
+def hook_problems(hooks: Iterable[Hook], find: Callable[[Hook], Any] = resolve) -> list[str]:
+    """What is missing or different from what the fixes were written against; empty when every hook fits."""
+    problems = []
+    for hook in hooks:
+        try:
+            target = find(hook)
+        except (ImportError, AttributeError):
+            problems.append(f"{hook} is missing")
+            continue
+        if hook.params is None:
+            continue
+        try:
+            params = tuple(inspect.signature(target).parameters)
+        except (TypeError, ValueError):
+            problems.append(f"{hook} is not a function")
+            continue
+        if params != hook.params:
+            problems.append(f"{hook} takes ({', '.join(params)}), the fix expects ({', '.join(hook.params)})")
+    return problems
+
+
+@dataclass(frozen=True)
+class Report:
+    """What the launcher installed (all of FIXES, or none: `fixes` empty) and why, and the reactor speed it set."""
+
+    release: str
+    fixes: tuple[str, ...]
+    reason: str
+    reactor_speed: str
+
+    @property
+    def applied(self) -> bool:
+        return bool(self.fixes)
+
+    def to_json(self) -> str:
+        return json.dumps({"release": self.release, "fixes": list(self.fixes), "reason": self.reason,
+                           "reactor_speed": self.reactor_speed}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> Report:
+        """ValueError when `text` is not a report."""
+        try:
+            data = json.loads(text)
+            return cls(str(data["release"]), tuple(str(f) for f in data["fixes"]), str(data["reason"]),
+                       str(data["reactor_speed"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"not a launcher report: {text[:200]!r}") from exc
+
+
+Replacement = tuple[Any, str, Any]  # (a class and an attribute of its own, or a dict and a key; the new value)
+_ABSENT = object()  # no attribute of the class's own (it takes a base class's), or no such key
+
+
+def _get(owner: Any, key: str) -> Any:
+    return owner.get(key, _ABSENT) if isinstance(owner, dict) else vars(owner).get(key, _ABSENT)
+
+
+def _set(owner: Any, key: str, value: Any) -> None:
+    if isinstance(owner, dict):
+        if value is _ABSENT:
+            owner.pop(key, None)
+        else:
+            owner[key] = value
+    elif value is _ABSENT:
+        delattr(owner, key)
+    else:
+        setattr(owner, key, value)
+
+
+def expected_fixes(environ: Mapping[str, str] = os.environ) -> tuple[str, ...]:
+    """What the launcher will install, as far as the daemon can tell without importing ExaBGP's internals: all of
+    FIXES, or none with `MCRD_EXABGP_STOCK=1` or another release. The launcher's report is the truth."""
+    if environ.get(STOCK_ENV) == "1" or installed_release() != TUNED_FOR:
+        return ()
+    return FIXES
+
+
+def reactor_speed(fixes: Collection[str]) -> str:
+    """The reactor speed for ExaBGP running with `fixes` (see SPEED_WITH_FIXES)."""
+    return SPEED_WITH_FIXES if "poll" in fixes else SPEED_STOCK
+
+
+def install(fixes: Collection[str] = FIXES, *, release: str | None = None,
+            find: Callable[[Hook], Any] = resolve, environ: MutableMapping[str, str] = os.environ) -> Report:
+    """Install every one of `fixes` into the imported ExaBGP, or none of them; say which and why. `fixes`: a subset
+    of FIXES for the benchmark's option study (bench/hub/exabgp_fixes.py); mcrd installs all. `release` and `find`
+    stand for the installed ExaBGP (a test gives another release or other classes)."""
+    unknown = set(fixes) - set(FIXES)
+    if unknown:
+        raise ValueError(f"unknown ExaBGP fixes {sorted(unknown)}; known: {', '.join(FIXES)}")
+    release = installed_release() if release is None else release
+
+    def stock(reason: str) -> Report:
+        return Report(release, (), reason, SPEED_STOCK)
+
+    if environ.get(STOCK_ENV) == "1":
+        return stock(f"{STOCK_ENV}=1")
     if release != TUNED_FOR:
-        return False, f"ExaBGP {release} installed; the fixes were read in {TUNED_FOR}"
-    return True, f"ExaBGP {release}"
+        return stock(f"ExaBGP {release} installed; the fixes were read in {TUNED_FOR}")
+    chosen = [name for name in FIXES if name in fixes]
+    problems = hook_problems(dict.fromkeys(hook for name in chosen for hook in HOOKS[name]), find)  # each once
+    if problems:
+        return stock("ExaBGP differs from what the fixes were written against: " + "; ".join(problems))
+    replaced: list[Replacement] = []  # (class or dict, name, what it had or _ABSENT), to put back
+    try:
+        for name in chosen:
+            for owner, key, new in _INSTALLERS[name](find):
+                replaced.append((owner, key, _get(owner, key)))
+                _set(owner, key, new)
+    except Exception as exc:
+        for owner, key, original in reversed(replaced):
+            _set(owner, key, original)
+        return stock(f"installing the fixes failed, none is installed: {exc!r}")
+    return Report(release, tuple(chosen), f"ExaBGP {release}", reactor_speed(chosen))
+
+
+def publish(report: Report, environ: MutableMapping[str, str] = os.environ) -> None:
+    """Set the reactor speed and leave the report for the bridge, in the environment ExaBGP reads (on its first
+    `getenv()`, after this) and hands to its API process."""
+    environ[SPEED_ENV] = report.reactor_speed
+    environ[REPORT_ENV] = report.to_json()
+    if environ is os.environ and "exabgp.environment.setup" in sys.modules:  # read already: set it there too
+        from exabgp.environment import getenv  # type: ignore[import-untyped]
+
+        getenv().reactor.speed = float(report.reactor_speed)
 
 
 def poll_timeout(commands_queued: bool, sleeptime: int) -> int:
@@ -178,45 +411,193 @@ def _shallow_copy(obj: Any) -> Any:
     return clone
 
 
-FIXES = ("poll", "copy", "sort")  # 1, 2 and 3 above
+def _install_poll(find: Callable[[Hook], Any]) -> list[Replacement]:
+    reactor = find(Hook("exabgp.reactor.loop", "Reactor"))
+    wait_for_io = reactor._wait_for_io
+
+    def _wait_for_io(self: Any, sleeptime: int) -> Iterator[int]:
+        return wait_for_io(self, poll_timeout(not self.asynchronous.ready(), sleeptime))  # type: ignore[no-any-return]
+
+    return [(reactor, "_wait_for_io", _wait_for_io)]
 
 
-def apply(fixes: Collection[str] = FIXES) -> bool:
-    """Install the fixes into the imported ExaBGP when `tuning_state()` allows; True when installed. `fixes`: a
-    subset of FIXES, for the benchmark's option study (bench/hub/exabgp_fixes.py)."""
-    applies, _ = tuning_state()
-    if not applies:
-        return False
-    unknown = set(fixes) - set(FIXES)
-    if unknown:
-        raise ValueError(f"unknown ExaBGP fixes {sorted(unknown)}; known: {', '.join(FIXES)}")
-    from exabgp.bgp.message.update import Update  # type: ignore[import-untyped]
-    from exabgp.bgp.neighbor import Neighbor  # type: ignore[import-untyped]
-    from exabgp.reactor.loop import Reactor  # type: ignore[import-untyped]
-
-    if "poll" in fixes:
-        wait_for_io = Reactor._wait_for_io
-
-        def _wait_for_io(self: Any, sleeptime: int) -> Iterator[int]:
-            return wait_for_io(self, poll_timeout(not self.asynchronous.ready(), sleeptime))  # type: ignore[no-any-return]
-
-        Reactor._wait_for_io = _wait_for_io
-    if "copy" in fixes:
-        Neighbor.remove_self = remove_self
-    if "sort" in fixes:
-        split_nlris = Update._split_nlris
-
-        def _split_nlris(self: Any, negotiated: Any) -> Any:
-            self.nlris = sort_by_index(self.nlris)
-            return split_nlris(self, negotiated)
-
-        Update._split_nlris = _split_nlris
-    return True
+def _install_copy(find: Callable[[Hook], Any]) -> list[Replacement]:
+    return [(find(Hook("exabgp.bgp.neighbor", "Neighbor")), "remove_self", remove_self)]
 
 
-def session_fixes_apply() -> bool:
-    """Whether fix 4 (a Cease when a session is closed on purpose) applies to the installed ExaBGP."""
-    return installed_release() == TUNED_FOR
+def _install_sort(find: Callable[[Hook], Any]) -> list[Replacement]:
+    update = find(Hook("exabgp.bgp.message.update", "Update"))
+    split_nlris = update._split_nlris
+
+    def _split_nlris(self: Any, negotiated: Any) -> Any:
+        self.nlris = sort_by_index(self.nlris)
+        return split_nlris(self, negotiated)
+
+    return [(update, "_split_nlris", _split_nlris)]
+
+
+def _install_cease(find: Callable[[Hook], Any]) -> list[Replacement]:
+    peer = find(Hook("exabgp.reactor.peer", "Peer"))
+    shutdown, remove = peer.shutdown, peer.remove
+
+    def _shutdown(self: Any) -> None:  # SIGTERM
+        send_cease(self, CEASE_ADMINISTRATIVE_SHUTDOWN)
+        shutdown(self)
+
+    def _remove(self: Any) -> None:  # a reload without this neighbor
+        send_cease(self, CEASE_PEER_DECONFIGURED)
+        remove(self)
+
+    return [(peer, "shutdown", _shutdown), (peer, "remove", _remove)]
+
+
+def implied_families(received_multiprotocol: bool, sent: Collection[Any], ipv4_unicast: Any) -> list[Any]:
+    """Fix 6: the families negotiated beyond the common ones: IPv4 unicast, when the peer's OPEN has no Multiprotocol
+    capability and ours lists it (a BGP-4 speaker without RFC 4760 speaks IPv4 unicast only)."""
+    return [ipv4_unicast] if not received_multiprotocol and ipv4_unicast in sent else []
+
+
+def _install_implied(find: Callable[[Hook], Any]) -> list[Replacement]:
+    negotiated = find(Hook(_NEGOTIATED, "Negotiated"))
+    multiprotocol = find(Hook("exabgp.bgp.message.open.capability.capability", "Capability.CODE.MULTIPROTOCOL"))
+    ipv4_unicast = (find(Hook("exabgp.protocol.family", "AFI.ipv4")),
+                    find(Hook("exabgp.protocol.family", "SAFI.unicast")))
+    negotiate, validate = negotiated._negotiate, negotiated.validate
+
+    def _implied(self: Any) -> list[Any]:
+        received = self.received_open.capabilities.announced(multiprotocol)
+        sent = self.sent_open.capabilities.get(multiprotocol, [])
+        return implied_families(received, sent, ipv4_unicast)
+
+    def _negotiate(self: Any) -> None:
+        negotiate(self)
+        self.families.extend(family for family in _implied(self) if family not in self.families)
+
+    def _validate(self: Any, neighbor: Any) -> Any:
+        error = validate(self, neighbor)
+        implied = _implied(self)
+        self.mismatch = [(side, family) for side, family in self.mismatch if family not in implied]
+        return error
+
+    return [(negotiated, "_negotiate", _negotiate), (negotiated, "validate", _validate)]
+
+
+_BORR, _EORR = "_mcrd_borr", "_mcrd_eorr"  # on an OutgoingRIB: the families whose BoRR / EoRR are queued
+_MARKERS = {"announce borr": _BORR, "announce eorr": _EORR}  # fix 7's API commands
+
+
+def _install_refresh(find: Callable[[Hook], Any]) -> list[Replacement]:
+    peer = find(Hook("exabgp.reactor.peer", "Peer"))
+    parse_neighbor = find(Hook("exabgp.configuration.neighbor", "ParseNeighbor"))
+    outgoing_rib = find(Hook("exabgp.rib.outgoing", "OutgoingRIB"))
+    route_refresh = find(Hook("exabgp.bgp.message.refresh", "RouteRefresh"))
+    command = find(Hook("exabgp.reactor.api.command.command", "Command"))
+
+    def _resend(self: Any, enhanced: bool, family: Any = None) -> None:
+        """The daemon answers ROUTE-REFRESH from its own Adj-RIB-Out (it reads the request on the API)."""
+
+    def _keep_adj_rib_out(self: Any, neighbor: Any) -> None:
+        """Route refresh no longer turns ExaBGP's Adj-RIB-Out on: mcrd keeps it (`adj-rib-out false`)."""
+
+    pending, updates = outgoing_rib.pending, outgoing_rib.updates
+
+    def _pending(self: Any) -> bool:
+        return bool(pending(self) or getattr(self, _BORR, None) or getattr(self, _EORR, None))
+
+    def _updates(self: Any, grouped: bool) -> Iterator[Any]:
+        # Taken when the pass starts, like ExaBGP's own queue: a marker queued meanwhile goes with the next pass,
+        # after the changes queued before it.
+        begin, end = getattr(self, _BORR, []), getattr(self, _EORR, [])
+        setattr(self, _BORR, [])
+        setattr(self, _EORR, [])
+        for afi, safi in begin:
+            yield route_refresh(afi, safi, route_refresh.start)
+        yield from updates(self, grouped)
+        for afi, safi in end:
+            yield route_refresh(afi, safi, route_refresh.end)
+
+    # The two commands, registered as Command.register would, in a way that can be put back.
+    functions = sorted({*command.functions, *_MARKERS}, reverse=True)
+    registered: list[Replacement] = [(command, "functions", functions)]
+    for name, attribute in _MARKERS.items():
+        function = _marker_command(find, attribute)
+        function.func_name = name.replace(" ", "_")  # type: ignore[attr-defined]
+        registered += [(command.callback["text"], name, function), (command.callback["neighbor"], name, True),
+                       (command.callback["options"], name, None)]
+    return [(peer, "resend", _resend), (parse_neighbor, "_post_capa_rr", _keep_adj_rib_out),
+            (outgoing_rib, "pending", _pending), (outgoing_rib, "updates", _updates), *registered]
+
+
+def _marker_command(find: Callable[[Hook], Any], attribute: str) -> Callable[..., bool]:
+    """Fix 7: `neighbor A announce borr AFI SAFI` (or eorr), queued on A's outgoing RIB."""
+    afi_class, safi_class = find(Hook("exabgp.protocol.family", "AFI")), find(Hook("exabgp.protocol.family", "SAFI"))
+    extract_neighbors = find(Hook("exabgp.reactor.api.command.limit", "extract_neighbors"))
+    match_neighbors = find(Hook("exabgp.reactor.api.command.limit", "match_neighbors"))
+
+    def command(self: Any, reactor: Any, service: Any, line: str, use_json: bool) -> bool:
+        descriptions, rest = extract_neighbors(line)
+        words = rest.split()
+        peers = match_neighbors(reactor.established_peers(), descriptions)
+        family = (afi_class.fromString(words[-2]), safi_class.fromString(words[-1])) if len(words) == 4 else None
+        if not peers or family is None or afi_class.undefined in family or safi_class.undefined in family:
+            self.log_failure(f"mcrd: cannot queue {attribute[6:]}: {line}")
+            reactor.processes.answer_error(service)
+            return False
+
+        def apply() -> Iterator[bool]:
+            for name in peers:
+                neighbor = reactor.configuration.neighbors.get(name)
+                if neighbor is not None and family in neighbor.families():
+                    outgoing = neighbor.rib.outgoing
+                    setattr(outgoing, attribute, [*getattr(outgoing, attribute, []), family])
+            yield False
+            reactor.processes.answer_done(service)
+
+        # Scheduled like the announcements, so that it is applied in the order the commands came.
+        reactor.asynchronous.schedule(service, rest, apply())
+        return True
+
+    return command
+
+
+def superseding(update_rib: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """Fix 8: `OutgoingRIB._update_rib` that first takes out what is queued for the change's prefix under another
+    attribute set (ExaBGP's `del_from_rib` does the same before a withdrawal; its `add_to_rib` does not)."""
+
+    def _update_rib(self: Any, change: Any) -> Any:
+        index = change.index()
+        queued = self._new_nlri.get(index)
+        if queued is not None:
+            bucket = self._new_attr_af_nlri.get(queued.attributes.index(), {}).get(change.nlri.family().afi_safi())
+            if bucket is not None:
+                bucket.pop(index, None)
+        return update_rib(self, change)
+
+    return _update_rib
+
+
+def fresh_session(main: Callable[[Any], Iterator[Any]]) -> Callable[[Any], Iterator[Any]]:
+    """Fix 8: `Peer._main` (the established session) that starts with an empty queue of changes to send."""
+
+    def _main(self: Any) -> Iterator[Any]:
+        self.neighbor.rib.outgoing.reset()  # sends nothing: drains the queue into Update objects left unused
+        return (yield from main(self))
+
+    return _main
+
+
+def _install_queue(find: Callable[[Hook], Any]) -> list[Replacement]:
+    outgoing_rib = find(Hook("exabgp.rib.outgoing", "OutgoingRIB"))
+    peer = find(Hook("exabgp.reactor.peer", "Peer"))
+    return [(outgoing_rib, "_update_rib", superseding(outgoing_rib._update_rib)),
+            (peer, "_main", fresh_session(peer._main))]
+
+
+_INSTALLERS: dict[str, Callable[[Callable[[Hook], Any]], list[Replacement]]] = {
+    "poll": _install_poll, "copy": _install_copy, "sort": _install_sort, "cease": _install_cease,
+    "implied": _install_implied, "refresh": _install_refresh, "queue": _install_queue,
+    "listen": exabgp_listen.replacements,
+}
 
 
 def send_cease(peer: Any, subcode: int, timeout: float = CEASE_WRITE_TIMEOUT,
@@ -247,188 +628,6 @@ def send_cease(peer: Any, subcode: int, timeout: float = CEASE_WRITE_TIMEOUT,
     return False
 
 
-def apply_session_fixes() -> bool:
-    """Install fix 4 when the installed ExaBGP is `TUNED_FOR`; True when installed."""
-    if not session_fixes_apply():
-        return False
-    from exabgp.reactor.peer import Peer  # type: ignore[import-untyped]
-
-    shutdown, remove = Peer.shutdown, Peer.remove
-
-    def _shutdown(self: Any) -> None:  # SIGTERM
-        send_cease(self, CEASE_ADMINISTRATIVE_SHUTDOWN)
-        shutdown(self)
-
-    def _remove(self: Any) -> None:  # a reload without this neighbor
-        send_cease(self, CEASE_PEER_DECONFIGURED)
-        remove(self)
-
-    Peer.shutdown, Peer.remove = _shutdown, _remove
-    return True
-
-
-def negotiation_fixes_apply() -> bool:
-    """Whether fixes 6 and 7 (implied IPv4 unicast, ROUTE-REFRESH answered by mcrd) apply to the installed ExaBGP."""
-    return installed_release() == TUNED_FOR
-
-
-def implied_families(received_multiprotocol: bool, sent: Collection[Any], ipv4_unicast: Any) -> list[Any]:
-    """Fix 6: the families negotiated beyond the common ones: IPv4 unicast, when the peer's OPEN has no Multiprotocol
-    capability and ours lists it (a BGP-4 speaker without RFC 4760 speaks IPv4 unicast only)."""
-    return [ipv4_unicast] if not received_multiprotocol and ipv4_unicast in sent else []
-
-
-_BORR, _EORR = "_mcrd_borr", "_mcrd_eorr"  # on an OutgoingRIB: the families whose BoRR / EoRR are queued
-
-
-def apply_negotiation_fixes() -> bool:
-    """Install fixes 6 and 7 when the installed ExaBGP is `TUNED_FOR`; True when installed."""
-    if not negotiation_fixes_apply():
-        return False
-    from exabgp.bgp.message.open.capability.capability import Capability  # type: ignore[import-untyped]
-    from exabgp.bgp.message.open.capability.negotiated import Negotiated  # type: ignore[import-untyped]
-    from exabgp.configuration.neighbor import ParseNeighbor  # type: ignore[import-untyped]
-    from exabgp.protocol.family import AFI, SAFI  # type: ignore[import-untyped]
-    from exabgp.reactor.peer import Peer
-    from exabgp.rib.outgoing import OutgoingRIB  # type: ignore[import-untyped]
-
-    ipv4_unicast = (AFI.ipv4, SAFI.unicast)
-    negotiate, validate = Negotiated._negotiate, Negotiated.validate
-
-    def _implied(self: Any) -> list[Any]:
-        received = self.received_open.capabilities.announced(Capability.CODE.MULTIPROTOCOL)
-        sent = self.sent_open.capabilities.get(Capability.CODE.MULTIPROTOCOL, [])
-        return implied_families(received, sent, ipv4_unicast)
-
-    def _negotiate(self: Any) -> None:
-        negotiate(self)
-        self.families.extend(family for family in _implied(self) if family not in self.families)
-
-    def _validate(self: Any, neighbor: Any) -> Any:
-        error = validate(self, neighbor)
-        implied = _implied(self)
-        self.mismatch = [(side, family) for side, family in self.mismatch if family not in implied]
-        return error
-
-    Negotiated._negotiate, Negotiated.validate = _negotiate, _validate
-
-    def _resend(self: Any, enhanced: bool, family: Any = None) -> None:
-        """The daemon answers ROUTE-REFRESH from its own Adj-RIB-Out (it reads the request on the API)."""
-
-    def _keep_adj_rib_out(self: Any, neighbor: Any) -> None:
-        """Route refresh no longer turns ExaBGP's Adj-RIB-Out on: mcrd keeps it (`adj-rib-out false`)."""
-
-    Peer.resend, ParseNeighbor._post_capa_rr = _resend, _keep_adj_rib_out
-
-    pending, updates = OutgoingRIB.pending, OutgoingRIB.updates
-
-    def _pending(self: Any) -> bool:
-        return bool(pending(self) or getattr(self, _BORR, None) or getattr(self, _EORR, None))
-
-    def _updates(self: Any, grouped: bool) -> Iterator[Any]:
-        from exabgp.bgp.message.refresh import RouteRefresh  # type: ignore[import-untyped]
-
-        # Taken when the pass starts, like ExaBGP's own queue: a marker queued meanwhile goes with the next pass,
-        # after the changes queued before it.
-        begin, end = getattr(self, _BORR, []), getattr(self, _EORR, [])
-        setattr(self, _BORR, [])
-        setattr(self, _EORR, [])
-        for afi, safi in begin:
-            yield RouteRefresh(afi, safi, RouteRefresh.start)
-        yield from updates(self, grouped)
-        for afi, safi in end:
-            yield RouteRefresh(afi, safi, RouteRefresh.end)
-
-    OutgoingRIB.pending, OutgoingRIB.updates = _pending, _updates
-    _register_marker_commands()
-    return True
-
-
-def _register_marker_commands() -> None:
-    """Fix 7: `neighbor A announce borr AFI SAFI` and `... announce eorr AFI SAFI`, queued on A's outgoing RIB."""
-    from exabgp.protocol.family import AFI, SAFI
-    from exabgp.reactor.api.command.command import Command  # type: ignore[import-untyped]
-    from exabgp.reactor.api.command.limit import extract_neighbors, match_neighbors  # type: ignore[import-untyped]
-
-    def marker(attribute: str) -> Any:
-        def command(self: Any, reactor: Any, service: Any, line: str, use_json: bool) -> bool:
-            descriptions, rest = extract_neighbors(line)
-            words = rest.split()
-            peers = match_neighbors(reactor.established_peers(), descriptions)
-            family = (AFI.fromString(words[-2]), SAFI.fromString(words[-1])) if len(words) == 4 else None
-            if not peers or family is None or AFI.undefined in family or SAFI.undefined in family:
-                self.log_failure(f"mcrd: cannot queue {attribute[6:]}: {line}")
-                reactor.processes.answer_error(service)
-                return False
-
-            def apply() -> Iterator[bool]:
-                for name in peers:
-                    neighbor = reactor.configuration.neighbors.get(name)
-                    if neighbor is not None and family in neighbor.families():
-                        outgoing = neighbor.rib.outgoing
-                        setattr(outgoing, attribute, [*getattr(outgoing, attribute, []), family])
-                yield False
-                reactor.processes.answer_done(service)
-
-            # Scheduled like the announcements, so that it is applied in the order the commands came.
-            reactor.asynchronous.schedule(service, rest, apply())
-            return True
-
-        return command
-
-    Command.register("announce borr")(marker(_BORR))
-    Command.register("announce eorr")(marker(_EORR))
-
-
-def superseding(update_rib: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
-    """Fix 8: `OutgoingRIB._update_rib` that first takes out what is queued for the change's prefix under another
-    attribute set (ExaBGP's `del_from_rib` does the same before a withdrawal; its `add_to_rib` does not)."""
-
-    def _update_rib(self: Any, change: Any) -> Any:
-        index = change.index()
-        queued = self._new_nlri.get(index)
-        if queued is not None:
-            bucket = self._new_attr_af_nlri.get(queued.attributes.index(), {}).get(change.nlri.family().afi_safi())
-            if bucket is not None:
-                bucket.pop(index, None)
-        return update_rib(self, change)
-
-    return _update_rib
-
-
-def fresh_session(main: Callable[[Any], Iterator[Any]]) -> Callable[[Any], Iterator[Any]]:
-    """Fix 8: `Peer._main` (the established session) that starts with an empty queue of changes to send."""
-
-    def _main(self: Any) -> Iterator[Any]:
-        self.neighbor.rib.outgoing.reset()  # sends nothing: drains the queue into Update objects left unused
-        return (yield from main(self))
-
-    return _main
-
-
-def apply_queue_fixes() -> bool:
-    """Install fix 8 when the installed ExaBGP is `TUNED_FOR`; True when installed."""
-    if not session_fixes_apply():
-        return False
-    from exabgp.reactor.peer import Peer
-    from exabgp.rib.outgoing import OutgoingRIB
-
-    OutgoingRIB._update_rib = superseding(OutgoingRIB._update_rib)
-    Peer._main = fresh_session(Peer._main)
-    return True
-
-
-def apply_listen_fixes() -> bool:
-    """Install exabgp_listen.py's fixes (listening on absent addresses, RFC 4271 6.8 collisions) when the installed
-    ExaBGP is `TUNED_FOR`; True when installed."""
-    if not session_fixes_apply():
-        return False
-    from mcrd.bgp import exabgp_listen
-
-    exabgp_listen.apply()
-    return True
-
-
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
@@ -450,17 +649,16 @@ def die_with_parent(environ: MutableMapping[str, str] = os.environ) -> None:
 
 def main() -> None:
     die_with_parent()
-    for install in (apply, apply_session_fixes, apply_negotiation_fixes, apply_queue_fixes,
-                    apply_listen_fixes):
-        try:
-            install()
-        except Exception as exc:  # a fix that cannot be installed must not stop ExaBGP: it runs without it
-            sys.stderr.write(f"mcrd: ExaBGP runs without some of mcrd's fixes, installing them failed: {exc!r}\n")
+    try:
+        report = install()
+    except Exception as exc:  # the check itself failed: ExaBGP must still run, stock
+        report = Report("unknown", (), f"checking the fixes failed, none is installed: {exc!r}", SPEED_STOCK)
+    publish(report)
     run_exabgp()
 
 
 def run_exabgp() -> None:
-    """ExaBGP's own command line (`exabgp server CONF`), in this process, with what `apply()` installed."""
+    """ExaBGP's own command line (`exabgp server CONF`), in this process, with what `install()` installed."""
     sys.argv[0] = "exabgp"
     runpy.run_module("exabgp", run_name="__main__", alter_sys=True)
 

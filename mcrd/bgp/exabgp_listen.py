@@ -24,7 +24,8 @@ two things are wrong for an MCR, fixed here:
    and the one closed gets a Cease, subcode 7 "Connection Collision Resolution" (RFC 4486). A connection arriving
    while the session is Established is refused with that Cease, which is now really sent.
 
-Applied to `TUNED_FOR` (exabgp_launch.py) only, whatever `MCRD_EXABGP_STOCK` says: these are about correctness.
+Installed by exabgp_launch.py with its other fixes, all or none (its `HOOKS["listen"]` names what these replace
+and use).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import select
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -176,24 +178,25 @@ def _collisions(reactor: Any) -> Collisions:
     return found
 
 
-def apply() -> None:
-    """Install both fixes into the imported ExaBGP (the caller checks the release)."""
+def replacements(find: Callable[[Any], Any]) -> list[tuple[Any, str, Any]]:
+    """Both fixes, as (class, attribute, new value) for exabgp_launch.install() to make (and undo if need be)."""
     from exabgp.bgp.fsm import FSM
-    from exabgp.reactor.listener import Listener  # type: ignore[import-untyped]
-    from exabgp.reactor.loop import Reactor  # type: ignore[import-untyped]
-    from exabgp.reactor.peer import Peer  # type: ignore[import-untyped]
+
+    from mcrd.bgp.exabgp_launch import Hook
+
+    listener = find(Hook("exabgp.reactor.listener", "Listener"))
+    reactor = find(Hook("exabgp.reactor.loop", "Reactor"))
+    peer = find(Hook("exabgp.reactor.peer", "Peer"))
 
     global _HANDLE_CONNECTION
-    new_socket = Listener._new_socket
+    new_socket = listener._new_socket
 
     def _new_socket(self: Any, ip: Any) -> Any:
         sock = new_socket(self, ip)
         freebind(sock)
         return sock
 
-    Listener._new_socket = _new_socket
-
-    _HANDLE_CONNECTION = Peer.handle_connection
+    _HANDLE_CONNECTION = peer.handle_connection
 
     def handle_connection(self: Any, connection: Any) -> Any:
         if self.stopping() or self.fsm == FSM.ESTABLISHED or self.proto is None or self.fsm not in (
@@ -203,9 +206,7 @@ def apply() -> None:
         _collisions(self.reactor).add(self, connection)
         return None
 
-    Peer.handle_connection = handle_connection
-
-    wait_for_io = Reactor._wait_for_io
+    wait_for_io = reactor._wait_for_io
 
     def _wait_for_io(self: Any, sleeptime: int) -> Any:
         collisions = _collisions(self)
@@ -214,9 +215,7 @@ def apply() -> None:
                 yield fd
         collisions.resolve()
 
-    Reactor._wait_for_io = _wait_for_io
-
-    listen_for_neighbors = Reactor._listen_for_neighbors
+    listen_for_neighbors = reactor._listen_for_neighbors
 
     def _listen_for_neighbors(self: Any) -> bool:
         # A socket that cannot listen (its address is in use, or cannot be bound at all) was logged by ExaBGP; its
@@ -224,4 +223,5 @@ def apply() -> None:
         listen_for_neighbors(self)
         return True
 
-    Reactor._listen_for_neighbors = _listen_for_neighbors
+    return [(listener, "_new_socket", _new_socket), (peer, "handle_connection", handle_connection),
+            (reactor, "_wait_for_io", _wait_for_io), (reactor, "_listen_for_neighbors", _listen_for_neighbors)]

@@ -40,6 +40,7 @@ from mcrd.bgp.messages import Ack, Decoder, Malformed, Parsed, UpdateError, rece
 from mcrd.config.model import Config
 
 MAX_IN_FLIGHT = 200
+_NEGOTIATION = {"implied", "refresh"}  # exabgp_launch's fixes 6 and 7
 READ_SIZE = 1024 * 1024
 CEASE_OUT_OF_RESOURCES = 8  # RFC 4486: the subcode of the Cease sent when a received UPDATE could not be used
 _SOURCE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder that holds the mcrd package
@@ -84,11 +85,13 @@ class ExaBgpSpeaker:
         self._secrets: list[str] = []
         self._written = ""  # the configuration last written
         self.held_down: frozenset[str] = frozenset()  # peers left out of the configuration (mcrd.bgp.holds)
-        self._announce_fixes = False  # known in run(): whether ExaBGP starts with exabgp_launch's fixes
+        self.fixes: exabgp_launch.Report | None = None  # what the launcher installed into the running ExaBGP
         # exabgp_launch's fixes 6 and 7: IPv4 unicast with a peer that sends no Multiprotocol capability, and
-        # ROUTE-REFRESH answered by the daemon (route refresh is offered only then).
+        # ROUTE-REFRESH answered by the daemon (route refresh is offered only then). Expected until the launcher
+        # reports what it installed (`_launcher_report`).
         self.negotiation_fixes = (self._exabgp[-1] == exabgp_launch.__name__
-                                  and exabgp_launch.negotiation_fixes_apply())
+                                  and set(exabgp_launch.expected_fixes()) >= _NEGOTIATION)
+        self._config: Config | None = None  # the config last written
         self.restarts = 0
         self.commands_sent = 0
         self.command_errors = 0
@@ -99,6 +102,7 @@ class ExaBgpSpeaker:
 
     def write_config(self, config: Config) -> bool:
         """Write ExaBGP's configuration; False when it is the same as the one written last (nothing written)."""
+        self._config = config
         bridge = [sys.executable, "-m", "mcrd.bgp.bridge", str(self._socket)]
         text = exabgp_config.render(config, bridge, self._holds, self.held_down,
                                     route_refresh=self.negotiation_fixes)
@@ -134,16 +138,6 @@ class ExaBgpSpeaker:
 
     async def run(self) -> None:
         """Serve the API socket and keep ExaBGP running until `stop()`."""
-        if self._exabgp[-1] == exabgp_launch.__name__:
-            self._announce_fixes, why = exabgp_launch.tuning_state()
-            self._log.info("exabgp_announce_fixes", applied=self._announce_fixes, reason=why)
-            if not exabgp_launch.session_fixes_apply():
-                self._log.warning("exabgp_no_cease", reason=f"ExaBGP {exabgp_launch.installed_release()} closes "
-                                  "sessions without a Cease NOTIFICATION; the fix was read in "
-                                  f"{exabgp_launch.TUNED_FOR}")
-                self._log.warning("exabgp_queue_unfixed", reason=f"ExaBGP {exabgp_launch.installed_release()} may "
-                                  "send a route and drop its withdrawal when both are queued at once (exabgp_launch "
-                                  f"fix 8); the fix was read in {exabgp_launch.TUNED_FOR}")
         self._server = await asyncio.start_unix_server(self._serve, path=str(self._socket))
         os.chmod(self._socket, 0o600)
         writer_task = asyncio.create_task(self._write_loop(), name="exabgp-writer")
@@ -190,7 +184,7 @@ class ExaBgpSpeaker:
     async def _run_once(self) -> int:
         self._connected.clear()
         self._stderr_tail.clear()
-        env = {**os.environ, **exabgp_config.environment(announce_fixes=self._announce_fixes)}
+        env = {**os.environ, **exabgp_config.environment()}  # the launcher sets the speed for what it installs
         # ExaBGP changes to / and runs the bridge from there: both must import mcrd wherever it was loaded from.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, (_SOURCE_ROOT, os.environ.get("PYTHONPATH"))))
         env[exabgp_launch.PARENT_ENV] = str(os.getpid())  # the launcher dies with this process (fix 5)
@@ -234,11 +228,18 @@ class ExaBgpSpeaker:
         self._in_flight.clear()
         self._connected.set()
         self._wake_writer.set()
-        decoder = Decoder(route_refresh=self.negotiation_fixes, implied_ipv4=self.negotiation_fixes)
+        decoder: Decoder | None = None  # made once the launcher's report says what ExaBGP negotiates
         splitter = LineSplitter(self._line_limit)
         try:
             while chunk := await reader.read(READ_SIZE):
                 for line in splitter.feed(chunk):
+                    if decoder is None:  # the bridge's first line
+                        head = exabgp_launch.REPORT_LINE
+                        report = line[len(head) :] if isinstance(line, bytes) and line.startswith(head) else None
+                        self._launcher_report(None if report is None else report.decode(errors="replace"))
+                        decoder = Decoder(route_refresh=self.negotiation_fixes, implied_ipv4=self.negotiation_fixes)
+                        if report is not None:
+                            continue
                     if isinstance(line, Oversized):
                         self._oversized(line)
                         continue
@@ -260,6 +261,45 @@ class ExaBgpSpeaker:
             if self._writer is writer:
                 self._writer = None
                 self._connected.clear()
+
+    def _launcher_report(self, text: str | None) -> None:
+        """Log what the launcher installed into this ExaBGP and the reactor speed it chose (the bridge's first line;
+        None: the bridge sent none)."""
+        pid = self.pid
+        if text is None or text == "-":
+            self.fixes = None
+            self._log.info("exabgp_fixes", pid=pid, applied=False, fixes=[], reactor_speed=None,
+                           reason="ExaBGP was not started by mcrd's launcher (mcrd.bgp.exabgp_launch): stock")
+            self._negotiation_follows(False)
+            return
+        try:
+            report = exabgp_launch.Report.from_json(text)
+        except ValueError as exc:
+            self.fixes = None
+            self._log.warning("exabgp_fixes_unknown", pid=pid, error=str(exc))
+            self._negotiation_follows(False)
+            return
+        self.fixes = report
+        self._log.info("exabgp_fixes", pid=pid, applied=report.applied, fixes=list(report.fixes),
+                       reactor_speed=report.reactor_speed, release=report.release, reason=report.reason)
+        if not report.applied:  # asked for (MCRD_EXABGP_STOCK=1) or not, what it costs is worth a warning
+            self._log.warning("exabgp_stock", pid=pid, reason=report.reason,
+                              effect="stock ExaBGP: a slower announce path; no route refresh; sessions closed on "
+                                     "purpose end without a Cease NOTIFICATION; a route and its withdrawal queued "
+                                     "together may leave the route at the peer")
+        self._negotiation_follows(set(report.fixes) >= _NEGOTIATION)
+
+    def _negotiation_follows(self, installed: bool) -> None:
+        """The configuration offers route refresh only where fixes 6 and 7 run: when ExaBGP turns out to run
+        otherwise than the configuration expected, rewrite it (a reload restarts the sessions whose capabilities
+        change)."""
+        if installed == self.negotiation_fixes:
+            return
+        self.negotiation_fixes = installed
+        self._log.warning("exabgp_config_rewritten", route_refresh=installed,
+                          reason="ExaBGP runs with other fixes than its configuration expected")
+        if self._config is not None:
+            self.reconfigure(self._config)
 
     def _oversized(self, line: Oversized) -> None:
         self.lines_dropped += 1

@@ -113,40 +113,107 @@ def test_no_poll_timeout_while_commands_are_queued() -> None:
     assert exabgp_launch.poll_timeout(False, 10) == 10
 
 
-def test_fixes_apply_only_to_the_release_they_were_read_in(monkeypatch: pytest.MonkeyPatch) -> None:
-    from exabgp import version  # type: ignore[import-untyped]
-
-    monkeypatch.delenv(exabgp_launch.STOCK_ENV, raising=False)
-    assert exabgp_launch.tuning_state() == (True, f"ExaBGP {exabgp_launch.TUNED_FOR}")
-    monkeypatch.setattr(version, "release", "5.1.0")
-    applies, why = exabgp_launch.tuning_state()
-    assert not applies
-    assert why == f"ExaBGP 5.1.0 installed; the fixes were read in {exabgp_launch.TUNED_FOR}"
-    monkeypatch.setattr(version, "release", exabgp_launch.TUNED_FOR)
-    monkeypatch.setenv(exabgp_launch.STOCK_ENV, "1")
-    assert exabgp_launch.tuning_state() == (False, f"{exabgp_launch.STOCK_ENV}=1")
+def _snapshot() -> dict[str, Any]:
+    """Every hooked name as the installed ExaBGP has it now."""
+    return {str(hook): exabgp_launch.resolve(hook) for hooks in exabgp_launch.HOOKS.values() for hook in hooks}
 
 
-PROBE = """
-from exabgp.bgp.message.update import Update
-from exabgp.bgp.neighbor import Neighbor
-from exabgp.reactor.loop import Reactor
-stock = (Neighbor.remove_self, Reactor._wait_for_io, Update._split_nlris)
+def test_every_hooked_name_and_signature_matches_the_installed_exabgp() -> None:
+    assert exabgp_launch.installed_release() == exabgp_launch.TUNED_FOR
+    assert exabgp_launch.hook_problems(h for hooks in exabgp_launch.HOOKS.values() for h in hooks) == []
+
+
+INSTALL_PROBE = """
+import json, os, sys
 from mcrd.bgp import exabgp_launch
-applied = exabgp_launch.apply()
-now = (Neighbor.remove_self, Reactor._wait_for_io, Update._split_nlris)
-print(applied, sum(a is not b for a, b in zip(stock, now)))
+from exabgp.reactor.api.command.command import Command
+hooks = list(dict.fromkeys(h for hooks in exabgp_launch.HOOKS.values() for h in hooks))
+before = {str(h): exabgp_launch.resolve(h) for h in hooks}
+functions = list(Command.functions)
+if sys.argv[1] == "break-last":  # the last fix fails once every other replacement, its own included, is made
+    refresh = exabgp_launch._INSTALLERS["refresh"]
+    exabgp_launch._INSTALLERS["refresh"] = lambda find: [*refresh(find), (object(), "x", 1)]
+report = exabgp_launch.install()
+exabgp_launch.publish(report)
+from exabgp.environment import getenv
+changed = sorted(str(h) for h in hooks if exabgp_launch.resolve(h) != before[str(h)])
+print(json.dumps({"fixes": report.fixes, "reason": report.reason, "changed": changed,
+                  "commands": sorted(set(Command.functions) - set(functions)),
+                  "callbacks": sorted(k for k in Command.callback["text"] if k.startswith("announce " + "borr")
+                                      or k.startswith("announce " + "eorr")),
+                  "speed": getenv().reactor.speed,
+                  "report": exabgp_launch.Report.from_json(os.environ[exabgp_launch.REPORT_ENV]) == report}))
 """
 
+REPLACED = ["exabgp.bgp.message.open.capability.negotiated.Negotiated._negotiate",
+            "exabgp.bgp.message.open.capability.negotiated.Negotiated.validate",
+            "exabgp.bgp.message.update.Update._split_nlris", "exabgp.bgp.neighbor.Neighbor.remove_self",
+            "exabgp.configuration.neighbor.ParseNeighbor._post_capa_rr",
+            "exabgp.reactor.api.command.command.Command.functions", "exabgp.reactor.listener.Listener._new_socket",
+            "exabgp.reactor.loop.Reactor._listen_for_neighbors", "exabgp.reactor.loop.Reactor._wait_for_io",
+            "exabgp.reactor.peer.Peer._main", "exabgp.reactor.peer.Peer.handle_connection",
+            "exabgp.reactor.peer.Peer.remove", "exabgp.reactor.peer.Peer.resend",
+            "exabgp.reactor.peer.Peer.shutdown", "exabgp.rib.outgoing.OutgoingRIB._update_rib",
+            "exabgp.rib.outgoing.OutgoingRIB.pending", "exabgp.rib.outgoing.OutgoingRIB.updates"]
+MARKERS = ["announce borr", "announce eorr"]
 
-@pytest.mark.parametrize(("stock_env", "expected"), [(None, "True 3"), ("1", "False 0")])
-def test_apply_installs_all_three_fixes_unless_told_not_to(stock_env: str | None, expected: str) -> None:
+
+def _install_probe(mode: str, stock_env: str | None = None) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if k != exabgp_launch.STOCK_ENV}
     if stock_env:
         env[exabgp_launch.STOCK_ENV] = stock_env
-    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, check=True,
-                         cwd=Path(__file__).resolve().parents[2], timeout=60)
-    assert out.stdout.split("\n")[-2] == expected
+    out = subprocess.run([sys.executable, "-c", INSTALL_PROBE, mode], capture_output=True, text=True, env=env,
+                         check=True, cwd=Path(__file__).resolve().parents[2], timeout=60)
+    result: dict[str, Any] = json.loads(out.stdout.splitlines()[-1])
+    return result
+
+
+def test_the_launcher_installs_every_fix_and_sets_the_speed_exabgp_reads() -> None:
+    got = _install_probe("all")
+    assert got == {"fixes": list(exabgp_launch.FIXES), "reason": f"ExaBGP {exabgp_launch.TUNED_FOR}",
+                   "changed": REPLACED, "commands": MARKERS, "callbacks": MARKERS,
+                   "speed": float(exabgp_launch.SPEED_WITH_FIXES), "report": True}
+    assert set(REPLACED) <= {str(h) for hooks in exabgp_launch.HOOKS.values() for h in hooks}  # all checked first
+
+
+def test_mcrd_exabgp_stock_installs_none_and_keeps_the_stock_speed() -> None:
+    got = _install_probe("all", stock_env="1")
+    assert got == {"fixes": [], "reason": f"{exabgp_launch.STOCK_ENV}=1", "changed": [], "commands": [],
+                   "callbacks": [], "speed": float(exabgp_launch.SPEED_STOCK), "report": True}
+
+
+def test_an_install_that_fails_halfway_puts_every_fix_back() -> None:
+    got = _install_probe("break-last")
+    assert (got["fixes"], got["changed"], got["commands"], got["callbacks"]) == ([], [], [], []), got
+    assert got["reason"] == ("installing the fixes failed, none is installed: "
+                             "TypeError('vars() argument must have __dict__ attribute')")
+    assert got["speed"] == float(exabgp_launch.SPEED_STOCK)
+
+
+def test_another_release_gets_none_of_the_fixes() -> None:
+    before = _snapshot()
+    report = exabgp_launch.install(release="5.1.0", environ={})
+    assert report == exabgp_launch.Report("5.1.0", (), f"ExaBGP 5.1.0 installed; the fixes were read in "
+                                          f"{exabgp_launch.TUNED_FOR}", exabgp_launch.SPEED_STOCK)
+    assert _snapshot() == before
+
+
+def test_one_hook_that_does_not_fit_and_none_is_installed() -> None:
+    """ExaBGP as a later release might have it: one method with other parameters, one attribute gone."""
+    def find(hook: exabgp_launch.Hook) -> Any:
+        if hook.path == "Peer.remove":
+            return lambda self, reason: None
+        if hook.path == "FSM.OPENCONFIRM":
+            raise AttributeError(hook.path)
+        return exabgp_launch.resolve(hook)
+
+    before = _snapshot()
+    report = exabgp_launch.install(find=find, environ={})
+    assert (report.fixes, report.reactor_speed) == ((), exabgp_launch.SPEED_STOCK)
+    assert report.reason == ("ExaBGP differs from what the fixes were written against: "
+                             "exabgp.reactor.peer.Peer.remove takes (self, reason), the fix expects (self); "
+                             "exabgp.bgp.fsm.FSM.OPENCONFIRM is missing")
+    assert _snapshot() == before
 
 
 def test_the_launcher_starts_exabgp() -> None:
@@ -155,30 +222,19 @@ def test_the_launcher_starts_exabgp() -> None:
     assert exabgp_launch.TUNED_FOR in out.stdout + out.stderr
 
 
-def test_exabgp_still_starts_when_a_fix_cannot_be_installed() -> None:
-    probe = ("import sys\nfrom mcrd.bgp import exabgp_launch\n"
+def test_exabgp_still_starts_stock_when_checking_the_fixes_fails() -> None:
+    probe = ("import os, sys\nfrom mcrd.bgp import exabgp_launch\n"
              "def broken(*args): raise AttributeError('no such method')\n"
-             "exabgp_launch.apply = broken\nsys.argv[1:] = ['version']\nexabgp_launch.main()\n")
+             "exabgp_launch.install = broken\nsys.argv[1:] = ['version']\n"
+             "run = exabgp_launch.run_exabgp\n"
+             "exabgp_launch.run_exabgp = lambda: (print(os.environ[exabgp_launch.REPORT_ENV]), run())\n"
+             "exabgp_launch.main()\n")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
                          cwd=Path(__file__).resolve().parents[2])
-    assert "installing them failed: AttributeError('no such method')" in out.stderr
+    report = exabgp_launch.Report.from_json(out.stdout.splitlines()[0])
+    assert (report.fixes, report.reactor_speed) == ((), exabgp_launch.SPEED_STOCK)
+    assert report.reason == "checking the fixes failed, none is installed: AttributeError('no such method')"
     assert exabgp_launch.TUNED_FOR in out.stdout + out.stderr
-
-
-SESSION_PROBE = """
-from exabgp.reactor.peer import Peer
-stock = (Peer.shutdown, Peer.remove)
-from mcrd.bgp import exabgp_launch
-applied = exabgp_launch.apply_session_fixes()
-print(applied, sum(a is not b for a, b in zip(stock, (Peer.shutdown, Peer.remove))))
-"""
-
-
-def test_the_cease_fix_is_installed_even_when_the_announce_fixes_are_not() -> None:
-    env = {**os.environ, exabgp_launch.STOCK_ENV: "1"}
-    out = subprocess.run([sys.executable, "-c", SESSION_PROBE], capture_output=True, text=True, env=env, check=True,
-                         cwd=Path(__file__).resolve().parents[2], timeout=60)
-    assert out.stdout.split("\n")[-2] == "True 2"
 
 
 DEATH_PROBE = """
@@ -222,7 +278,7 @@ from exabgp.reactor.api import API
 from exabgp.reactor.asynchronous import ASYNC
 from mcrd.bgp import exabgp_launch
 
-fixed = exabgp_launch.apply_negotiation_fixes() if sys.argv[1] == "fixed" else False
+fixed = bool(exabgp_launch.install(["implied", "refresh"]).fixes) if sys.argv[1] == "fixed" else False
 option.setup(getenv())
 path = os.path.join(tempfile.mkdtemp(), "exabgp.conf")
 with open(path, "w") as handle:
@@ -334,7 +390,7 @@ WITHDRAW = "withdraw attributes"
 
 
 def _ribs() -> tuple[Any, Any]:
-    """ExaBGP's OutgoingRIB as shipped, and the same with fix 6 installed (on a subclass: this process keeps
+    """ExaBGP's OutgoingRIB as shipped, and the same with fix 8 installed (on a subclass: this process keeps
     ExaBGP's own)."""
     from exabgp.protocol.family import AFI, SAFI  # type: ignore[import-untyped]
     from exabgp.rib.outgoing import OutgoingRIB  # type: ignore[import-untyped]
@@ -450,20 +506,3 @@ def test_a_new_session_starts_with_nothing_queued(exabgp: Any) -> None:
     with pytest.raises(StopIteration) as ended:
         next(main)
     assert ended.value.value == "ended"
-
-
-QUEUE_PROBE = """
-from exabgp.reactor.peer import Peer
-from exabgp.rib.outgoing import OutgoingRIB
-stock = (Peer._main, OutgoingRIB._update_rib)
-from mcrd.bgp import exabgp_launch
-applied = exabgp_launch.apply_queue_fixes()
-print(applied, sum(a is not b for a, b in zip(stock, (Peer._main, OutgoingRIB._update_rib))))
-"""
-
-
-def test_the_queue_fix_is_installed_even_when_the_announce_fixes_are_not() -> None:
-    env = {**os.environ, exabgp_launch.STOCK_ENV: "1"}
-    out = subprocess.run([sys.executable, "-c", QUEUE_PROBE], capture_output=True, text=True, env=env, check=True,
-                         cwd=Path(__file__).resolve().parents[2], timeout=60)
-    assert out.stdout.split("\n")[-2] == "True 2"
