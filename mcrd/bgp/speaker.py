@@ -1,6 +1,8 @@
 """ExaBGP as mcrd's BGP session engine: a supervised child process, its API wired to the daemon.
 
-- ExaBGP runs `python -m mcrd.bgp.bridge SOCKET`, which connects to the unix socket served here.
+- ExaBGP runs `python -m mcrd.bgp.bridge SOCKET`, which connects to the unix socket served here. Its first line is
+  what the launcher installed into that ExaBGP and the reactor speed it set (exabgp_launch.Report), logged as
+  `exabgp_fixes` and kept in `fixes`.
 - Everything ExaBGP writes is read at once, without pause (a stalled reader makes ExaBGP miss keepalives), decoded
   and handed to `on_message`; the daemon queues it for the route processor.
 - No single line stops that: lines are split by `lines.LineSplitter` (up to 8 MiB each, far above the ~2 MB of JSON

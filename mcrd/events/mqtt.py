@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
+import inspect
 import json
 import logging
 import ssl
@@ -59,6 +61,48 @@ class _Outgoing:
         return self.data
 
 
+# The aiomqtt releases whose private socket glue (aiomqtt/client.py: the `_on_socket_*` callbacks it hands paho,
+# `_misc_loop`, and the state `_loop`, `_client`, `_connected`, `_disconnected`, `_misc_task`) LoopSafeClient was
+# written against. Another release gets aiomqtt.Client as it is, and a warning (`mqtt_stock_client`).
+LOOP_SAFE_FOR = frozenset({"2.5.1"})
+_SOCKET_CALLBACK = ("self", "client", "userdata", "sock")
+LOOP_SAFE_HOOKS: dict[str, tuple[str, ...]] = {  # the methods LoopSafeClient replaces or calls, with their parameters
+    "_on_socket_open": _SOCKET_CALLBACK,
+    "_on_socket_close": _SOCKET_CALLBACK,
+    "_on_socket_register_write": _SOCKET_CALLBACK,
+    "_on_socket_unregister_write": _SOCKET_CALLBACK,
+    "_misc_loop": ("self",),
+}
+
+
+def loop_safe_problems(version: str = aiomqtt.__version__, client: type[Any] = aiomqtt.Client) -> list[str]:
+    """Why LoopSafeClient may not be used with aiomqtt `version` (its `client` class); empty when it may."""
+    if version not in LOOP_SAFE_FOR:
+        return [f"aiomqtt {version} is installed; LoopSafeClient was written against aiomqtt "
+                f"{', '.join(sorted(LOOP_SAFE_FOR))}"]
+    problems = []
+    for name, params in LOOP_SAFE_HOOKS.items():
+        method = getattr(client, name, None)
+        if not callable(method):
+            problems.append(f"aiomqtt.Client.{name} is missing")
+            continue
+        got = tuple(inspect.signature(method).parameters)
+        if got != params:
+            problems.append(f"aiomqtt.Client.{name} takes ({', '.join(got)}), LoopSafeClient expects "
+                            f"({', '.join(params)})")
+    return problems
+
+
+@functools.cache
+def client_class() -> tuple[type[aiomqtt.Client], str]:
+    """The client class for the installed aiomqtt, and why: LoopSafeClient where it was written against this aiomqtt,
+    aiomqtt.Client otherwise."""
+    problems = loop_safe_problems()
+    if problems:
+        return aiomqtt.Client, "; ".join(problems)
+    return LoopSafeClient, f"aiomqtt {aiomqtt.__version__}"
+
+
 class LoopSafeClient(aiomqtt.Client):
     """aiomqtt.Client with its own glue between paho's socket and the event loop, sturdy under uvloop.
 
@@ -70,6 +114,8 @@ class LoopSafeClient(aiomqtt.Client):
     from the loop's thread (a deferred one first checks that the socket is still paho's live one), a registration
     that fails counts as a lost connection, removals never raise, and the socket is released (unregistered, closed)
     whenever the context exits, also when a connect() still running in its thread is given up on.
+
+    It replaces aiomqtt's private socket glue: the publisher uses it only where `client_class()` allows.
     """
 
     _released = False
@@ -271,6 +317,11 @@ class MqttPublisher:
     async def run(self) -> None:
         """Connect, send, reconnect with backoff, until `close()`. Never raises (but is cancellable)."""
         self._run_task = asyncio.current_task()
+        client, why = client_class()
+        if client is not LoopSafeClient:
+            self._log.warning("mqtt_stock_client", reason=why,
+                              effect="aiomqtt's own socket glue: under uvloop, a broker that goes away with data in "
+                                     "flight can leave the connection hanging until timeouts")
         low, high = self.backoff
         delay = low
         failures = 0  # attempts since the last good connection; only the first failure is logged as a warning
@@ -322,7 +373,7 @@ class MqttPublisher:
         """One connection: send until closing (with nothing left) or new settings; raise when it breaks."""
         settings = self._settings
         self._broker = self._where()
-        client = LoopSafeClient(
+        client = client_class()[0](
             settings.host,
             settings.port,
             username=settings.username,

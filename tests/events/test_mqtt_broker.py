@@ -305,3 +305,66 @@ async def test_tls_uses_the_default_trust_store(
     finally:
         await stop_runner(runner)
         await publisher.close()
+
+
+def test_loop_safe_client_fits_the_installed_aiomqtt() -> None:
+    """Every private method of aiomqtt that LoopSafeClient replaces or calls is there with the parameters it expects,
+    in the aiomqtt release it was written against."""
+    import aiomqtt
+
+    assert aiomqtt.__version__ in mqtt.LOOP_SAFE_FOR
+    assert mqtt.loop_safe_problems() == []
+    assert mqtt.client_class() == (mqtt.LoopSafeClient, f"aiomqtt {aiomqtt.__version__}")
+
+
+def test_another_aiomqtt_gets_its_own_client() -> None:
+    import aiomqtt
+
+    assert mqtt.loop_safe_problems("3.0.0") == [
+        f"aiomqtt 3.0.0 is installed; LoopSafeClient was written against aiomqtt {aiomqtt.__version__}"]
+
+    def on_socket_close(self: Any, client: Any, userdata: Any, sock: Any, reason: int) -> None:
+        pass
+
+    # a release that renamed one callback and gave another one more parameter
+    changed = type("Changed", (aiomqtt.Client,), {"_on_socket_open": None, "_on_socket_close": on_socket_close})
+    assert mqtt.loop_safe_problems(aiomqtt.__version__, changed) == [
+        "aiomqtt.Client._on_socket_open is missing",
+        "aiomqtt.Client._on_socket_close takes (self, client, userdata, sock, reason), LoopSafeClient expects "
+        "(self, client, userdata, sock)"]
+
+
+async def test_with_an_unknown_aiomqtt_the_publisher_uses_aiomqtts_client_and_says_so(
+        broker: Broker, log: RecordingLog, monkeypatch: pytest.MonkeyPatch) -> None:
+    import aiomqtt
+
+    monkeypatch.setattr(mqtt, "LOOP_SAFE_FOR", frozenset({"0.0.1"}))  # the seam: as if another aiomqtt ran
+    mqtt.client_class.cache_clear()
+    built: list[type[Any]] = []
+    real_init = aiomqtt.Client.__init__
+
+    def recording_init(self: aiomqtt.Client, *args: Any, **kwargs: Any) -> None:
+        built.append(type(self))
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(aiomqtt.Client, "__init__", recording_init)
+    try:
+        publisher = MqttPublisher(Mqtt(host="127.0.0.1", port=broker.port), "lab-mcr", log, backoff=FAST)
+        async with subscriber(broker.port) as sub:
+            runner = asyncio.create_task(publisher.run())
+            await wait_until(lambda: publisher.connected)
+            for n in range(20):
+                publisher.publish("routes", {"n": n})
+            await sub.wait_for(20)
+            await wait_until(lambda: publisher.published == 20)  # every PUBACK in: nothing is sent again at close
+            await stop_runner(runner)
+            await publisher.close(timeout=DEADLINE)
+        assert [p["n"] for p in sub.payloads()] == list(range(20))
+    finally:
+        mqtt.client_class.cache_clear()
+    assert built[0] is mqtt.LoopSafeClient  # the test's own subscriber
+    assert set(built[1:]) == {aiomqtt.Client}  # the publisher's connections
+    [(level, fields)] = [(lvl, f) for lvl, event, f in log.entries if event == "mqtt_stock_client"]
+    assert level == "warning"
+    assert fields["reason"] == (f"aiomqtt {aiomqtt.__version__} is installed; LoopSafeClient was written against "
+                                "aiomqtt 0.0.1")

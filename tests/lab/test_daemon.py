@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from mcrd.bgp import exabgp_launch
 from mcrd.bgp.pool import process_of
 from tests.lab.conftest import LAB_MARKS, module_lab
 from tests.lab.harness import (
@@ -363,9 +364,11 @@ def test_nothing_sent_is_lost_in_bulk(topo: Topology) -> None:
     poll(topo.hub.kernel, TIMEOUT, "hub kernel without the bulk routes", until=lambda got: got == expected_kernel())
 
 
-def test_exabgp_runs_with_mcrds_announce_fixes(topo: Topology) -> None:
-    """Every route in these tests went through ExaBGP started with mcrd/bgp/exabgp_launch.py's fixes."""
-    assert [e["applied"] for e in topo.hub.events("exabgp_announce_fixes")] == [True] * topo.hub.exabgp_processes
+def test_exabgp_runs_with_mcrds_fixes(topo: Topology) -> None:
+    """Every route in these tests went through ExaBGP started with all of mcrd/bgp/exabgp_launch.py's fixes, at the
+    reactor speed that goes with them: what each ExaBGP's launcher reported, through its bridge."""
+    reports = [(e["fixes"], e["reactor_speed"]) for e in topo.hub.events("exabgp_fixes")]
+    assert reports == [(list(exabgp_launch.FIXES), exabgp_launch.SPEED_WITH_FIXES)] * topo.hub.exabgp_processes
     cmdline = Path(f"/proc/{topo.hub.exabgp_pid()}/cmdline").read_bytes().split(b"\0")
     assert b"mcrd.bgp.exabgp_launch" in cmdline
 
