@@ -1,8 +1,8 @@
 """ExaBGP with a chosen subset of mcrd's fixes, for the option study: `python bench/hub/exabgp_fixes.py server CONF`.
 
 `EXABGP_BENCH_FIXES`: a comma-separated subset of `mcrd.bgp.exabgp_launch.FIXES` (those of the announce path: `poll`,
-`copy`, `sort`); empty or
-unset runs ExaBGP stock. mcrd itself always starts ExaBGP with all of them (`python -m mcrd.bgp.exabgp_launch`).
+`copy`, `sort`); empty or unset runs ExaBGP stock. mcrd itself starts ExaBGP with all of them or none
+(`python -m mcrd.bgp.exabgp_launch`).
 """
 
 from __future__ import annotations
