@@ -4,7 +4,7 @@ mcrd renders `listen 179;` on every neighbor (exabgp_config.py): ExaBGP then bin
 179, with the neighbor's MD5 key on the listening socket (one socket per local address, one key per peer), and
 accepts a connection only from a configured peer to the local address of that peer's session (others get a Cease,
 "no session configured"). Read in ExaBGP 5.0.15's source (reactor/listener.py, reactor/peer.py, reactor/loop.py),
-two things are wrong for an MCR, fixed here:
+three things are wrong for an MCR, fixed here:
 
 1. A missing address stops ExaBGP. At startup a bind that fails ends the process (`Exit.listening`), and an MCR's
    VXC address may not be there yet (the interface comes later, or is held down). Fix: the listening socket is made
@@ -24,6 +24,13 @@ two things are wrong for an MCR, fixed here:
    and the one closed gets a Cease, subcode 7 "Connection Collision Resolution" (RFC 4486). A connection arriving
    while the session is Established is refused with that Cease, which is now really sent.
 
+3. A link-local address cannot listen. The kernel binds an IPv6 link-local address only on a socket that names its
+   interface (EINVAL otherwise), and ExaBGP binds the listening socket with the address alone; its connecting side
+   has `source-interface` (SO_BINDTODEVICE), which mcrd renders for a link-local session (exabgp_config.py). And an
+   accepted link-local connection's ends are named `fe80::1%eth1` by the kernel, which ExaBGP's address parser
+   refuses. Fix: the listening socket of a link-local address is bound to the `source-interface` of the session
+   whose local address it is (`link_of`), and the scope is dropped from an accepted connection's ends (`unscoped`).
+
 Installed by exabgp_launch.py with its other fixes, all or none (its `HOOKS["listen"]` names what these replace
 and use).
 """
@@ -31,6 +38,7 @@ and use).
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import select
 import socket
 import time
@@ -58,6 +66,40 @@ def freebind(sock: socket.socket) -> None:
             continue
         with contextlib.suppress(OSError):
             sock.setsockopt(level, option, 1)
+
+
+def link_of(address: str, source_interfaces: dict[str, str]) -> str | None:
+    """The interface a listening socket on `address` must be bound to: a link-local address binds only with one
+    (EINVAL otherwise), the `source-interface` of the session whose local address it is."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    if ip.version != 6 or not ip.is_link_local:
+        return None
+    return source_interfaces.get(str(ip))
+
+
+def bind_to_link(sock: socket.socket, ifname: str) -> None:
+    """SO_BINDTODEVICE; a failure leaves ExaBGP's bind to report the link-local address it cannot use."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode() + b"\0")
+
+
+def unscoped(address: str) -> str:
+    """`fe80::1%eth1` (how the kernel names the ends of a link-local connection) -> `fe80::1`, as ExaBGP's
+    neighbors are configured and as its address parser accepts."""
+    return address.partition("%")[0]
+
+
+def _source_interfaces(reactor: Any) -> dict[str, str]:
+    """{local address: source-interface} of the configured neighbors that have one (what the reactor listens for)."""
+    out: dict[str, str] = {}
+    for neighbor in reactor.configuration.neighbors.values():
+        interface, local = neighbor["source-interface"], neighbor["md5-ip"]
+        if interface and local is not None:
+            out[str(ipaddress.ip_address(local.top()))] = interface
+    return out
 
 
 def keep_new(local_id: bytes, remote_id: bytes, local_as: int, remote_as: int) -> bool:
@@ -179,7 +221,7 @@ def _collisions(reactor: Any) -> Collisions:
 
 
 def replacements(find: Callable[[Any], Any]) -> list[tuple[Any, str, Any]]:
-    """Both fixes, as (class, attribute, new value) for exabgp_launch.install() to make (and undo if need be)."""
+    """The three fixes, as (class, attribute, new value) for exabgp_launch.install() to make (and undo if need be)."""
     from exabgp.bgp.fsm import FSM
 
     from mcrd.bgp.exabgp_launch import Hook
@@ -187,6 +229,7 @@ def replacements(find: Callable[[Any], Any]) -> list[tuple[Any, str, Any]]:
     listener = find(Hook("exabgp.reactor.listener", "Listener"))
     reactor = find(Hook("exabgp.reactor.loop", "Reactor"))
     peer = find(Hook("exabgp.reactor.peer", "Peer"))
+    incoming = find(Hook("exabgp.reactor.network.incoming", "Incoming"))
 
     global _HANDLE_CONNECTION
     new_socket = listener._new_socket
@@ -194,7 +237,15 @@ def replacements(find: Callable[[Any], Any]) -> list[tuple[Any, str, Any]]:
     def _new_socket(self: Any, ip: Any) -> Any:
         sock = new_socket(self, ip)
         freebind(sock)
+        link = link_of(ip.top(), _source_interfaces(self._reactor))
+        if link:
+            bind_to_link(sock, link)
         return sock
+
+    incoming_init = incoming.__init__
+
+    def _incoming_init(self: Any, afi: Any, peer_address: str, local_address: str, io: Any) -> None:
+        incoming_init(self, afi, unscoped(peer_address), unscoped(local_address), io)
 
     _HANDLE_CONNECTION = peer.handle_connection
 
@@ -223,5 +274,6 @@ def replacements(find: Callable[[Any], Any]) -> list[tuple[Any, str, Any]]:
         listen_for_neighbors(self)
         return True
 
-    return [(listener, "_new_socket", _new_socket), (peer, "handle_connection", handle_connection),
+    return [(listener, "_new_socket", _new_socket), (incoming, "__init__", _incoming_init),
+            (peer, "handle_connection", handle_connection),
             (reactor, "_wait_for_io", _wait_for_io), (reactor, "_listen_for_neighbors", _listen_for_neighbors)]

@@ -10,7 +10,7 @@ import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mcrd.bgp.exabgp_listen import PeekedOpen, keep_new, read_open_prefix
+from mcrd.bgp.exabgp_listen import PeekedOpen, keep_new, link_of, read_open_prefix, unscoped
 
 ids = st.binary(min_size=4, max_size=4)
 asns = st.integers(min_value=1, max_value=2**32 - 1)
@@ -60,3 +60,20 @@ def test_anything_but_an_open_is_invalid() -> None:
     assert read_open_prefix(keepalive) == PeekedOpen(invalid=True)
     assert read_open_prefix(b"GET / HTTP/1.1\r\n") == PeekedOpen(invalid=True)
     assert read_open_prefix(b"\xff" * 5 + b"\x00") == PeekedOpen(invalid=True)
+
+
+def test_a_link_local_listening_socket_is_bound_to_its_sessions_interface() -> None:
+    """Fix 3: only a link-local address needs an interface to listen, the `source-interface` of its session."""
+    links = {"fe80::2": "eth1", "2001:db8::1": "eth2"}
+    assert link_of("fe80::2", links) == "eth1"
+    assert link_of("FE80:0::2", links) == "eth1"  # ExaBGP's spelling of the address need not be canonical
+    assert link_of("2001:db8::1", links) is None  # a global address binds without one
+    assert link_of("169.254.0.1", {"169.254.0.1": "eth3"}) is None  # IPv4 link-local too
+    assert link_of("fe80::9", links) is None  # no session of that address: ExaBGP reports the bind it cannot do
+    assert link_of("not an address", links) is None
+
+
+def test_the_scope_of_an_accepted_link_local_connection_is_dropped() -> None:
+    assert unscoped("fe80::1%eth1") == "fe80::1"
+    assert unscoped("2001:db8::1") == "2001:db8::1"
+    assert unscoped("10.0.0.1") == "10.0.0.1"

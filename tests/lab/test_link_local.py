@@ -12,7 +12,8 @@ mcrd scopes a link-local session to its VXC's interface (ExaBGP `source-interfac
 refuses to bind or connect a link-local address, and the session used to be never attempted. FRR's side of its link
 also has a global address the hub has none in, so FRR sends a global and a link-local next hop (RFC 2545): the hub
 must route through the link-local one (`via fe80::1 dev <vxc>`), the only one on its link. The global peer gets the
-link-local peers' routes with the hub's global address as next hop, and packets cross the hub.
+link-local peers' routes with the hub's global address as next hop, and packets cross the hub. Last, mcrd accepts
+a link-local peer's own connection: its listening socket is bound to the VXC's interface too (exabgp_listen.py).
 """
 
 from __future__ import annotations
@@ -105,7 +106,9 @@ def _build(lab: Lab, *, scoped: bool) -> Topology:
         [FRR_NET], hostname="frr", graceful_restart=False))
     bird = BirdPeer(bird_ns, bird_config(
         BIRD_AS, "10.0.0.3",
-        [BirdNeighbor("mcr6", HUB_BIRD, MCR_AS, hold_time=9, extra=(f'interface "{bird_link.if_b}";',))],
+        # `local`: BIRD would connect from its interface's own (EUI-64) link-local address, which is no peer of mcrd.
+        [BirdNeighbor("mcr6", HUB_BIRD, MCR_AS, local_address=PEER_BIRD, hold_time=9,
+                      extra=(f'interface "{bird_link.if_b}";',))],
         [BIRD_NET]))
     glob = FrrPeer(glob_ns, GLOBAL_AS, "10.0.0.2", frr_config(
         GLOBAL_AS, "10.0.0.2", [FrrNeighbor(HUB_G, MCR_AS, hold_time=9)], [G_NET], hostname="glob",
@@ -162,3 +165,20 @@ def test_packets_cross_the_hub_between_link_local_and_global_peers(topo: Topolog
 
     for target in (FRR_HOST, BIRD_HOST):
         poll(functools.partial(reaches, target), TIMEOUT, f"ping {target} from {G_HOST} across the hub")
+
+
+def test_a_link_local_peer_that_only_connects_gets_its_session(topo: Topology) -> None:
+    """mcrd listens on its link-local addresses too, bound to the VXC's interface (a link-local listening socket
+    binds only with one). The hub's own SYNs to BIRD are dropped from now on and BIRD's session is restarted: it
+    comes back only through the connection BIRD opens to the hub."""
+    topo.hub.run("nft", "-f", "-", input_text=(
+        "table inet mcl_ll {\n chain out {\n  type filter hook output priority 0;\n"
+        f"  ip6 daddr {PEER_BIRD} tcp dport 179 tcp flags & (syn | ack) == syn drop\n }}\n}}\n"))
+    topo.bird.birdc("disable", "mcr6")
+    poll(lambda: topo.bird.session_state("mcr6"), TIMEOUT, "BIRD's session down", until=lambda s: s != "Established")
+    topo.bird.birdc("enable", "mcr6")
+    topo.bird.wait_established("mcr6", TIMEOUT)
+    connection = poll(lambda: topo.hub.run("ss", "-Htn", "state", "established", "sport", "= :179").stdout, TIMEOUT,
+                      "the hub's end of BIRD's connection on port 179", until=lambda out: f"[{PEER_BIRD}]" in out)
+    assert f"[{HUB_BIRD}]" in connection
+    topo.bird.wait_route(G_NET, TIMEOUT)
