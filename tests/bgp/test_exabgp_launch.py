@@ -151,6 +151,7 @@ REPLACED = ["exabgp.bgp.message.open.capability.negotiated.Negotiated._negotiate
             "exabgp.configuration.neighbor.ParseNeighbor._post_capa_rr",
             "exabgp.reactor.api.command.command.Command.functions", "exabgp.reactor.listener.Listener._new_socket",
             "exabgp.reactor.loop.Reactor._listen_for_neighbors", "exabgp.reactor.loop.Reactor._wait_for_io",
+            "exabgp.reactor.network.incoming.Incoming.__init__",
             "exabgp.reactor.peer.Peer._main", "exabgp.reactor.peer.Peer.handle_connection",
             "exabgp.reactor.peer.Peer.remove", "exabgp.reactor.peer.Peer.resend",
             "exabgp.reactor.peer.Peer.shutdown", "exabgp.rib.outgoing.OutgoingRIB._update_rib",
