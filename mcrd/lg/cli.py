@@ -238,10 +238,11 @@ def render(args: argparse.Namespace, rows: Sequence[Any]) -> str:
                   _opt(r["metric"]), r["origin"], _duration(r["age"]), _mark(r["best"])] for r in rows]
     elif view == "bgp":
         headers = ["", "Prefix", "Next hop", "Neighbor", "AS path", "MED", "LocPrf", "Weight", "Origin", "Age",
-                   "VXC"]
+                   "VXC", "Best because"]
         table = [[">" if r["best"] else ("*" if r["valid"] else ""), r["prefix"], r["nextHop"],
                   r["neighborIp"] or "(MCR)", _path(r["asPath"]), _opt(r["med"]), _opt(r["localPref"]),
-                  _opt(r["weight"]), r["origin"], _duration(r["age"]), r["vxcName"]] for r in rows]
+                  _opt(r["weight"]), r["origin"], _duration(r["age"]), r["vxcName"], r.get("bestReason") or ""]
+                 for r in rows]
     elif args.filtered:
         headers = ["Prefix", "Next hop", "AS path", "MED", "Origin", "Rejected by"]
         table = [[r["prefix"], r["nextHop"], _path(r["asPath"]), _opt(r["med"]), r["origin"],

@@ -40,7 +40,8 @@ from mcrd.lg import views, webui
 from mcrd.lg.configapi import ConfigOutcome, keep_running_secrets, problem_record, redacted
 from mcrd.lg.matrix import matrix
 from mcrd.lg.metrics import CONTENT_TYPE, DaemonMetrics
-from mcrd.rib.processor import PeerState, RouteProcessor
+from mcrd.rib.peer_state import PeerState
+from mcrd.rib.processor import RouteProcessor
 
 BASE = "/v2/product/mcr2"
 TERMS = "mcrd emulates a Megaport Cloud Router for network labs; it is not Megaport's service."

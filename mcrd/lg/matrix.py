@@ -23,7 +23,8 @@ from mcrd.policy.peer import PeerPolicy
 from mcrd.policy.prefix_list import parse_prefix, prefix_version
 from mcrd.policy.rejection import Rejection
 from mcrd.rib.entry import RouteEntry
-from mcrd.rib.processor import PeerState, RouteProcessor
+from mcrd.rib.peer_state import PeerState
+from mcrd.rib.processor import RouteProcessor
 
 LOCAL = "local"  # the session name of the routes the MCR originates
 

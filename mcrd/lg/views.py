@@ -32,7 +32,8 @@ from mcrd.iface.plan import layer3_ifnames
 from mcrd.policy.mcr import LOCAL_PREF, STATIC_ORIGIN
 from mcrd.policy.prefix_list import ParsedPrefix, parse_prefix
 from mcrd.rib.entry import RouteEntry
-from mcrd.rib.processor import PeerState, RouteProcessor
+from mcrd.rib.peer_state import PeerState
+from mcrd.rib.processor import RouteProcessor
 from mcrd.route.attributes import Origin, PathAttributes
 
 PROTOCOLS = ("BGP", "STATIC", "CONNECTED", "LOCAL")
@@ -60,7 +61,7 @@ class IpRoute(TypedDict):
 
 
 class BgpRoute(TypedDict):
-    """One path of the BGP table (`bgp`)."""
+    """One path of the BGP table (`bgp`); `bestReason` is an mcrd extension."""
 
     prefix: str
     nextHop: str
@@ -77,6 +78,7 @@ class BgpRoute(TypedDict):
     age: int | None
     vxcId: int | None
     vxcName: str
+    bestReason: str | None  # on the best path: the decision step that chose it (MCR-SEMANTICS.md 2.4)
 
 
 class BgpSession(TypedDict):
@@ -388,37 +390,52 @@ def bgp(processor: RouteProcessor, config: Config, now: float, *, ip: IpQuery | 
     rows: list[BgpRoute] = []
     for static in layout.statics:
         if keep(static.prefix):
-            rows.append(_local_bgp(static.prefix, static.next_hop, static.vxc, _static_entry(best, static), now))
+            mine = _static_entry(best, static)
+            rows.append(_local_bgp(static.prefix, static.next_hop, static.vxc, mine, now,
+                                   _reason(processor, static.prefix, mine)))
     for prefix, ifname in originated.items():
         if keep(prefix):
             entry = best.get(prefix)
             mine = entry if entry is not None and entry.source.kind == "connected" else None
             hop = _unspecified(ipaddress.ip_network(prefix).version)
-            rows.append(_local_bgp(prefix, hop, layout.vxc_of.get(ifname, ""), mine, now))
+            rows.append(_local_bgp(prefix, hop, layout.vxc_of.get(ifname, ""), mine, now,
+                                   _reason(processor, prefix, mine)))
     for peer in up:
         policy = peer.policy
         for prefix, path in peer.accepted.items():
             if not keep(prefix):
                 continue
             attrs = path.attrs
+            is_best = best.get(prefix) is path
             rows.append({
                 "prefix": prefix, "nextHop": attrs.next_hop, "asPath": _path(attrs), "localPref": LOCAL_PREF,
                 "med": attrs.med, "origin": _ORIGIN[attrs.origin], "communities": attrs.community_texts(),
-                "weight": LEARNED_WEIGHT, "valid": True, "best": best.get(prefix) is path, "neighborIp": policy.key,
+                "weight": LEARNED_WEIGHT, "valid": True, "best": is_best, "neighborIp": policy.key,
                 "neighborAsn": policy.peer_asn, "age": _age(now, path.since), "vxcId": None, "vxcName": policy.vxc,
+                "bestReason": _reason(processor, prefix, path if is_best else None),
             })
     order = _prefix_order()
     rows.sort(key=lambda row: (order(row["prefix"]), not row["best"]))
     return rows
 
 
-def _local_bgp(prefix: str, next_hop: str, vxc: str, best: RouteEntry | None, now: float) -> BgpRoute:
+def _reason(processor: RouteProcessor, prefix: str, best: RouteEntry | None) -> str | None:
+    """Why `best`, the best path of `prefix`, won; None for a path that is not the best."""
+    if best is None:
+        return None
+    step = processor.best_reason(prefix)
+    return None if step is None else step.value
+
+
+def _local_bgp(
+    prefix: str, next_hop: str, vxc: str, best: RouteEntry | None, now: float, reason: str | None
+) -> BgpRoute:
     """A route the MCR originates; `best` is its Loc-RIB entry when it is the best route for the prefix."""
     return {
         "prefix": prefix, "nextHop": next_hop, "asPath": [], "localPref": LOCAL_PREF, "med": None,
         "origin": STATIC_ORIGIN.name, "communities": [], "weight": LOCAL_WEIGHT, "valid": True,
         "best": best is not None, "neighborIp": None, "neighborAsn": None,
-        "age": _age(now, best.since) if best else None, "vxcId": None, "vxcName": vxc,
+        "age": _age(now, best.since) if best else None, "vxcId": None, "vxcName": vxc, "bestReason": reason,
     }
 
 

@@ -76,6 +76,8 @@ async def test_bgp_table_marks_the_best_path(served: Served, capsys: Capture) ->
     assert status == 0
     rows = columns(out)
     assert [(row[0], row[1], row[3]) for row in rows] == [(">", "10.10.0.0/16", AWS), ("*", "10.10.0.0/16", AZURE)]
+    assert rows[0][-1] == "shorter AS path"  # why the best path won; nothing on the other
+    assert "shorter AS path" not in rows[1]
 
 
 async def test_neighbor_views(served: Served, capsys: Capture) -> None:

@@ -9,8 +9,9 @@ import pytest
 
 from mcrd.config.model import Config
 from mcrd.lg import views
-from mcrd.rib.events import ConfigChanged, PeerDown, PeerUp, RoutesAnnounced
-from mcrd.rib.processor import PeerState, RouteProcessor
+from mcrd.rib.events import ConfigChanged, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
+from mcrd.rib.peer_state import PeerState
+from mcrd.rib.processor import RouteProcessor
 from mcrd.route.attributes import PathAttributes
 from tests.core.test_core_purity import test_core_module_imports_no_io as assert_no_io
 from tests.lg.fixtures import AWS, AZURE, NOW, ONPREM, T0, bfd_status, config, processor
@@ -97,6 +98,21 @@ def test_bgp_holds_every_path_best_first_and_the_mcrs_own_routes() -> None:
     assert set(rows[0]) == set(views.BgpRoute.__annotations__)
     only = views.bgp(processor(), config(), NOW, ip=views.parse_ip("10.10.0.0/16"))
     assert pick(only, "neighborIp", "best") == [(AWS, True), (AZURE, False)]
+    assert pick(rows, "prefix", "neighborIp", "bestReason") == [
+        ("10.10.0.0/16", AWS, "shorter AS path"), ("10.10.0.0/16", AZURE, None),
+        ("10.20.0.0/16", AWS, "only candidate"), ("10.30.0.0/16", AZURE, "only candidate"),
+        ("10.30.1.0/24", AZURE, "only candidate"), ("10.99.0.0/16", None, "only candidate"),
+    ]
+
+
+def test_the_best_reason_follows_the_candidates() -> None:
+    p = processor()
+    p.handle(RoutesAnnounced(AZURE, PathAttributes(AZURE, (12076,)), ("10.20.0.0/16",)), T0 + 45)
+    assert pick(views.bgp(p, config(), NOW, ip=views.parse_ip("10.20.0.0/16")), "neighborIp", "bestReason") == [
+        (AWS, "lower router ID"), (AZURE, None)]  # equal paths: the lower BGP identifier wins
+    p.handle(RoutesWithdrawn(AWS, ("10.20.0.0/16",)), T0 + 46)
+    assert pick(views.bgp(p, config(), NOW, ip=views.parse_ip("10.20.0.0/16")), "neighborIp", "bestReason") == [
+        (AZURE, "only candidate")]
 
 
 def test_a_static_route_beats_bgp_and_a_connected_subnet_beats_both() -> None:
@@ -105,7 +121,8 @@ def test_a_static_route_beats_bgp_and_a_connected_subnet_beats_both() -> None:
     routes = views.routes(p, config(), NOW, ip=views.parse_ip("10.99.0.0/16"))
     assert pick(routes, "protocol", "best") == [("STATIC", True)]  # the BGP route is no IP route
     bgp = views.bgp(p, config(), NOW, ip=views.parse_ip("10.99.0.0/16"))
-    assert pick(bgp, "neighborIp", "best") == [(None, True), (AZURE, False)]
+    assert pick(bgp, "neighborIp", "best", "bestReason") == [
+        (None, True, "originated by the MCR"), (AZURE, False, None)]
     connected = views.routes(p, config(), NOW, ip=views.parse_ip("10.0.1.0/24"))
     assert pick(connected, "prefix", "protocol", "best") == [
         ("10.0.1.0/24", "CONNECTED", True), ("10.0.1.0/24", "BGP", False), ("10.0.1.1/32", "LOCAL", True)]
