@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from mcrd.lg.matrix import matrix
 from mcrd.lg.webui import stamp
-from mcrd.rib.events import ConfigChanged, PeerUp, RoutesAnnounced
+from mcrd.rib.inputs import ConfigChanged, PeerUp, RoutesAnnounced
 from mcrd.rib.processor import RouteProcessor
 from mcrd.route.attributes import PathAttributes
 from tests.core.helpers import peer_config, peer_ip

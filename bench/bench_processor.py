@@ -47,7 +47,7 @@ from typing import Any
 
 from mcrd.config.load import parse_config
 from mcrd.config.model import Config
-from mcrd.rib.events import ConfigChanged, Event, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
+from mcrd.rib.inputs import ConfigChanged, Input, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
 from mcrd.rib.processor import RouteProcessor
 from mcrd.route.attributes import Origin, PathAttributes
 
@@ -185,9 +185,9 @@ class Workload:
     scenario: Scenario
     config: Config
     flipped: Config
-    announce: list[Event]  # every peer's announcements, interleaved round-robin
-    withdraw: list[Event]
-    by_peer: list[list[Event]]  # each peer's announcements, in order
+    announce: list[Input]  # every peer's announcements, interleaved round-robin
+    withdraw: list[Input]
+    by_peer: list[list[Input]]  # each peer's announcements, in order
     received: int  # prefixes announced in total
 
 
@@ -195,21 +195,21 @@ def _chunks(items: list[str], size: int) -> list[tuple[str, ...]]:
     return [tuple(items[i:i + size]) for i in range(0, len(items), size)]
 
 
-def _interleave(lists: list[list[Event]]) -> list[Event]:
-    out: list[Event] = []
+def _interleave(lists: list[list[Input]]) -> list[Input]:
+    out: list[Input] = []
     for i in range(max(map(len, lists))):
         out.extend(events[i] for events in lists if i < len(events))
     return out
 
 
 def build_workload(sc: Scenario) -> Workload:
-    by_peer: list[list[Event]] = []
-    withdraw_by_peer: list[list[Event]] = []
+    by_peer: list[list[Input]] = []
+    withdraw_by_peer: list[list[Input]] = []
     for p in range(sc.peers):
         key = peer_key(p)
         # Strings made per peer, as a BGP parser would make them (not shared between peers).
         prefixes = [prefix_text(prefix_value(sc, p, k)) for k in range(sc.prefixes)]
-        announced: list[Event] = []
+        announced: list[Input] = []
         for start in range(0, sc.prefixes, sc.batch):
             chunk = tuple(prefixes[start:start + sc.batch])
             # A fresh attributes object per event: with batch=1 nothing is shared, as with 1-prefix UPDATEs.
@@ -287,7 +287,7 @@ def run_once(
     handle = proc.handle
     results: dict[str, PhaseResult] = {}
 
-    def timed(name: str, events: Sequence[Event], items: int) -> None:
+    def timed(name: str, events: Sequence[Input], items: int) -> None:
         gc.collect()
         exported = withdrawn = 0
         if profiler is not None:

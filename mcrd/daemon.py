@@ -34,14 +34,14 @@ from mcrd.log import REDACTOR, get_logger
 from mcrd.rib.effects import (
     ConfigApplied,
     Effects,
-    EventIgnored,
     FibInstall,
     FibNextHop,
+    InputIgnored,
     ReceivedChanged,
     RouteLimitReached,
     SessionChanged,
 )
-from mcrd.rib.events import ConfigChanged, EndOfRib, Event, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
+from mcrd.rib.inputs import ConfigChanged, EndOfRib, Input, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
 from mcrd.rib.processor import RouteProcessor
 
 BATCH = 512  # queued items handled in one round before commands and kernel changes go out
@@ -79,7 +79,7 @@ class BfdChanged:
     transition: BfdTransition
 
 
-Item = Event | Reload | SpeakerLost | LinksChanged | BfdChanged | RefreshRequested
+Item = Input | Reload | SpeakerLost | LinksChanged | BfdChanged | RefreshRequested
 
 
 class StartupError(Exception):
@@ -96,8 +96,8 @@ class Daemon:
         self.log = get_logger("mcrd")
         self.processor = RouteProcessor()
         self.queue: asyncio.Queue[Item] = asyncio.Queue()
-        self.speaker = SpeakerPool(self.state_dir, self._on_message, self._on_lost, self.log,
-                                   processes=exabgp_processes)
+        self.speaker_pool = SpeakerPool(self.state_dir, self._on_message, self._on_lost, self.log,
+                                        processes=exabgp_processes)
         self.fib = FibWorker(scan_interval=kernel_scan_interval, log=self.log)
         self.interfaces = InterfaceManager(self.log)
         # Interface tracking: sessions held down while their link is down (and, with BFD, while BFD is Down).
@@ -137,7 +137,7 @@ class Daemon:
                 self._processor_task = group.create_task(self._consume(), name="processor")
                 tasks = [
                     self._processor_task,
-                    group.create_task(self.speaker.run(), name="exabgp"),
+                    group.create_task(self.speaker_pool.run(), name="exabgp"),
                     group.create_task(self.interfaces.run(), name="interfaces"),
                     group.create_task(self.events.run(), name="events"),
                     group.create_task(self.bfd.run(), name="bfd"),
@@ -148,7 +148,7 @@ class Daemon:
                 self.log.info("stopping")
                 await self.api.stop()  # requests in flight finish first (a PUT /config is applied or refused)
                 await self.bfd.close()  # AdminDown first: a peer does not take BGP down for it (RFC 5882 3.2)
-                await self.speaker.stop()
+                await self.speaker_pool.stop()
                 for task in tasks:
                     task.cancel()
         finally:
@@ -173,7 +173,7 @@ class Daemon:
         await self._reconcile_kernel()
         self.bfd.configure(bfd_peers(config))
         self._held_down = self.holds.excluded()
-        self.speaker.write_config(config, held_down=self._held_down)
+        self.speaker_pool.write_config(config, held_down=self._held_down)
 
     async def _start_api(self) -> None:
         listen = self.config.api.listen
@@ -190,7 +190,7 @@ class Daemon:
         with contextlib.suppress(Exception):
             await self.api.stop()
         with contextlib.suppress(Exception):
-            await self.speaker.stop()
+            await self.speaker_pool.stop()
         with contextlib.suppress(Exception):
             await self.bfd.close()
         with contextlib.suppress(Exception):
@@ -219,7 +219,7 @@ class Daemon:
 
     def _on_lost(self, reason: str, holds: Callable[[str], bool]) -> None:
         self.speaker_lost = reason
-        self.events.emit_exabgp_restart(reason, self.speaker.restarts, iso_utc(time.time()))
+        self.events.emit_exabgp_restart(reason, self.speaker_pool.restarts, iso_utc(time.time()))
         self.queue.put_nowait(SpeakerLost(reason, holds))
 
     # --- the one consumer ---------------------------------------------------------------------------------
@@ -242,14 +242,14 @@ class Daemon:
                     round_effects.append(effects)
                     self._log_records(effects)
                     self._note_bfd_not_up(effects)
-                    commands.extend(effects_commands(effects, process_of=self.speaker.process_of))
+                    commands.extend(effects_commands(effects, process_of=self.speaker_pool.process_of))
                     for prefix in effects.fib_remove:
                         kernel[prefix] = None
                     for install in effects.fib_install:
                         for prefix in install.prefixes:
                             kernel[prefix] = install.next_hop
             if commands:
-                self.speaker.send(commands)
+                self.speaker_pool.send(commands)
             self._apply_holds()
             resync, self._kernel_resync = self._kernel_resync, False
             if self.config.mcr.kernel_routes != kernel_routes or resync:  # kernelRoutes turned on or off, or a link
@@ -388,7 +388,7 @@ class Daemon:
         excluded = self.holds.excluded()
         if excluded != self._held_down:
             self._held_down = excluded
-            self.speaker.reconfigure(self.config, held_down=excluded)
+            self.speaker_pool.reconfigure(self.config, held_down=excluded)
 
     async def _reconcile_kernel(self) -> None:
         """The kernel made to hold exactly the best routes, or none of mcrd's with `mcr.kernelRoutes: false`."""
@@ -461,7 +461,7 @@ class Daemon:
                 self.log.info("session_released", peer=peer, cause=BFD, why="BFD no longer configured")
         held = self._track_links(now)
         self._held_down = self.holds.excluded()
-        self.speaker.reconfigure(new, held_down=self._held_down)
+        self.speaker_pool.reconfigure(new, held_down=self._held_down)
         self.interfaces.update(new)
         self.log.info("config_reloaded", config=source)
         self.metrics.config_reloads.labels("applied").inc()
@@ -494,8 +494,8 @@ class Daemon:
             reasons.append("the daemon is starting")
         elif self._processor_task is None or self._processor_task.done():
             reasons.append("the route processor has stopped")
-        if self.ready.is_set() and not self.speaker.alive:
-            why = (f"{self.speaker_lost}; restarts: {self.speaker.restarts}" if self.speaker_lost
+        if self.ready.is_set() and not self.speaker_pool.alive:
+            why = (f"{self.speaker_lost}; restarts: {self.speaker_pool.restarts}" if self.speaker_lost
                    else "starting, or its API is not connected yet")
             reasons.append(f"ExaBGP is down ({why})")
         return reasons
@@ -513,7 +513,7 @@ class Daemon:
             elif isinstance(record, RouteLimitReached):
                 self.log.warning("route_limit_reached", limit=record.limit, refused=record.refused,
                                  waiting=record.waiting)
-            elif isinstance(record, EventIgnored):
+            elif isinstance(record, InputIgnored):
                 self.log.warning("event_ignored", what=record.what, why=record.why)
             elif isinstance(record, ConfigApplied):
                 self.log.info("config_applied", peers_added=list(record.peers_added),

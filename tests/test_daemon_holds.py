@@ -15,7 +15,7 @@ from mcrd.config.model import Config
 from mcrd.daemon import BfdChanged, Daemon, LinksChanged, Reload
 from mcrd.iface.tracking import LinkInfo, LinkSnapshot
 from mcrd.rib.effects import Effects, SessionChanged
-from mcrd.rib.events import ConfigChanged, PeerDown, PeerUp, RoutesAnnounced
+from mcrd.rib.inputs import ConfigChanged, PeerDown, PeerUp, RoutesAnnounced
 from mcrd.route.attributes import PathAttributes
 from tests.core.helpers import peer_config
 from tests.lg.fixtures import bfd_status
@@ -77,7 +77,7 @@ LINKS_UP = LinkSnapshot({"eth1": up("eth1", "10.0.1.1"), "eth2": up("eth2", "10.
 def daemon(tmp_path: Path) -> Daemon:
     d = Daemon(tmp_path / "mcrd.yaml", config(), state_dir=tmp_path)
     d.log = Log()
-    d.speaker = FakeSpeaker()  # type: ignore[assignment]
+    d.speaker_pool = FakeSpeaker()  # type: ignore[assignment]
     d.bfd = FakeBfd()  # type: ignore[assignment]
     d.links = LINKS_UP
     d.processor.handle(ConfigChanged(d.config), 0.0)
@@ -101,8 +101,8 @@ def log_of(d: Daemon) -> Log:
 
 
 def speaker(d: Daemon) -> FakeSpeaker:
-    assert isinstance(d.speaker, FakeSpeaker)
-    return d.speaker
+    assert isinstance(d.speaker_pool, FakeSpeaker)
+    return d.speaker_pool
 
 
 def transition(old: str, new: str, diag: BfdDiag = BfdDiag.NONE, remote: str = "DOWN") -> BfdChanged:

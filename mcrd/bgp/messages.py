@@ -1,4 +1,4 @@
-"""Parse ExaBGP's API output (JSON format 5.0, one message per line) into route processor events.
+"""Parse ExaBGP's API output (JSON format 5.0, one message per line) into route processor inputs.
 
 Pure: no I/O. A line that cannot be understood becomes a `Malformed` result naming why (and the peer, when it was an
 UPDATE received from one: the speaker then resets that session); it never raises.
@@ -19,7 +19,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcrd.rib.events import EndOfRib, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
+from mcrd.rib.inputs import EndOfRib, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
 from mcrd.route.attributes import ExtendedCommunity, Origin, PathAttributes
 
 _ORIGINS = {"igp": Origin.IGP, "egp": Origin.EGP, "incomplete": Origin.INCOMPLETE}

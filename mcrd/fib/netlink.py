@@ -77,17 +77,6 @@ def frame(kind: int, flags: int, seq: int, body: bytes) -> bytes:
     return HDR.pack(HDR.size + len(body), kind, flags, seq, 0) + body
 
 
-def encode_newroute(seq: int, prefix: str, gateway: str, oif: int, metric: int = MCRD_METRIC) -> bytes:
-    """RTM_NEWROUTE create|replace, proto 252, table main (scope link when there is no gateway)."""
-    scope = RT_SCOPE_UNIVERSE if gateway else RT_SCOPE_LINK
-    return frame(RTM_NEWROUTE, NEW_FLAGS, seq, route_body(prefix, nexthop_attrs(gateway, oif, metric), scope=scope))
-
-
-def encode_delroute(seq: int, prefix: str, metric: int = MCRD_METRIC) -> bytes:
-    """RTM_DELROUTE of our route only: the kernel matches protocol 252 and the metric, any next hop."""
-    return frame(RTM_DELROUTE, DEL_FLAGS, seq, route_body(prefix, RTA_U32.pack(8, RTA_PRIORITY, metric), delete=True))
-
-
 def encode_dump(kind: int, family: int, seq: int) -> bytes:
     """A route dump of table main, protocol 252 (filtered in the kernel under strict checking), or a link dump."""
     if kind == RTM_GETLINK:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from mcrd.lab.state import proc_comm, proc_start_time
+from mcrd.lab.state import proc_start_time
 
 STOP_TIMEOUT = 8.0
 FRR_SBIN = Path("/usr/lib/frr")
@@ -91,10 +91,6 @@ def stop_pids(targets: Mapping[int, int | None], timeout: float = STOP_TIMEOUT) 
 def frr_tmp_dirs(pids: Iterable[tuple[int, str]]) -> list[Path]:
     """FRR's crash-log directories (`/var/tmp/frr/<daemon>.<pid>`) of these (pid, daemon name) pairs."""
     return [p for pid, name in pids if (p := FRR_TMP / f"{name}.{pid}").exists()]
-
-
-def describe_pid(pid: int) -> str:
-    return f"{proc_comm(pid) or '?'} (pid {pid})"
 
 
 def tail(path: Path | str, lines: int = 20) -> str:

@@ -50,7 +50,7 @@ class MetricsSource(Protocol):
     def processor(self) -> RouteProcessor: ...
 
     @property
-    def speaker(self) -> SpeakerStatus: ...
+    def speaker_pool(self) -> SpeakerStatus: ...
 
     def kernel_status(self) -> KernelStatus: ...
 
@@ -165,13 +165,13 @@ class StateCollector(Collector):
         yield repairs
         yield _gauge("mcrd_kernel_scan_seconds", "Duration of the last kernel scan", kernel.last_scan_seconds)
         yield _gauge("mcrd_exabgp_up", "1 when every ExaBGP process runs with its API connected",
-                     1 if source.speaker.alive else 0)
+                     1 if source.speaker_pool.alive else 0)
         yield _counter("mcrd_exabgp_restarts", "Times an ExaBGP process died and was restarted",
-                       source.speaker.restarts)
+                       source.speaker_pool.restarts)
         yield _counter("mcrd_exabgp_api_lines_dropped", "ExaBGP API lines mcrd could not use (too long or not "
-                       "understood); see the log", source.speaker.lines_dropped)
+                       "understood); see the log", source.speaker_pool.lines_dropped)
         yield _counter("mcrd_bgp_sessions_reset", "Sessions mcrd reset because an UPDATE received on them could not "
-                       "be used (the peer then sends its table again)", source.speaker.sessions_reset)
+                       "be used (the peer then sends its table again)", source.speaker_pool.sessions_reset)
         yield _counter("mcrd_events_dropped", "Events the event publisher dropped (queue full)", self._dropped())
 
 

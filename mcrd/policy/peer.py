@@ -51,10 +51,6 @@ class PeerPolicy:
         return (self.family, self.local_ip, self.local_asn, self.peer_asn, self.peer_type, self.med_out,
                 self.prepend, self.as_override, _list_key(self.export_whitelist), _list_key(self.export_blacklist))
 
-    def control_signature(self) -> tuple[object, ...]:
-        """What decides which other peers may receive this peer's routes."""
-        return (self.peer_type, self.ibgp, self.export_policy, self.permit_export_to, self.deny_export_to)
-
 
 def _list_key(plist: CompiledPrefixList | None) -> object:
     return None if plist is None else plist.source

@@ -65,8 +65,8 @@ class RouteLimitReached:
 
 
 @dataclass(frozen=True, slots=True)
-class EventIgnored:
-    """An event that could not be applied (unknown or down peer): the edge logs it."""
+class InputIgnored:
+    """An input that could not be applied (unknown or down peer): the edge logs it."""
 
     what: str
     why: str
@@ -79,7 +79,7 @@ class ConfigApplied:
     reevaluated: tuple[str, ...]  # peers whose stored routes went through import policy again
 
 
-Record = SessionChanged | ReceivedChanged | RouteLimitReached | EventIgnored | ConfigApplied
+Record = SessionChanged | ReceivedChanged | RouteLimitReached | InputIgnored | ConfigApplied
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +91,3 @@ class Effects:
     best_added: tuple[str, ...] = ()
     best_removed: tuple[str, ...] = ()
     records: tuple[Record, ...] = field(default=())
-
-    @property
-    def empty(self) -> bool:
-        return not (self.announce or self.withdraw or self.fib_install or self.fib_remove or self.records)

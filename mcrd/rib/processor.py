@@ -1,6 +1,6 @@
 """The route processor: MCR semantics applied to BGP sessions, pure and synchronous.
 
-It is given inputs (`mcrd.rib.events`) and answers each with `Effects`: per-peer announcements and withdrawals
+It is given inputs (`mcrd.rib.inputs`) and answers each with `Effects`: per-peer announcements and withdrawals
 grouped by identical attributes, kernel route changes, and records. No I/O, no logging, no clock: the time is
 passed in. The update path follows OpenBGPD's `rde_update_update()`: keep the route as received (rejected ones
 too, with the reason), run import policy (`mcr.import_verdict`), update the Loc-RIB and the best path of that
@@ -26,9 +26,9 @@ from mcrd.policy.peer import compile_peers
 from mcrd.policy.rejection import Rejection
 from mcrd.rib.adj_rib_in import WaitingRoom
 from mcrd.rib.decision import Step
-from mcrd.rib.effects import ConfigApplied, Effects, EventIgnored, FibNextHop, SessionChanged
+from mcrd.rib.effects import ConfigApplied, Effects, FibNextHop, InputIgnored, SessionChanged
 from mcrd.rib.entry import RouteEntry, Source, address_key
-from mcrd.rib.events import ConfigChanged, EndOfRib, Event, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
+from mcrd.rib.inputs import ConfigChanged, EndOfRib, Input, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
 from mcrd.rib.loc_rib import LocRib
 from mcrd.rib.peer_state import PeerState
 from mcrd.rib.round import Round
@@ -39,7 +39,7 @@ _NO_SUCH_PEER = "no BGP connection has this peer address"
 
 
 class RouteProcessor:
-    """Feed it `handle(event, now)`; the first event must be a `ConfigChanged`."""
+    """Feed it `handle(item, now)` for each input; the first must be a `ConfigChanged`."""
 
     def __init__(self) -> None:
         self._config: Config | None = None
@@ -59,24 +59,24 @@ class RouteProcessor:
 
     # --- inputs -------------------------------------------------------------------------------------------
 
-    def handle(self, event: Event, now: float) -> Effects:
+    def handle(self, item: Input, now: float) -> Effects:
         self._now = now
-        if isinstance(event, ConfigChanged):
-            self._apply_config(event.config)
+        if isinstance(item, ConfigChanged):
+            self._apply_config(item.config)
         elif self._config is None:
-            self._round.records.append(EventIgnored(type(event).__name__, "no config applied yet"))
-        elif isinstance(event, RoutesAnnounced):
-            self._announce(event)
-        elif isinstance(event, RoutesWithdrawn):
-            self._withdraw(event)
-        elif isinstance(event, PeerUp):
-            self._peer_up(event)
-        elif isinstance(event, PeerDown):
-            self._peer_down(event.peer, event.reason)
-        elif isinstance(event, EndOfRib):
-            peer = self._live_peer(event.peer, "EndOfRib")
+            self._round.records.append(InputIgnored(type(item).__name__, "no config applied yet"))
+        elif isinstance(item, RoutesAnnounced):
+            self._announce(item)
+        elif isinstance(item, RoutesWithdrawn):
+            self._withdraw(item)
+        elif isinstance(item, PeerUp):
+            self._peer_up(item)
+        elif isinstance(item, PeerDown):
+            self._peer_down(item.peer, item.reason)
+        elif isinstance(item, EndOfRib):
+            peer = self._live_peer(item.peer, "EndOfRib")
             if peer is not None:
-                peer.eor.add(event.family)
+                peer.eor.add(item.family)
         self._admit_waiting()
         effects = self._round.finish(self._loc, self._waiting)
         self._round = Round()
@@ -89,31 +89,31 @@ class RouteProcessor:
     def _live_peer(self, key: str, what: str) -> PeerState | None:
         peer = self._peers.get(key)
         if peer is None:
-            self._round.records.append(EventIgnored(f"{what} from {key}", _NO_SUCH_PEER))
+            self._round.records.append(InputIgnored(f"{what} from {key}", _NO_SUCH_PEER))
             return None
         if not peer.up:
-            self._round.records.append(EventIgnored(f"{what} from {key}", "the session is not up"))
+            self._round.records.append(InputIgnored(f"{what} from {key}", "the session is not up"))
             return None
         return peer
 
     # --- Adj-RIB-In ---------------------------------------------------------------------------------------
 
-    def _announce(self, event: RoutesAnnounced) -> None:
-        peer = self._live_peer(event.peer, "routes")
+    def _announce(self, routes: RoutesAnnounced) -> None:
+        peer = self._live_peer(routes.peer, "routes")
         if peer is None:
             return
         policy, source, own = peer.policy, peer.source, self._own
         assert source is not None
-        attrs = self._interned.get(event.attrs)
+        attrs = self._interned.get(routes.attrs)
         if attrs is None:
             if len(self._interned) >= _INTERN_MAX:
                 self._interned.clear()
-            attrs = self._interned[event.attrs] = event.attrs
+            attrs = self._interned[routes.attrs] = routes.attrs
         update = mcr.update_verdict(policy, attrs, own)  # what every prefix of the UPDATE shares
         entry = RouteEntry(source, attrs if isinstance(update, Rejection) else update, attrs, self._now,
                            _next_hop_key(attrs.next_hop), peer.ifname, FibNextHop(attrs.next_hop, peer.ifname))
         import_verdict = mcr.import_verdict
-        for prefix in event.prefixes:
+        for prefix in routes.prefixes:
             verdict = import_verdict(policy, prefix, attrs, own, update)
             self._store(peer, prefix, entry, verdict if isinstance(verdict, Rejection) else None)
 
@@ -139,11 +139,11 @@ class RouteProcessor:
             if was_accepted is not None:
                 self._reselect(prefix)
 
-    def _withdraw(self, event: RoutesWithdrawn) -> None:
-        peer = self._live_peer(event.peer, "withdrawals")
+    def _withdraw(self, update: RoutesWithdrawn) -> None:
+        peer = self._live_peer(update.peer, "withdrawals")
         if peer is None:
             return
-        for prefix in event.prefixes:
+        for prefix in update.prefixes:
             self._remove(peer, prefix)
 
     def _remove(self, peer: PeerState, prefix: str) -> None:
@@ -201,23 +201,23 @@ class RouteProcessor:
 
     # --- sessions -----------------------------------------------------------------------------------------
 
-    def _peer_up(self, event: PeerUp) -> None:
-        peer = self._peers.get(event.peer)
+    def _peer_up(self, up: PeerUp) -> None:
+        peer = self._peers.get(up.peer)
         records = self._round.records
         if peer is None:
-            records.append(EventIgnored(f"session up with {event.peer}", _NO_SUCH_PEER))
+            records.append(InputIgnored(f"session up with {up.peer}", _NO_SUCH_PEER))
             return
         if peer.policy.shutdown:
-            records.append(EventIgnored(f"session up with {event.peer}", "the connection is shut down"))
+            records.append(InputIgnored(f"session up with {up.peer}", "the connection is shut down"))
             return
         if peer.up:
             self._peer_down(peer.key, "session re-established")
         try:
-            router_id = int(ipaddress.IPv4Address(event.router_id))
+            router_id = int(ipaddress.IPv4Address(up.router_id))
         except ValueError:
             router_id = 0
         policy = peer.policy
-        carried, peer.families, peer.refresh = peer.carries, event.families, event.refresh
+        carried, peer.families, peer.refresh = peer.carries, up.families, up.refresh
         if peer.carries != carried:
             self._rebuild_gate()  # noted now, so that the next config sees no change in it
         peer.source = Source(policy.key, "bgp", not policy.ibgp, router_id, address_key(policy.key), policy)
@@ -232,7 +232,7 @@ class RouteProcessor:
         peer = self._peers.get(key)
         if peer is None or not peer.up:
             if peer is None:
-                self._round.records.append(EventIgnored(f"session down with {key}", _NO_SUCH_PEER))
+                self._round.records.append(InputIgnored(f"session down with {key}", _NO_SUCH_PEER))
             return
         peer.source = None
         peer.since, peer.state_reason = self._now, reason

@@ -1,4 +1,4 @@
-"""One processing round: what an event changed, noted as it happens, turned into `Effects` at its end."""
+"""One processing round: what one input changed, noted as it happens, turned into `Effects` at its end."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from mcrd.rib.peer_state import PeerState
 
 class Round:
     """`touched`: the peers whose Adj-RIB-In or Adj-RIB-Out changed, in the order they first did; `records`: what
-    the round reports besides (sessions, config, ignored events). The changes themselves are kept by the parts
+    the round reports besides (sessions, config, ignored inputs). The changes themselves are kept by the parts
     they belong to (`before` of each RIB), which `finish` turns into net changes."""
 
     __slots__ = ("records", "touched")

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from mcrd.bgp.lines import LineSplitter, Oversized
 from mcrd.bgp.messages import Parsed, received_update_peer
 from mcrd.bgp.speaker import ExaBgpSpeaker
-from mcrd.rib.events import RoutesAnnounced, RoutesWithdrawn
+from mcrd.rib.inputs import RoutesAnnounced, RoutesWithdrawn
 
 
 @settings(max_examples=300)

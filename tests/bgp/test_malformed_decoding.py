@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mcrd.bgp.messages import Decoded, Decoder, Malformed, UpdateError
-from mcrd.rib.events import PeerDown, RoutesAnnounced, RoutesWithdrawn
+from mcrd.rib.inputs import PeerDown, RoutesAnnounced, RoutesWithdrawn
 from mcrd.route.attributes import Origin
 from tests.bgp.malformed import CASES
 

@@ -23,7 +23,7 @@ from mcrd.bgp.messages import (
     _prefix,
     negotiate,
 )
-from mcrd.rib.events import EndOfRib, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
+from mcrd.rib.inputs import EndOfRib, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
 from mcrd.route.attributes import ExtendedCommunity, Origin, PathAttributes
 
 FIXTURE = Path(__file__).parent / "fixtures" / "exabgp-5.0.15-frr-8.4.jsonl"

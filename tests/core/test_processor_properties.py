@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcrd.rib.effects import Effects
-from mcrd.rib.events import ConfigChanged, Event, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
+from mcrd.rib.inputs import ConfigChanged, Input, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
 from mcrd.rib.processor import RouteProcessor
 from mcrd.route.attributes import PathAttributes
 from tests.core.helpers import peer_config, peer_ip
@@ -68,7 +68,7 @@ def apply(sent: dict[str, dict[str, PathAttributes]], effects: Effects) -> None:
             sent[announce.peer][prefix] = announce.attrs
 
 
-def play(events: Sequence[Event]) -> tuple[RouteProcessor, dict[str, dict[str, PathAttributes]]]:
+def play(events: Sequence[Input]) -> tuple[RouteProcessor, dict[str, dict[str, PathAttributes]]]:
     processor, sent = started()
     for event in events:
         if isinstance(event, PeerDown):
@@ -110,7 +110,7 @@ def test_effects_reproduce_every_adj_rib_out(events: list[RoutesAnnounced]) -> N
 def test_announcing_then_withdrawing_everything_leaves_every_table_empty(
     events: list[RoutesAnnounced], by_peer_down: bool
 ) -> None:
-    undo: list[Event]
+    undo: list[Input]
     if by_peer_down:
         undo = [PeerDown(peer, "test") for peer in PEERS]
     else:

@@ -29,13 +29,13 @@ from mcrd.rib.effects import (
     Announce,
     ConfigApplied,
     Effects,
-    EventIgnored,
+    InputIgnored,
     ReceivedChanged,
     RouteLimitReached,
     SessionChanged,
     Withdraw,
 )
-from mcrd.rib.events import PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
+from mcrd.rib.inputs import PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
 from mcrd.rib.processor import RouteProcessor
 from mcrd.route.attributes import PathAttributes
 from tests.core.helpers import peer_config, peer_ip
@@ -133,7 +133,7 @@ def test_records_first_in_order_then_route_limit_then_routes() -> None:
         Effects(records=(SessionChanged("10.0.1.2", "vxc1", "UP"), RouteLimitReached(5, 3, 3))),
         Effects(announce=(Announce("10.0.2.2", ATTRS, ("192.0.2.0/24",)),),
                 records=(ConfigApplied(("10.0.4.2",), ("10.0.3.2",), ("10.0.1.2",)), RouteLimitReached(5, 2, 4),
-                         EventIgnored("update from 10.0.9.2", "no such peer"))),
+                         InputIgnored("update from 10.0.9.2", "no such peer"))),
     )
     assert [suffix for suffix, _ in out] == ["session", "config", "route-limit", "routes"]
     config, limit = out[1][1], out[2][1]
@@ -154,13 +154,13 @@ def test_weight_counts_the_prefixes() -> None:
 def test_nothing_to_say_nothing_sent() -> None:
     assert messages(Effects()) == []
     assert messages() == []
-    assert messages(Effects(records=(ReceivedChanged("10.0.1.2", (), (), 0), EventIgnored("x", "y")))) == []
+    assert messages(Effects(records=(ReceivedChanged("10.0.1.2", (), (), 0), InputIgnored("x", "y")))) == []
     assert routes_message([Effects()], mcr=MCR, timestamp=TS) is None
 
 
 def test_from_the_real_route_processor() -> None:
     processor = RouteProcessor()
-    from mcrd.rib.events import ConfigChanged
+    from mcrd.rib.inputs import ConfigChanged
 
     processor.handle(ConfigChanged(peer_config([{}, {}])), 0.0)
     ups = [processor.handle(PeerUp(peer_ip(n), f"1.1.1.{n}"), 1.0) for n in (1, 2)]

@@ -20,7 +20,7 @@ from mcrd.fib.worker import KernelStatus
 from mcrd.lg.configapi import ConfigOutcome
 from mcrd.lg.metrics import DaemonMetrics
 from mcrd.rib.effects import ConfigApplied
-from mcrd.rib.events import ConfigChanged, PeerUp, RoutesAnnounced
+from mcrd.rib.inputs import ConfigChanged, PeerUp, RoutesAnnounced
 from mcrd.rib.processor import RouteProcessor
 from mcrd.route.attributes import PathAttributes
 from tests.core.helpers import peer_config
@@ -85,7 +85,7 @@ class FakeBackend:
     def __init__(self, cfg: Config | None = None) -> None:
         self.config = cfg or config()
         self.processor = processor(self.config)
-        self.speaker = FakeSpeaker()
+        self.speaker_pool = FakeSpeaker()
         self.kernel = KernelStatus()
         self.route_refreshes: dict[str, int] = {}
         self.metrics = DaemonMetrics(self)

@@ -17,7 +17,7 @@ from mcrd.fib.worker import KernelStatus
 from mcrd.lg import views
 from mcrd.lg.configapi import SECRET_MARKER, dump
 from mcrd.lg.http import TERMS, ApiServer
-from mcrd.rib.events import RoutesAnnounced
+from mcrd.rib.inputs import RoutesAnnounced
 from mcrd.route.attributes import PathAttributes
 from tests.lg.conftest import Served
 from tests.lg.fixtures import AWS, AWS_KEY, AZURE, NOW, TOKEN, bfd_status, config
@@ -237,7 +237,7 @@ async def test_the_marker_of_get_config_keeps_the_running_secrets(served: Served
 
 async def test_metrics(served: Served) -> None:
     served.backend.metrics.processing.observe(0.002)
-    served.backend.speaker.restarts = 2
+    served.backend.speaker_pool.restarts = 2
     served.backend.metrics.dropped_events = lambda: 7
     served.backend.bfd = {AWS: bfd_status(AWS)}
     served.backend.kernel = KernelStatus(wanted=5, pending=1, errors=4, retried=3, scans=6, repaired_added=2,

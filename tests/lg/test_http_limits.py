@@ -19,7 +19,7 @@ import structlog
 from mcrd.config.load import ALIAS_VALUES
 from mcrd.lg.configapi import dump
 from mcrd.lg.http import ApiServer, Limits
-from mcrd.rib.events import RoutesAnnounced
+from mcrd.rib.inputs import RoutesAnnounced
 from mcrd.route.attributes import PathAttributes
 from tests.config.config_testlib import alias_bomb
 from tests.lg.conftest import Served, serving

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcrd.lg.matrix import LOCAL, Cell, Matrix, matrix
-from mcrd.rib.events import ConfigChanged, PeerDown, PeerUp, RoutesAnnounced
+from mcrd.rib.inputs import ConfigChanged, PeerDown, PeerUp, RoutesAnnounced
 from mcrd.rib.processor import RouteProcessor
 from mcrd.route.attributes import PathAttributes
 from tests.core.helpers import peer_config, peer_ip

@@ -9,7 +9,7 @@ import pytest
 
 from mcrd.config.model import Config
 from mcrd.lg import views
-from mcrd.rib.events import ConfigChanged, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
+from mcrd.rib.inputs import ConfigChanged, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
 from mcrd.rib.peer_state import PeerState
 from mcrd.rib.processor import RouteProcessor
 from mcrd.route.attributes import PathAttributes

@@ -11,7 +11,7 @@ import structlog
 
 from mcrd.lg.http import ApiServer
 from mcrd.lg.matrix import matrix
-from mcrd.rib.events import RoutesWithdrawn
+from mcrd.rib.inputs import RoutesWithdrawn
 from tests.lg.conftest import Served
 from tests.lg.fixtures import AWS, AZURE, NOW, FakeBackend, bfd_status, config
 

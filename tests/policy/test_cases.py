@@ -18,7 +18,7 @@ from ruamel.yaml import YAML
 from mcrd.config.load import ConfigError, parse_config
 from mcrd.rib.effects import Effects, FibNextHop
 from mcrd.rib.entry import Source
-from mcrd.rib.events import ConfigChanged, Event, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
+from mcrd.rib.inputs import ConfigChanged, Input, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
 from mcrd.rib.processor import RouteProcessor
 from mcrd.route.attributes import ExtendedCommunity, Origin, PathAttributes
 
@@ -117,7 +117,7 @@ class Player:
             assert {prefix: hop.gateway for prefix, hop in p.fib().items()} == expect["fib"]
 
 
-def event_of(step: dict[str, Any]) -> Event:
+def event_of(step: dict[str, Any]) -> Input:
     kind = next(iter(step))
     if kind == "config":
         return ConfigChanged(parse_config(json.dumps(step["config"]), "case"))

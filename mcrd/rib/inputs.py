@@ -52,4 +52,4 @@ class ConfigChanged:
     config: Config
 
 
-Event = PeerUp | PeerDown | RoutesAnnounced | RoutesWithdrawn | EndOfRib | ConfigChanged
+Input = PeerUp | PeerDown | RoutesAnnounced | RoutesWithdrawn | EndOfRib | ConfigChanged
