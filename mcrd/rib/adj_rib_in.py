@@ -54,16 +54,12 @@ class WaitingRoom:
         self.refused_in_round = 0
         self.refused_total = 0
 
-    def refusal(self, key: str, prefix: str, held: bool, count: int) -> Rejection | None:
-        """Why an accepted route may not enter a Loc-RIB of `count` prefixes (it then waits), or None."""
-        rejection = mcr.route_limit_refusal(held, count, self.limit)
-        if rejection is None:
-            self.queue.pop((key, prefix), None)
-        elif (key, prefix) not in self.queue:  # a route already waiting keeps its place in the queue
+    def wait(self, key: str, prefix: str) -> None:
+        """A route `mcr.route_limit_refusal` refused: it waits, counted once."""
+        if (key, prefix) not in self.queue:  # a route already waiting keeps its place in the queue
             self.queue[key, prefix] = None
             self.refused_in_round += 1
             self.refused_total += 1
-        return rejection
 
     def forget(self, key: str, prefix: str) -> None:
         self.queue.pop((key, prefix), None)

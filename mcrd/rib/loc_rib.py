@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 from mcrd.config.model import Config
 from mcrd.iface.plan import layer3_ifnames
@@ -19,6 +20,12 @@ class StaticKey:
     prefix: str
     next_hop: str
     ifname: str
+
+
+class Same(Enum):
+    """What `LocRib.choose` answers when the best route did not change."""
+
+    SAME = 0
 
 
 class LocRib:
@@ -41,25 +48,24 @@ class LocRib:
         self.best_before: dict[str, RouteEntry | None] = {}
         self.fib_before: dict[str, FibNextHop | None] = {}
 
-    def choose(self, prefix: str, learned: list[RouteEntry]) -> bool:
+    def choose(self, prefix: str, learned: list[RouteEntry]) -> RouteEntry | Same | None:
         """Select the best of the MCR's own routes for `prefix` and `learned` (the accepted routes of the sessions
-        that are up, in config order); True when the best route changed."""
+        that are up, in config order): the new best route (None: there is none), or `Same.SAME`."""
         local = self.local.get(prefix)
-        if local:
-            new, reason = decision.select([*local, *learned])
-        elif len(learned) > 1:
-            new, reason = decision.select(learned)
+        if local or len(learned) > 1:
+            new, reason = decision.select([*local, *learned] if local else learned)
+            if reason is not Step.ONLY_CANDIDATE:
+                self.reasons[prefix] = reason
+            elif self.reasons:
+                self.reasons.pop(prefix, None)
         else:
-            new, reason = (learned[0] if learned else None), Step.ONLY_CANDIDATE
-        reasons = self.reasons
-        if reason is not Step.ONLY_CANDIDATE:
-            reasons[prefix] = reason
-        elif reasons:
-            reasons.pop(prefix, None)
+            new = learned[0] if learned else None
+            if self.reasons:
+                self.reasons.pop(prefix, None)
         best = self.best
         old = best.get(prefix)
         if new is old:
-            return False
+            return Same.SAME
         if prefix not in self.best_before:
             self.best_before[prefix] = old
         if new is None:
@@ -67,7 +73,7 @@ class LocRib:
         else:
             best[prefix] = new
         self.set_fib(prefix, new)
-        return True
+        return new
 
     def reason(self, prefix: str) -> Step | None:
         """Why the best route of `prefix` won (None: there is none)."""

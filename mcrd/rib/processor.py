@@ -29,7 +29,7 @@ from mcrd.rib.decision import Step
 from mcrd.rib.effects import ConfigApplied, Effects, FibNextHop, InputIgnored, SessionChanged
 from mcrd.rib.entry import RouteEntry, Source, address_key
 from mcrd.rib.inputs import ConfigChanged, EndOfRib, Input, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
-from mcrd.rib.loc_rib import LocRib
+from mcrd.rib.loc_rib import LocRib, Same
 from mcrd.rib.peer_state import PeerState
 from mcrd.rib.round import Round
 from mcrd.route.attributes import PathAttributes
@@ -47,6 +47,7 @@ class RouteProcessor:
         self._order: list[PeerState] = []
         self._up: list[PeerState] = []
         self._receivers: list[PeerState] = []  # the sessions up that carry their family: routes go to these
+        self._candidates: list[dict[str, RouteEntry]] = []  # the accepted routes of the sessions up, in config order
         self._loc = LocRib()
         self._waiting = WaitingRoom()
         self._gate: dict[str, list[bool]] = {}  # source key or local family -> may export to target (changes)
@@ -56,6 +57,7 @@ class RouteProcessor:
         self._interned: dict[PathAttributes, PathAttributes] = {}
         self._now = 0.0
         self._round = Round()
+        self._touched = self._round.touched  # the peers whose RIBs changed in this round
 
     # --- inputs -------------------------------------------------------------------------------------------
 
@@ -78,13 +80,12 @@ class RouteProcessor:
             if peer is not None:
                 peer.eor.add(item.family)
         self._admit_waiting()
-        effects = self._round.finish(self._loc, self._waiting)
-        self._round = Round()
-        return effects
+        return self._round.finish(self._loc, self._waiting)
 
     def _set_up(self) -> None:
         self._up = [p for p in self._order if p.up]
         self._receivers = [p for p in self._up if p.carries]
+        self._candidates = [p.adj_in.accepted for p in self._up]
 
     def _live_peer(self, key: str, what: str) -> PeerState | None:
         peer = self._peers.get(key)
@@ -120,16 +121,21 @@ class RouteProcessor:
     def _store(self, peer: PeerState, prefix: str, entry: RouteEntry, rejection: Rejection | None) -> None:
         """Put one received route in the peer's Adj-RIB-In, accepted or rejected (by import policy or the route
         limit), and choose the prefix's best route again if it matters."""
-        rib = peer.adj_in
+        rib, waiting = peer.adj_in, self._waiting
         was_accepted = rib.accepted.pop(prefix, None)
         rib.rejected.pop(prefix, None)
         if rejection is None:
-            rejection = self._waiting.refusal(peer.key, prefix, prefix in self._loc.best, len(self._loc.best))
-        else:
-            self._waiting.forget(peer.key, prefix)
+            best = self._loc.best
+            rejection = mcr.route_limit_refusal(prefix in best, len(best), waiting.limit)
+            if rejection is not None:
+                waiting.wait(peer.key, prefix)
+            elif waiting.queue:
+                waiting.forget(peer.key, prefix)
+        elif waiting.queue:
+            waiting.forget(peer.key, prefix)
         if prefix not in rib.before:
             rib.before[prefix] = was_accepted is not None
-            self._round.touched[peer.key] = peer
+            self._touched[peer.key] = peer
         if rejection is None:
             rib.accepted[prefix] = entry
             self._reselect(prefix)
@@ -155,7 +161,7 @@ class RouteProcessor:
             return
         if prefix not in rib.before:
             rib.before[prefix] = True
-            self._round.touched[peer.key] = peer
+            self._touched[peer.key] = peer
         del rib.accepted[prefix]
         self._reselect(prefix)
 
@@ -170,7 +176,7 @@ class RouteProcessor:
             entry, _ = rib.rejected.pop(prefix)
             if prefix not in rib.before:
                 rib.before[prefix] = False
-                self._round.touched[key] = peer
+                self._touched[key] = peer
             rib.accepted[prefix] = entry
             self._reselect(prefix)
 
@@ -250,12 +256,11 @@ class RouteProcessor:
 
     def _reselect(self, prefix: str) -> None:
         """Choose the best route of `prefix` again and, when it changed, what every peer that is up holds for it."""
-        loc = self._loc
-        learned = [entry for peer in self._up if (entry := peer.adj_in.accepted.get(prefix)) is not None]
-        if not loc.choose(prefix, learned):
+        learned = [entry for accepted in self._candidates if (entry := accepted.get(prefix)) is not None]
+        new = self._loc.choose(prefix, learned)
+        if new is Same.SAME:
             return
-        new = loc.best.get(prefix)
-        touched = self._round.touched
+        touched = self._touched
         if new is None:
             for target in self._receivers:
                 rib = target.adj_out
@@ -285,7 +290,7 @@ class RouteProcessor:
     def _refresh_out(self, target: PeerState, prefixes: Iterable[str]) -> None:
         """Export again to `target` the best routes of `prefixes` (a new session, a changed policy)."""
         best, policy, rib, export_to = self._loc.best, target.policy, target.adj_out, mcr.export_to
-        touched = self._round.touched
+        touched = self._touched
         for prefix in prefixes:
             entry = best.get(prefix)
             out = None if entry is None else export_to(entry.source.policy, policy, prefix, entry.attrs, rib.memo)

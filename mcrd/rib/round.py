@@ -21,7 +21,7 @@ class Round:
 
     def finish(self, loc: LocRib, waiting: WaitingRoom) -> Effects:
         """The round's effects: per peer, what to withdraw and announce and what it had accepted; the kernel routes
-        and best routes that changed; the route limit's refusals. Forgets the round in every part."""
+        and best routes that changed; the route limit's refusals. Forgets the round, here and in every part."""
         announce: list[Announce] = []
         withdraw: list[Withdraw] = []
         records = self.records
@@ -38,7 +38,7 @@ class Round:
         if waiting.refused_in_round:
             records.append(RouteLimitReached(waiting.limit, waiting.refused_in_round, len(waiting.queue)))
             waiting.refused_in_round = 0
-        return Effects(
+        effects = Effects(
             announce=tuple(announce),
             withdraw=tuple(withdraw),
             fib_install=fib_install,
@@ -47,3 +47,6 @@ class Round:
             best_removed=best_removed,
             records=tuple(records),
         )
+        self.touched.clear()  # cleared, not replaced: the processor holds these two
+        records.clear()
+        return effects
