@@ -28,6 +28,11 @@ class Same(Enum):
     SAME = 0
 
 
+# Module constants: an enum member read through its class costs a lookup on this hot path.
+SAME = Same.SAME
+_ONLY_CANDIDATE = Step.ONLY_CANDIDATE
+
+
 class LocRib:
     """`best`: prefix -> the best route (docs/MCR-SEMANTICS.md 2.4); `reasons`: prefix -> the decision step that
     chose it, for prefixes with more than one candidate (absent: the only candidate); `fib`: prefix -> the next hop
@@ -54,7 +59,7 @@ class LocRib:
         local = self.local.get(prefix)
         if local or len(learned) > 1:
             new, reason = decision.select([*local, *learned] if local else learned)
-            if reason is not Step.ONLY_CANDIDATE:
+            if reason is not _ONLY_CANDIDATE:
                 self.reasons[prefix] = reason
             elif self.reasons:
                 self.reasons.pop(prefix, None)
@@ -65,7 +70,7 @@ class LocRib:
         best = self.best
         old = best.get(prefix)
         if new is old:
-            return Same.SAME
+            return SAME
         if prefix not in self.best_before:
             self.best_before[prefix] = old
         if new is None:

@@ -29,7 +29,7 @@ from mcrd.rib.decision import Step
 from mcrd.rib.effects import ConfigApplied, Effects, FibNextHop, InputIgnored, SessionChanged
 from mcrd.rib.entry import RouteEntry, Source, address_key
 from mcrd.rib.inputs import ConfigChanged, EndOfRib, Input, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
-from mcrd.rib.loc_rib import LocRib, Same
+from mcrd.rib.loc_rib import SAME, LocRib
 from mcrd.rib.peer_state import PeerState
 from mcrd.rib.round import Round
 from mcrd.route.attributes import PathAttributes
@@ -258,7 +258,7 @@ class RouteProcessor:
         """Choose the best route of `prefix` again and, when it changed, what every peer that is up holds for it."""
         learned = [entry for accepted in self._candidates if (entry := accepted.get(prefix)) is not None]
         new = self._loc.choose(prefix, learned)
-        if new is Same.SAME:
+        if new is SAME:
             return
         touched = self._touched
         if new is None:
