@@ -134,6 +134,10 @@ class ExaBgpSpeaker:
     def alive(self) -> bool:
         return self._process is not None and self._process.returncode is None and self._connected.is_set()
 
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
     async def run(self) -> None:
         """Serve the API socket and keep ExaBGP running until `stop()`."""
         self._server = await asyncio.start_unix_server(self._serve, path=str(self._socket))
