@@ -350,10 +350,12 @@ def build_node(lab: Lab, image: Image, name: str, pid: int) -> Node:
 
 
 def logged_notification(lab: Lab, peer: FrrPeer) -> str:
-    """The line FRR logs for the NOTIFICATION it received (`bgp log-neighbor-changes`), once it is there."""
+    """The line FRR logs for the NOTIFICATION it received (`bgp log-neighbor-changes`), once it is there. Only
+    received ones, and not the Cease 6/7 either side may send at start when FRR's connection and mcrd's collide."""
     def lines() -> list[str]:
         text = lab.log_of(peer.bgpd).read_text(errors="replace")
-        return [line for line in text.splitlines() if "%NOTIFICATION" in line]
+        return [line for line in text.splitlines()
+                if "%NOTIFICATION: received" in line and "Connection Collision Resolution" not in line]
 
     [line] = poll(lines, TIMEOUT, f"{peer!r} logs a NOTIFICATION")
     return line
