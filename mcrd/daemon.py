@@ -478,7 +478,7 @@ class Daemon:
         _settle(reload, ConfigOutcome(problems=tuple(problems)))
         return []
 
-    # --- for the HTTP API (mcrd.lg.http.Backend) ----------------------------------------------------------------
+    # --- for the HTTP API (mcrd.lg.backend.Backend) ----------------------------------------------------------------
 
     async def apply_config(self, config: Config, source: str) -> ConfigOutcome:
         """Apply `config` through the one queue, as SIGHUP does, and wait for the outcome."""

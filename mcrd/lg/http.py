@@ -30,18 +30,18 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from aiohttp import web
 
 from mcrd.config.load import ConfigError, ConfigProblem, parse_config
 from mcrd.config.model import Config
 from mcrd.lg import views, webui
-from mcrd.lg.configapi import ConfigOutcome, keep_running_secrets, problem_record, redacted
+from mcrd.lg.backend import Backend
+from mcrd.lg.configapi import keep_running_secrets, problem_record, redacted
 from mcrd.lg.matrix import matrix
-from mcrd.lg.metrics import CONTENT_TYPE, DaemonMetrics
+from mcrd.lg.metrics import CONTENT_TYPE
 from mcrd.rib.peer_state import PeerState
-from mcrd.rib.processor import RouteProcessor
 
 BASE = "/v2/product/mcr2"
 TERMS = "mcrd emulates a Megaport Cloud Router for network labs; it is not Megaport's service."
@@ -59,31 +59,6 @@ class Limits:
     write_timeout: float = 30.0  # seconds an answer may wait for a client that reads none of it
     max_connections: int = 128
     max_body: int = 1 << 20  # bytes; a config of 10,000 prefix filter list entries is about 600 KB
-
-
-class Backend(Protocol):
-    """What the API reads and asks of the daemon."""
-
-    @property
-    def processor(self) -> RouteProcessor: ...
-
-    @property
-    def config(self) -> Config: ...
-
-    @property
-    def metrics(self) -> DaemonMetrics: ...
-
-    def health(self) -> list[str]:
-        """Why the daemon is not healthy; empty when it is."""
-        ...
-
-    def bfd_status(self) -> Mapping[str, Any]:
-        """The BFD sessions (mcrd.bfd.BfdStatus) by peer address."""
-        ...
-
-    async def apply_config(self, config: Config, source: str) -> ConfigOutcome:
-        """Validate `config` against the running one and apply it, as SIGHUP does."""
-        ...
 
 
 class ApiError(Exception):

@@ -18,15 +18,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from mcrd.lg import views
+from mcrd.lg.backend import Backend
 from mcrd.rib.processor import RouteProcessor
-
-if TYPE_CHECKING:
-    from mcrd.lg.http import Backend
 
 FILES = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
 # The page is a static document that calls same-origin JSON APIs only; the policy makes an injected script inert.
