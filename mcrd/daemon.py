@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mcrd.bfd import BfdManager, BfdState, BfdStatus, BfdTransition, bfd_peers
-from mcrd.bgp.commands import effects_commands, refresh_commands
+from mcrd.bgp import exabgp_fastpath
+from mcrd.bgp.commands import effects_commands, fast_effects_commands, refresh_commands
 from mcrd.bgp.holds import BFD, INTERFACE, Holds
 from mcrd.bgp.messages import Ack, Ignored, Malformed, Notification, Parsed, RefreshRequested
 from mcrd.bgp.pool import SpeakerPool
@@ -113,6 +114,9 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.ready = asyncio.Event()  # set once the kernel is reconciled and ExaBGP is started
         self.route_refreshes: dict[str, int] = {}  # ROUTE-REFRESH requests answered, by peer address
+        # The send fast path (MCRD_FAST_PATH=1): each session's instance while it is up, from its PeerUp; a session
+        # up without one (ExaBGP without the hook) has its routes carried by ExaBGP's own path, for its whole life.
+        self.instances: dict[str, int] = {}
         self.speaker_lost = ""  # why ExaBGP last stopped, for /healthz
         self.events = Events.from_config(config, self.log)
         self.metrics = DaemonMetrics(self)
@@ -242,12 +246,18 @@ class Daemon:
                     round_effects.append(effects)
                     self._log_records(effects)
                     self._note_bfd_not_up(effects)
-                    commands.extend(effects_commands(effects, process_of=self.speaker_pool.process_of))
+                    if self.instances:
+                        commands.extend(fast_effects_commands(effects, self.instances,
+                                                              process_of=self.speaker_pool.process_of))
+                    else:
+                        commands.extend(effects_commands(effects, process_of=self.speaker_pool.process_of))
                     for prefix in effects.fib_remove:
                         kernel[prefix] = None
                     for install in effects.fib_install:
                         for prefix in install.prefixes:
                             kernel[prefix] = install.next_hop
+                if isinstance(item, PeerUp) and item.instance is not None and item.peer in self.instances:
+                    commands.extend(self._end_of_rib(item))  # after the table the PeerUp's effects sent it
             if commands:
                 self.speaker_pool.send(commands)
             self._apply_holds()
@@ -266,6 +276,8 @@ class Daemon:
         if isinstance(item, SpeakerLost):
             peers = [peer.key for peer in self.processor.peers() if item.holds(peer.key)]
             self.holds.exabgp_lost(peers)
+            for key in peers:
+                self.instances.pop(key, None)
             return [self.processor.handle(PeerDown(peer.key, item.reason), now)
                     for peer in self.processor.peers() if peer.up and item.holds(peer.key)]
         if isinstance(item, LinksChanged):
@@ -276,13 +288,17 @@ class Daemon:
         if isinstance(item, RefreshRequested):  # answered by _refresh(), with commands and no effects
             return []
         if isinstance(item, PeerDown):
+            self.instances.pop(item.peer, None)
             self.holds.exabgp_down(item.peer)
         elif isinstance(item, PeerUp):
+            self.instances.pop(item.peer, None)
             self.holds.exabgp_up(item.peer)
             if self.holds.drops(item.peer):  # up just before ExaBGP's reload removed it: it stays down
                 self.log.info("session_up_ignored", peer=item.peer, why=self.holds.why(item.peer) or
                               "held down until ExaBGP closes the session")
                 return []
+            if item.instance is not None:  # on the send fast path for this session's whole life
+                self.instances[item.peer] = item.instance
             peer = self.processor.peer(item.peer)
             if peer is not None and item.families is not None and peer.policy.family not in item.families:
                 self.log.warning("bgp_family_not_negotiated", peer=item.peer, family=f"IPv{peer.policy.family} "
@@ -291,6 +307,14 @@ class Daemon:
         elif isinstance(item, RoutesAnnounced | RoutesWithdrawn | EndOfRib) and self.holds.drops(item.peer):
             return []
         return [self.processor.handle(item, now)]
+
+    def _end_of_rib(self, up: PeerUp) -> list[str]:
+        """End-of-RIB after a new session's table, on the send fast path (ExaBGP runs with `manual-eor`)."""
+        peer = self.processor.peer(up.peer)
+        families = up.families if up.families is not None else {peer.policy.family} if peer is not None else set()
+        assert up.instance is not None
+        session = exabgp_fastpath.session_name(up.peer, up.instance)
+        return [exabgp_fastpath.eor_command([session], family) for family in sorted(families)]
 
     def _refresh(self, request: RefreshRequested) -> list[str]:
         """Answer a ROUTE-REFRESH: send the peer its Adj-RIB-Out again, as it stands after the events before it
@@ -308,7 +332,8 @@ class Daemon:
         self.route_refreshes[peer.key] = self.route_refreshes.get(peer.key, 0) + 1
         self.log.info("bgp_route_refresh", peer=peer.key, family=f"IPv{request.family} unicast",
                       prefixes=len(advertised), enhanced=enhanced)
-        return list(refresh_commands(peer.key, request.family, advertised, enhanced=enhanced))
+        return list(refresh_commands(peer.key, request.family, advertised, enhanced=enhanced,
+                                     instance=self.instances.get(peer.key)))
 
     # --- sessions held down -------------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
+from mcrd.bgp import exabgp_fastpath
 from mcrd.rib.effects import Announce, Effects
 from mcrd.route.attributes import Origin, PathAttributes
 
@@ -72,22 +73,57 @@ def effects_commands(effects: Effects, size: int = PREFIXES_PER_COMMAND,
             yield head + " ".join(chunk)
 
 
+def fast_effects_commands(effects: Effects, instances: Mapping[str, int], size: int = PREFIXES_PER_COMMAND,
+                          process_of: Callable[[str], int] | None = None) -> Iterator[str]:
+    """`effects_commands` with the send fast path: the sessions in `instances` (peer -> its session instance) get
+    `mcrd ...` commands (exabgp_fastpath.py), the same grouping, one command for all the sessions that get the same
+    change; the others ExaBGP's own commands."""
+    stock = Effects(announce=tuple(a for a in effects.announce if a.peer not in instances),
+                    withdraw=tuple(w for w in effects.withdraw if w.peer not in instances))
+    yield from effects_commands(stock, size, process_of)
+    process = process_of or _one_process
+    withdrawn: dict[tuple[tuple[str, ...], int], list[str]] = {}
+    for withdraw in effects.withdraw:
+        instance = instances.get(withdraw.peer)
+        if instance is not None:
+            session = exabgp_fastpath.session_name(withdraw.peer, instance)
+            withdrawn.setdefault((withdraw.prefixes, process(withdraw.peer)), []).append(session)
+    for (prefixes, _), sessions in withdrawn.items():
+        for chunk in _chunks(prefixes, size):
+            yield exabgp_fastpath.withdraw_command(sessions, chunk)
+    announced: dict[tuple[PathAttributes, tuple[str, ...], int], list[str]] = {}
+    for announce in effects.announce:
+        instance = instances.get(announce.peer)
+        if instance is not None:
+            group = (dataclasses.replace(announce.attrs, next_hop="self"), announce.prefixes, process(announce.peer))
+            announced.setdefault(group, []).append(exabgp_fastpath.session_name(announce.peer, instance))
+    for (attrs, prefixes, _), sessions in announced.items():
+        for chunk in _chunks(prefixes, size):
+            yield exabgp_fastpath.announce_command(sessions, attrs, chunk)
+
+
 def refresh_commands(peer: str, family: int, advertised: Mapping[str, PathAttributes], *, enhanced: bool,
-                     size: int = PREFIXES_PER_COMMAND) -> Iterator[str]:
+                     size: int = PREFIXES_PER_COMMAND, instance: int | None = None) -> Iterator[str]:
     """The answer to a ROUTE-REFRESH request from `peer` (RFC 2918): its whole Adj-RIB-Out `advertised` announced
     again, grouped by attributes as in `effects_commands`. With enhanced route refresh (RFC 7313) it goes between a
     BoRR and an EoRR (exabgp_launch.py, fix 7), after which the peer drops what it held from us and was not sent
     again."""
     afi = "ipv6" if family == 6 else "ipv4"
+    sessions = [] if instance is None else [exabgp_fastpath.session_name(peer, instance)]
     if enhanced:
-        yield f"neighbor {peer} announce borr {afi} unicast"
+        yield (f"neighbor {peer} announce borr {afi} unicast" if instance is None
+               else exabgp_fastpath.eor_command(sessions, family, "borr"))
     groups: dict[int, tuple[PathAttributes, list[str]]] = {}
     for prefix, attrs in advertised.items():
         groups.setdefault(id(attrs), (attrs, []))[1].append(prefix)
     announce = tuple(Announce(peer, attrs, tuple(prefixes)) for attrs, prefixes in groups.values())
-    yield from effects_commands(Effects(announce=announce), size)
+    if instance is None:
+        yield from effects_commands(Effects(announce=announce), size)
+    else:
+        yield from fast_effects_commands(Effects(announce=announce), {peer: instance}, size)
     if enhanced:
-        yield f"neighbor {peer} announce eorr {afi} unicast"
+        yield (f"neighbor {peer} announce eorr {afi} unicast" if instance is None
+               else exabgp_fastpath.eor_command(sessions, family, "eorr"))
 
 
 def _neighbors(peers: Sequence[str]) -> str:
@@ -99,5 +135,8 @@ def _one_process(peer: str) -> int:
 
 
 def first_neighbor(command: str) -> str:
-    """The first session a command names (`neighbor A, neighbor B announce ...` -> `A`)."""
+    """The first session a command names (`neighbor A, neighbor B announce ...` -> `A`; a fast path command's
+    first session `A#3` -> `A`)."""
+    if command.startswith(exabgp_fastpath.COMMAND):
+        return command.split('"sessions":["', 1)[1].split("#", 1)[0]
     return command.removeprefix("neighbor ").split(" ", 1)[0].removesuffix(",")

@@ -16,12 +16,13 @@ BGP_PORT = 179
 
 
 def render(config: Config, api_command: Sequence[str], holds: Callable[[str], bool] | None = None,
-           held_down: Collection[str] = frozenset(), *, route_refresh: bool = False) -> str:
+           held_down: Collection[str] = frozenset(), *, route_refresh: bool = False, manual_eor: bool = False) -> str:
     """`api_command` runs the bridge that connects ExaBGP's API to the daemon. `holds(peer address)`: the sessions
     this ExaBGP process has, when there are several (all by default). `held_down`: peer addresses left out (ExaBGP
     closes a neighbor removed at a reload and does not try it again until it is back). `route_refresh`: offer route
     refresh and enhanced route refresh (RFC 2918, 7313); only with exabgp_launch's fix 7, which lets the daemon
-    answer (ExaBGP, with no Adj-RIB-Out of its own, would answer with nothing)."""
+    answer (ExaBGP, with no Adj-RIB-Out of its own, would answer with nothing). `manual_eor`: the daemon sends
+    End-of-RIB after it sent a new session its table (the send fast path, exabgp_fastpath.py)."""
     router_id = config.effective_router_id()
     lines = [
         f"process {PROCESS_NAME} {{",
@@ -55,6 +56,8 @@ def render(config: Config, api_command: Sequence[str], holds: Callable[[str], bo
             # ExaBGP would be replayed on reconnect, routes withdrawn meanwhile included.
             "    adj-rib-out false;",
         ]
+        if manual_eor:
+            lines.append("    manual-eor true;")
         if conn.peer_ip_address.version == 6 and (conn.local_ip_address.is_link_local
                                                   or conn.peer_ip_address.is_link_local):
             # An IPv6 link-local address means nothing without its link: the kernel refuses to bind or connect one

@@ -70,20 +70,26 @@ One more keeps what a peer holds equal to what mcrd sent it:
    session up, so anything queued before that was meant for the previous session (sent by the daemon before it read
    the `down`) and would reach the new one behind mcrd's back.
 
+One more is opt-in while it matures, `fastpath` (fix 9): with `MCRD_FAST_PATH=1` in the daemon's environment, which
+ExaBGP inherits, it joins the all or none (`default_fixes`). The send fast path (issue 14): compact commands carrying
+the attributes once, the NLRI once and the session instances they are for, packed per session by mcrd/bgp/wire.py
+and written through one ordered byte queue per connection that ExaBGP's own messages also go through; session
+instances tagged on `up` (mcrd/bgp/exabgp_fastpath.py).
+
 Listening for BGP (binding absent addresses, resolving connection collisions as RFC 4271 6.8 says) has its own
 fixes, in exabgp_listen.py: here they are one more, `listen`.
 
-Fixes 1 to 4, 6 to 8 and `listen` are all or none. Each replaces a method of ExaBGP's own classes and relies on
-others, so before anything is installed the launcher checks the release (`TUNED_FOR`: the one mcrd pins, which the
-fixes were read in) and every name the fixes replace or use, with the parameters they expect (`HOOKS`). When one check
-fails, or with `MCRD_EXABGP_STOCK=1`, none is installed and ExaBGP runs stock; if installing fails halfway, what was
-installed is put back. Then the launcher sets the reactor speed that fits what it installed (`reactor_speed`) and
-reports both to the daemon before ExaBGP starts: the report (`Report`) goes in the environment ExaBGP passes to its
-API process, and the bridge (mcrd.bgp.bridge) sends it to the daemon as its first line, ahead of anything ExaBGP
-writes. The daemon logs it (`exabgp_fixes`), so the log says what runs, not what was hoped for. The daemon expects all
-of them (none with `MCRD_EXABGP_STOCK=1` or another release: `expected_fixes()`) when it writes ExaBGP's
-configuration, which offers route refresh only with fixes 6 and 7; a report that says otherwise makes it rewrite the
-configuration to match before it reads anything else from that ExaBGP.
+Fixes 1 to 4, 6 to 8 and `listen` (and `fastpath` when asked for) are all or none. Each replaces a method of ExaBGP's
+own classes and relies on others, so before anything is installed the launcher checks the release (`TUNED_FOR`: the one
+mcrd pins, which the fixes were read in) and every name the fixes replace or use, with the parameters they expect
+(`HOOKS`). When one check fails, or with `MCRD_EXABGP_STOCK=1`, none is installed and ExaBGP runs stock; if installing
+fails halfway, what was installed is put back. Then the launcher sets the reactor speed that fits what it installed
+(`reactor_speed`) and reports both to the daemon before ExaBGP starts: the report (`Report`) goes in the environment
+ExaBGP passes to its API process, and the bridge (mcrd.bgp.bridge) sends it to the daemon as its first line, ahead of
+anything ExaBGP writes. The daemon logs it (`exabgp_fixes`), so the log says what runs, not what was hoped for. The
+daemon expects all of them (none with `MCRD_EXABGP_STOCK=1` or another release: `expected_fixes()`) when it writes
+ExaBGP's configuration, which offers route refresh only with fixes 6 and 7; a report that says otherwise makes it
+rewrite the configuration to match before it reads anything else from that ExaBGP.
 """
 
 from __future__ import annotations
@@ -104,7 +110,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, M
 from dataclasses import dataclass
 from typing import Any
 
-from mcrd.bgp import exabgp_listen
+from mcrd.bgp import exabgp_fastpath, exabgp_listen
 
 TUNED_FOR = "5.0.15"
 STOCK_ENV = "MCRD_EXABGP_STOCK"
@@ -212,7 +218,34 @@ HOOKS: dict[str, tuple[Hook, ...]] = {
                Hook("exabgp.bgp.fsm", "FSM.OPENCONFIRM"),
                Hook("exabgp.bgp.fsm", "FSM.ESTABLISHED")),
 }
-FIXES = tuple(HOOKS)  # 1 to 4, 6 to 8 and exabgp_listen.py's
+_FAST = "exabgp.reactor"
+# Fix 9, opt-in (exabgp_fastpath.py): installed with the others only when MCRD_FAST_PATH=1 asks for it.
+HOOKS["fastpath"] = (
+    Hook(f"{_FAST}.api", "API.process", ("self", "reactor", "service", "command")),
+    Hook(f"{_FAST}.api.processes", "Processes.up", ("self", "args")),  # `silenced`: (self, neighbor) inside
+    Hook(f"{_FAST}.api.processes", "Processes.down", ("self", "args")),  # (self, neighbor, reason) inside
+    Hook(f"{_FAST}.api.response.json", "JSON.up", ("self", "neighbor")),
+    Hook(f"{_FAST}.api.response.json", "JSON.down", ("self", "neighbor", "reason")),
+    Hook(f"{_FAST}.network.connection", "Connection.writer", ("self", "data")),
+    Hook(f"{_FAST}.loop", "Reactor._wait_for_io", ("self", "sleeptime")),
+    Hook(f"{_FAST}.loop", "Reactor.__init__", ("self", "configuration")),  # sets ._peers and ._poller
+    Hook(f"{_FAST}.network.connection", "Connection.close", ("self",)),
+    Hook(f"{_FAST}.network.error", "LostConnection"),
+    Hook(f"{_FAST}.network.error", "NetworkError"),
+    Hook(f"{_FAST}.api.processes", "Processes.answer_done", ("self", "service", "force")),
+    Hook(f"{_FAST}.api.processes", "Processes.answer_error", ("self", "service")),
+    Hook("exabgp.bgp.fsm", "FSM.ESTABLISHED"),
+    Hook("exabgp.protocol.family", "AFI.ipv4"),
+    Hook("exabgp.protocol.family", "AFI.ipv6"),
+    Hook("exabgp.protocol.family", "SAFI.unicast"),
+)
+FIXES = tuple(HOOKS)  # 1 to 4, 6 to 8, exabgp_listen.py's and 9 (opt-in)
+OPT_IN = {"fastpath": exabgp_fastpath.FAST_PATH_ENV}  # installed only when this variable is 1
+
+
+def default_fixes(environ: Mapping[str, str] = os.environ) -> tuple[str, ...]:
+    """What mcrd installs: FIXES, without an opt-in one its variable does not ask for."""
+    return tuple(name for name in FIXES if name not in OPT_IN or environ.get(OPT_IN[name]) == "1")
 
 
 def resolve(hook: Hook) -> Any:
@@ -297,7 +330,7 @@ def expected_fixes(environ: Mapping[str, str] = os.environ) -> tuple[str, ...]:
     FIXES, or none with `MCRD_EXABGP_STOCK=1` or another release. The launcher's report is the truth."""
     if environ.get(STOCK_ENV) == "1" or installed_release() != TUNED_FOR:
         return ()
-    return FIXES
+    return default_fixes(environ)
 
 
 def reactor_speed(fixes: Collection[str]) -> str:
@@ -598,7 +631,7 @@ def _install_queue(find: Callable[[Hook], Any]) -> list[Replacement]:
 _INSTALLERS: dict[str, Callable[[Callable[[Hook], Any]], list[Replacement]]] = {
     "poll": _install_poll, "copy": _install_copy, "sort": _install_sort, "cease": _install_cease,
     "implied": _install_implied, "refresh": _install_refresh, "queue": _install_queue,
-    "listen": exabgp_listen.replacements,
+    "listen": exabgp_listen.replacements, "fastpath": exabgp_fastpath.replacements,
 }
 
 
@@ -652,7 +685,7 @@ def die_with_parent(environ: MutableMapping[str, str] = os.environ) -> None:
 def main() -> None:
     die_with_parent()
     try:
-        report = install()
+        report = install(default_fixes())
     except Exception as exc:  # the check itself failed: ExaBGP must still run, stock
         report = Report("unknown", (), f"checking the fixes failed, none is installed: {exc!r}", SPEED_STOCK)
     publish(report)

@@ -136,7 +136,8 @@ class Decoder:
             return [Ignored(str(kind))]
         peer = _address(neighbor["address"]["peer"])
         if kind == "state":
-            return self._state(peer, neighbor)
+            instance = message.get("mcrd-instance")  # the send fast path's session instance
+            return self._state(peer, neighbor, int(instance) if instance is not None else None)
         if kind == "open":
             if neighbor.get("direction") == "receive":
                 received = neighbor["open"]
@@ -153,13 +154,13 @@ class Decoder:
             return [Ignored("sent update")]
         return _update(peer, neighbor["message"])
 
-    def _state(self, peer: str, neighbor: dict[str, Any]) -> list[Decoded]:
+    def _state(self, peer: str, neighbor: dict[str, Any], instance: int | None = None) -> list[Decoded]:
         state = neighbor["state"]
         if state == "up":
             got = self.negotiated.get(peer)
             if got is None:
-                return [PeerUp(peer, self.router_ids.get(peer, "0.0.0.0"))]
-            return [PeerUp(peer, self.router_ids.get(peer, "0.0.0.0"), got.families, got.refresh)]
+                return [PeerUp(peer, self.router_ids.get(peer, "0.0.0.0"), instance=instance)]
+            return [PeerUp(peer, self.router_ids.get(peer, "0.0.0.0"), got.families, got.refresh, instance)]
         if state == "down":
             self.router_ids.pop(peer, None)
             self.negotiated.pop(peer, None)

@@ -93,6 +93,10 @@ class ExaBgpSpeaker:
         # reports what it installed (`_launcher_report`).
         self.negotiation_fixes = (self._exabgp[-1] == exabgp_launch.__name__
                                   and set(exabgp_launch.expected_fixes()) >= _NEGOTIATION)
+        # The send fast path (exabgp_fastpath.py), opt-in with MCRD_FAST_PATH=1 (which ExaBGP inherits): ExaBGP runs
+        # with `manual-eor` and the daemon sends End-of-RIB after a new session's table. Expected until the launcher
+        # reports what it installed.
+        self.fast_path = self._exabgp[-1] == exabgp_launch.__name__ and "fastpath" in exabgp_launch.expected_fixes()
         self._config: Config | None = None  # the config last written
         self.restarts = 0
         self.commands_sent = 0
@@ -107,7 +111,7 @@ class ExaBgpSpeaker:
         self._config = config
         bridge = [sys.executable, "-m", "mcrd.bgp.bridge", str(self._socket)]
         text = exabgp_config.render(config, bridge, self._holds, self.held_down,
-                                    route_refresh=self.negotiation_fixes)
+                                    route_refresh=self.negotiation_fixes, manual_eor=self.fast_path)
         self._secrets = [conn.password for _, _, conn in config.connections() if conn.password]
         if text == self._written:
             return False
@@ -289,16 +293,16 @@ class ExaBgpSpeaker:
                               effect="stock ExaBGP: a slower announce path; no route refresh; sessions closed on "
                                      "purpose end without a Cease NOTIFICATION; a route and its withdrawal queued "
                                      "together may leave the route at the peer")
-        self._negotiation_follows(set(report.fixes) >= _NEGOTIATION)
+        self._negotiation_follows(set(report.fixes) >= _NEGOTIATION, "fastpath" in report.fixes)
 
-    def _negotiation_follows(self, installed: bool) -> None:
-        """The configuration offers route refresh only where fixes 6 and 7 run: when ExaBGP turns out to run
-        otherwise than the configuration expected, rewrite it (a reload restarts the sessions whose capabilities
-        change)."""
-        if installed == self.negotiation_fixes:
+    def _negotiation_follows(self, installed: bool, fast_path: bool = False) -> None:
+        """The configuration offers route refresh only where fixes 6 and 7 run, and asks for manual End-of-RIB only
+        where the fast path runs: when ExaBGP turns out to run otherwise than the configuration expected, rewrite it
+        (a reload restarts the sessions whose capabilities change)."""
+        if installed == self.negotiation_fixes and fast_path == self.fast_path:
             return
-        self.negotiation_fixes = installed
-        self._log.warning("exabgp_config_rewritten", route_refresh=installed,
+        self.negotiation_fixes, self.fast_path = installed, fast_path
+        self._log.warning("exabgp_config_rewritten", route_refresh=installed, manual_eor=fast_path,
                           reason="ExaBGP runs with other fixes than its configuration expected")
         if self._config is not None:
             self.reconfigure(self._config)

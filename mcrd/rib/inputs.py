@@ -16,6 +16,9 @@ class PeerUp:
     # known (then taken to be the connection's own). A session that lacks its connection's family is sent nothing.
     families: frozenset[int] | None = None
     refresh: str = ""  # route refresh negotiated: "enhanced", "normal", "absent"; "" when not known
+    # The session's instance on the send fast path (mcrd/bgp/exabgp_fastpath.py); None when ExaBGP's own path
+    # carries its routes.
+    instance: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mcrd.bgp.commands import attributes_text, effects_commands, refresh_commands
+from mcrd.bgp import exabgp_fastpath
+from mcrd.bgp.commands import attributes_text, effects_commands, fast_effects_commands, first_neighbor, refresh_commands
 from mcrd.bgp.messages import _attributes
 from mcrd.rib.effects import Announce, Effects, Withdraw
 from mcrd.route.attributes import ExtendedCommunity, Origin, PathAttributes
@@ -125,3 +126,29 @@ def test_a_route_refresh_is_answered_with_the_whole_adj_rib_out_between_borr_and
     # Nothing to send: an enhanced answer is still a BoRR and an EoRR, so the peer drops what it held from us.
     assert list(refresh_commands("2001:db8::2", 6, {}, enhanced=True)) == [
         "neighbor 2001:db8::2 announce borr ipv6 unicast", "neighbor 2001:db8::2 announce eorr ipv6 unicast"]
+
+
+def test_the_fast_path_names_session_instances_and_leaves_the_other_sessions_to_exabgp() -> None:
+    attrs = PathAttributes("192.0.2.2", (133937, 65001))
+    effects = Effects(
+        announce=(Announce("192.0.2.1", dataclasses.replace(attrs, next_hop="192.0.2.2"), ("10.0.0.0/24",)),
+                  Announce("198.51.100.1", dataclasses.replace(attrs, next_hop="198.51.100.2"), ("10.0.0.0/24",)),
+                  Announce("203.0.113.1", dataclasses.replace(attrs, next_hop="203.0.113.2"), ("10.0.0.0/24",))),
+        withdraw=(Withdraw("192.0.2.1", ("10.9.0.0/16",)), Withdraw("198.51.100.1", ("10.9.0.0/16",))))
+    commands = list(fast_effects_commands(effects, {"192.0.2.1": 3, "198.51.100.1": 9}))
+    assert commands[0].startswith("neighbor 203.0.113.1 announce attributes next-hop self")  # not on the fast path
+    fast = [exabgp_fastpath.parse_command(command) for command in commands[1:]]
+    assert [(c.op, c.sessions, c.nlri) for c in fast] == [
+        ("withdraw", (("192.0.2.1", 3), ("198.51.100.1", 9)), ("10.9.0.0/16",)),
+        ("announce", (("192.0.2.1", 3), ("198.51.100.1", 9)), ("10.0.0.0/24",))]
+    assert fast[1].attributes == dataclasses.replace(attrs, next_hop="self")
+    assert [first_neighbor(command) for command in commands] == ["203.0.113.1", "192.0.2.1", "192.0.2.1"]
+
+
+def test_a_route_refresh_on_the_fast_path_is_bracketed_there_too() -> None:
+    attrs = PathAttributes("192.0.2.2", (133937,))
+    commands = [exabgp_fastpath.parse_command(c) for c in
+                refresh_commands("192.0.2.1", 4, {"10.0.0.0/24": attrs}, enhanced=True, instance=4)]
+    assert [(c.op, c.sessions, c.nlri) for c in commands] == [
+        ("borr", (("192.0.2.1", 4),), ()), ("announce", (("192.0.2.1", 4),), ("10.0.0.0/24",)),
+        ("eorr", (("192.0.2.1", 4),), ())]

@@ -19,7 +19,8 @@ EXAMPLES = sorted((Path(__file__).parents[2] / "config").glob("*.yaml"))
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
 def test_exabgp_accepts_the_configuration_of_every_example(example: Path, route_refresh: bool, tmp_path: Path) -> None:
     conf = tmp_path / "exabgp.conf"
-    conf.write_text(render(load_config(example), ["/bin/cat"], route_refresh=route_refresh))
+    # manual-eor (the send fast path) with route refresh: every keyword, each example once.
+    conf.write_text(render(load_config(example), ["/bin/cat"], route_refresh=route_refresh, manual_eor=route_refresh))
     result = subprocess.run([sys.executable, "-m", "exabgp", "validate", str(conf)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -100,3 +101,10 @@ def test_a_link_local_session_is_bound_to_its_vxcs_interface(tmp_path: Path) -> 
     result = subprocess.run([sys.executable, "-m", "exabgp", "validate", str(conf)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_manual_end_of_rib_only_on_the_fast_path() -> None:
+    config = load_config(EXAMPLES[0].parent / "aws-azure-hub.yaml")
+    assert "manual-eor" not in render(config, ["/bin/cat"])
+    fast = render(config, ["/bin/cat"], manual_eor=True)
+    assert fast.count("manual-eor true;") == fast.count("neighbor ")

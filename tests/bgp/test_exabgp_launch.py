@@ -19,7 +19,7 @@ import pytest
 from exabgp.bgp.message import Action  # type: ignore[import-untyped]
 from exabgp.bgp.neighbor import Neighbor  # type: ignore[import-untyped]
 
-from mcrd.bgp import exabgp_launch
+from mcrd.bgp import exabgp_fastpath, exabgp_launch
 from mcrd.bgp.commands import attributes_text
 from mcrd.route.attributes import Origin, PathAttributes
 from tests.bgp.conftest import NEIGHBORS
@@ -133,7 +133,7 @@ functions = list(Command.functions)
 if sys.argv[1] == "break-last":  # the last fix fails once every other replacement, its own included, is made
     refresh = exabgp_launch._INSTALLERS["refresh"]
     exabgp_launch._INSTALLERS["refresh"] = lambda find: [*refresh(find), (object(), "x", 1)]
-report = exabgp_launch.install()
+report = exabgp_launch.install(exabgp_launch.default_fixes())
 exabgp_launch.publish(report)
 from exabgp.environment import getenv
 changed = sorted(str(h) for h in hooks if exabgp_launch.resolve(h) != before[str(h)])
@@ -159,22 +159,38 @@ REPLACED = ["exabgp.bgp.message.open.capability.negotiated.Negotiated._negotiate
 MARKERS = ["announce borr", "announce eorr"]
 
 
-def _install_probe(mode: str, stock_env: str | None = None) -> dict[str, Any]:
-    env = {k: v for k, v in os.environ.items() if k != exabgp_launch.STOCK_ENV}
+def _install_probe(mode: str, stock_env: str | None = None, fast_path: bool = False) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if k not in (exabgp_launch.STOCK_ENV, exabgp_fastpath.FAST_PATH_ENV)}
     if stock_env:
         env[exabgp_launch.STOCK_ENV] = stock_env
+    if fast_path:
+        env[exabgp_fastpath.FAST_PATH_ENV] = "1"
     out = subprocess.run([sys.executable, "-c", INSTALL_PROBE, mode], capture_output=True, text=True, env=env,
                          check=True, cwd=Path(__file__).resolve().parents[2], timeout=60)
     result: dict[str, Any] = json.loads(out.stdout.splitlines()[-1])
     return result
 
 
+FAST_PATH_REPLACED = ["exabgp.reactor.api.API.process", "exabgp.reactor.api.processes.Processes.down",
+                      "exabgp.reactor.api.processes.Processes.up", "exabgp.reactor.api.response.json.JSON.down",
+                      "exabgp.reactor.api.response.json.JSON.up",
+                      "exabgp.reactor.network.connection.Connection.writer"]
+
+
 def test_the_launcher_installs_every_fix_and_sets_the_speed_exabgp_reads() -> None:
     got = _install_probe("all")
-    assert got == {"fixes": list(exabgp_launch.FIXES), "reason": f"ExaBGP {exabgp_launch.TUNED_FOR}",
+    assert got == {"fixes": [f for f in exabgp_launch.FIXES if f != "fastpath"],
+                   "reason": f"ExaBGP {exabgp_launch.TUNED_FOR}",
                    "changed": REPLACED, "commands": MARKERS, "callbacks": MARKERS,
                    "speed": float(exabgp_launch.SPEED_WITH_FIXES), "report": True}
     assert set(REPLACED) <= {str(h) for hooks in exabgp_launch.HOOKS.values() for h in hooks}  # all checked first
+
+
+def test_the_fast_path_joins_the_all_or_none_when_asked_for() -> None:
+    got = _install_probe("all", fast_path=True)
+    assert got["fixes"] == list(exabgp_launch.FIXES)
+    assert got["changed"] == sorted(REPLACED + FAST_PATH_REPLACED)
+    assert set(FAST_PATH_REPLACED) <= {str(h) for h in exabgp_launch.HOOKS["fastpath"]}  # all checked first
 
 
 def test_mcrd_exabgp_stock_installs_none_and_keeps_the_stock_speed() -> None:

@@ -235,3 +235,10 @@ def test_a_route_refresh_request_is_decoded_and_borr_eorr_are_not_requests() -> 
     assert Decoder().decode(_refresh("query", "ipv6")) == [RefreshRequested("10.0.0.2", 6)]
     for line in (_refresh("begin"), _refresh("end"), _refresh("query", "l2vpn"), _refresh("query", direction="send")):
         assert [type(p) for p in Decoder().decode(line)] == [Ignored]
+
+
+def test_the_fast_paths_session_instance_comes_with_up() -> None:
+    line = json.loads(_state("up"))
+    decoder = Decoder()
+    assert decoder.decode(json.dumps({"mcrd-instance": 7, **line})) == [PeerUp("10.0.0.2", "0.0.0.0", instance=7)]
+    assert decoder.decode(_state("up")) == [PeerUp("10.0.0.2", "0.0.0.0")]  # ExaBGP's own path: no instance
