@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mcrd.bgp import wire
+from mcrd.bgp.exabgp_hook import Hook
 from mcrd.route.attributes import ExtendedCommunity, Origin, PathAttributes
 
 FAST_PATH_ENV = "MCRD_FAST_PATH"
@@ -371,7 +372,6 @@ def waiting_for_pollout(wait_for_io: Any) -> Any:
 
 def replacements(find: Callable[[Any], Any]) -> list[tuple[Any, str, Any]]:
     """The four hooks, as (class, attribute, new value) for exabgp_launch.install() to make (and undo if need be)."""
-    from mcrd.bgp.exabgp_launch import Hook
 
     api = find(Hook("exabgp.reactor.api", "API"))
     processes = find(Hook("exabgp.reactor.api.processes", "Processes"))

@@ -25,7 +25,7 @@ Two more are about how sessions end, not speed:
    NOTIFICATION. (Its API command `neighbor X teardown N` does nothing at all in 5.0.15: `Reactor.teardown_peer`
    calls `Peer.teardown`, a generator function, without running it.) Fix: before that close, write a Cease on the
    established session, subcode 2 (Administrative Shutdown, RFC 4486) on shutdown and 3 (Peer De-configured) on
-   removal, waiting at most `CEASE_WRITE_TIMEOUT` for the socket to take it.
+   removal, waiting at most `exabgp_hook.CEASE_WRITE_TIMEOUT` for the socket to take it.
 5. ExaBGP dies with the daemon. mcrd starts ExaBGP in a session of its own (so a terminal's ^C reaches only the
    daemon): a `kill -9` of the daemon used to leave ExaBGP running, every session Established and traffic flowing
    through a dead router. `die_with_parent()` asks the kernel for SIGKILL when the parent dies (PR_SET_PDEATHSIG),
@@ -102,15 +102,14 @@ import inspect
 import json
 import os
 import runpy
-import select
 import signal
 import sys
-import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
 from mcrd.bgp import exabgp_fastpath, exabgp_listen
+from mcrd.bgp.exabgp_hook import Hook, send_cease
 
 TUNED_FOR = "5.0.15"
 STOCK_ENV = "MCRD_EXABGP_STOCK"
@@ -123,7 +122,6 @@ SPEED_ENV = "exabgp_reactor_speed"
 # 0.1 ~10,200/s and 5 % idle; at 0.01 ~13,600/s but 100 % idle, a busy loop no lab can afford. With fix 1 it does
 # not sleep while it has work, so 1.0 costs nothing (S2 1.36-1.42 s at 1.0, 1.38-1.61 s at 0.1).
 SPEED_WITH_FIXES, SPEED_STOCK = "1.0", "0.1"
-CEASE_WRITE_TIMEOUT = 1.0  # seconds a Cease may wait for a full socket before the session is closed without it
 CEASE_ADMINISTRATIVE_SHUTDOWN, CEASE_PEER_DECONFIGURED = 2, 3  # RFC 4486 subcodes of Cease (code 6)
 
 
@@ -131,19 +129,6 @@ def installed_release() -> str:
     from exabgp import version  # type: ignore[import-untyped]
 
     return str(version.release)
-
-
-@dataclass(frozen=True)
-class Hook:
-    """A name of ExaBGP's that a fix replaces or uses: `path` inside `module`, with the parameters the fix expects
-    when it is a function (None: being there is enough)."""
-
-    module: str
-    path: str
-    params: tuple[str, ...] | None = None
-
-    def __str__(self) -> str:
-        return f"{self.module}.{self.path}"
 
 
 _NEGOTIATED = "exabgp.bgp.message.open.capability.negotiated"
@@ -633,34 +618,6 @@ _INSTALLERS: dict[str, Callable[[Callable[[Hook], Any]], list[Replacement]]] = {
     "implied": _install_implied, "refresh": _install_refresh, "queue": _install_queue,
     "listen": exabgp_listen.replacements, "fastpath": exabgp_fastpath.replacements,
 }
-
-
-def send_cease(peer: Any, subcode: int, timeout: float = CEASE_WRITE_TIMEOUT,
-               states: Collection[Any] | None = None) -> bool:
-    """Fix 4: write a Cease NOTIFICATION with `subcode` on `peer`'s session if it is in one of `states` (default
-    OpenConfirm or Established); True when the whole message was written. ExaBGP closes the connection right after."""
-    from exabgp.bgp.fsm import FSM  # type: ignore[import-untyped]
-    from exabgp.bgp.message import Notify  # type: ignore[import-untyped]
-
-    proto = peer.proto
-    connection = getattr(proto, "connection", None)
-    if states is None:
-        states = (FSM.OPENCONFIRM, FSM.ESTABLISHED)
-    if connection is None or connection.io is None or peer.fsm not in states:
-        return False
-    deadline = time.monotonic() + timeout
-    try:
-        # One step per write attempt; the last one hands back the message once it is all written.
-        for step in proto.new_notification(Notify(6, subcode)):
-            if isinstance(step, Notify):
-                return True
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            select.select([], [connection.io], [], min(left, 0.05))
-    except Exception:  # a connection that broke meanwhile: ExaBGP closes it all the same
-        return False
-    return False
 
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>

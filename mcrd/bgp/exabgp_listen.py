@@ -47,6 +47,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mcrd.bgp.exabgp_hook import Hook, send_cease
+
 BGP_PORT = 179
 IP_FREEBIND = 15  # <linux/in.h>
 IPV6_FREEBIND = 78  # <linux/in6.h>, Linux 4.15+
@@ -186,7 +188,6 @@ def _refuse(reactor: Any, connection: Any, why: str) -> None:
 def _decide(peer: Any, connection: Any, peeked: PeekedOpen | None) -> None:
     from exabgp.bgp.fsm import FSM  # type: ignore[import-untyped]
 
-    from mcrd.bgp.exabgp_launch import send_cease
 
     if peeked is None or peeked.identifier is None:  # no OPEN: nothing to compare, the connection is not BGP's
         connection.close()
@@ -224,7 +225,6 @@ def replacements(find: Callable[[Any], Any]) -> list[tuple[Any, str, Any]]:
     """The three fixes, as (class, attribute, new value) for exabgp_launch.install() to make (and undo if need be)."""
     from exabgp.bgp.fsm import FSM
 
-    from mcrd.bgp.exabgp_launch import Hook
 
     listener = find(Hook("exabgp.reactor.listener", "Listener"))
     reactor = find(Hook("exabgp.reactor.loop", "Reactor"))

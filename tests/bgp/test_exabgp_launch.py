@@ -19,7 +19,7 @@ import pytest
 from exabgp.bgp.message import Action  # type: ignore[import-untyped]
 from exabgp.bgp.neighbor import Neighbor  # type: ignore[import-untyped]
 
-from mcrd.bgp import exabgp_fastpath, exabgp_launch
+from mcrd.bgp import exabgp_fastpath, exabgp_hook, exabgp_launch
 from mcrd.bgp.commands import attributes_text
 from mcrd.route.attributes import Origin, PathAttributes
 from tests.bgp.conftest import NEIGHBORS
@@ -217,7 +217,7 @@ def test_another_release_gets_none_of_the_fixes() -> None:
 
 def test_one_hook_that_does_not_fit_and_none_is_installed() -> None:
     """ExaBGP as a later release might have it: one method with other parameters, one attribute gone."""
-    def find(hook: exabgp_launch.Hook) -> Any:
+    def find(hook: exabgp_hook.Hook) -> Any:
         if hook.path == "Peer.remove":
             return lambda self, reason: None
         if hook.path == "FSM.OPENCONFIRM":
