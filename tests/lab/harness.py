@@ -491,6 +491,20 @@ class Lab:
                 return s.log
         raise KeyError(proc.pid)
 
+    def json_log(self, proc: subprocess.Popen[bytes]) -> list[dict[str, Any]]:
+        """The JSON lines of a process's log (mcrd's structlog output), skipping any other line."""
+        out = []
+        for line in self.log_of(proc).read_text(errors="replace").splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+        return out
+
+    def log_events(self, proc: subprocess.Popen[bytes], name: str) -> list[dict[str, Any]]:
+        """The lines of `proc`'s JSON log whose `event` is `name`, in order."""
+        return [entry for entry in self.json_log(proc) if entry.get("event") == name]
+
     def stop_processes(self, procs: Sequence[subprocess.Popen[bytes]], timeout: float = STOP_TIMEOUT) -> None:
         """Stop processes by pid: SIGTERM all, wait up to ``timeout``, then SIGKILL the rest.  Reaps them."""
         alive = [p for p in procs if p.poll() is None]

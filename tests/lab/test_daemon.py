@@ -119,14 +119,7 @@ class Hub:
     exabgp_processes: int
 
     def log(self) -> list[dict[str, Any]]:
-        lines = self.lab.log_of(self.proc).read_text(errors="replace").splitlines()
-        out = []
-        for line in lines:
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue
-        return out
+        return self.lab.json_log(self.proc)
 
     def events(self, name: str) -> list[dict[str, Any]]:
         return [entry for entry in self.log() if entry.get("event") == name]

@@ -84,15 +84,7 @@ class Heal:
     bird: BirdPeer
 
     def events(self, name: str) -> list[dict[str, Any]]:
-        out = []
-        for line in self.lab.log_of(self.mcrd).read_text(errors="replace").splitlines():
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if entry.get("event") == name:
-                out.append(entry)
-        return out
+        return self.lab.log_events(self.mcrd, name)
 
     def kernel(self) -> dict[str, str]:
         """mcrd's routes in the hub's kernel, prefix -> gateway."""

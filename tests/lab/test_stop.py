@@ -76,15 +76,7 @@ class Stop:
                                    label="mcrd")
 
     def events(self, name: str) -> list[dict[str, Any]]:
-        out = []
-        for line in self.lab.log_of(self.mcrd).read_text(errors="replace").splitlines():
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if entry.get("event") == name:
-                out.append(entry)
-        return out
+        return self.lab.log_events(self.mcrd, name)
 
     def exabgp_pids(self) -> list[int]:
         return [int(e["pid"]) for e in self.events("exabgp_started")]

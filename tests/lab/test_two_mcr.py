@@ -102,11 +102,7 @@ class TwoMcr:
 
     def session_up(self, node: str, peer: str) -> bool:
         up = False
-        for line in self.lab.log_of(self.procs[node]).read_text(errors="replace").splitlines():
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
+        for entry in self.lab.json_log(self.procs[node]):
             if entry.get("peer") == peer and entry.get("event") in ("session_up", "session_down"):
                 up = entry["event"] == "session_up"
         return up

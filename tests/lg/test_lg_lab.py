@@ -126,13 +126,7 @@ class Topo:
         return self.hub.run(sys.executable, "-m", "mcrd", "lg", *argv, "--api", API, check=check)
 
     def log(self) -> list[dict[str, Any]]:
-        out = []
-        for line in self.lab.log_of(self.proc).read_text(errors="replace").splitlines():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue
-        return out
+        return self.lab.json_log(self.proc)
 
     def exabgp_pid(self) -> int:
         return int([e for e in self.log() if e.get("event") == "exabgp_started"][-1]["pid"])
