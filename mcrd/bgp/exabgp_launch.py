@@ -74,7 +74,10 @@ One more is opt-in while it matures, `fastpath` (fix 9): with `MCRD_FAST_PATH=1`
 ExaBGP inherits, it joins the all or none (`default_fixes`). The send fast path (issue 14): compact commands carrying
 the attributes once, the NLRI once and the session instances they are for, packed per session by mcrd/bgp/wire.py
 and written through one ordered byte queue per connection that ExaBGP's own messages also go through; session
-instances tagged on `up` (mcrd/bgp/exabgp_fastpath.py).
+instances tagged on `up` (mcrd/bgp/exabgp_fastpath.py). With it, `receive` (fix 10): the UPDATEs peers send that
+mcrd's strict decoder takes skip ExaBGP's parse and JSON and reach the daemon as their bytes; everything else is
+parsed by ExaBGP as stock (mcrd/bgp/exabgp_receive.py). It joins the all or none with `fastpath`;
+`MCRD_FAST_RECEIVE=0` leaves it out.
 
 Listening for BGP (binding absent addresses, resolving connection collisions as RFC 4271 6.8 says) has its own
 fixes, in exabgp_listen.py: here they are one more, `listen`.
@@ -108,7 +111,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, M
 from dataclasses import dataclass
 from typing import Any
 
-from mcrd.bgp import exabgp_fastpath, exabgp_listen
+from mcrd.bgp import exabgp_fastpath, exabgp_listen, exabgp_receive
 from mcrd.bgp.exabgp_hook import Hook, send_cease
 
 TUNED_FOR = "5.0.15"
@@ -224,13 +227,35 @@ HOOKS["fastpath"] = (
     Hook("exabgp.protocol.family", "AFI.ipv6"),
     Hook("exabgp.protocol.family", "SAFI.unicast"),
 )
-FIXES = tuple(HOOKS)  # 1 to 4, 6 to 8, exabgp_listen.py's and 9 (opt-in)
-OPT_IN = {"fastpath": exabgp_fastpath.FAST_PATH_ENV}  # installed only when this variable is 1
+# Fix 10, opt-in with fix 9 (exabgp_receive.py): the receive fast path.
+HOOKS["receive"] = (
+    Hook("exabgp.bgp.message.update", "Update.unpack_message", ("data", "direction", "negotiated")),
+    Hook(f"{_FAST}.api.response.json", "JSON.update",
+         ("self", "neighbor", "direction", "update", "negotiated", "header", "body")),
+    Hook("exabgp.bgp.message.update", "Update.__init__", ("self", "nlris", "attributes")),  # FastUpdate's base
+    Hook("exabgp.bgp.message.update.attribute", "Attributes.__init__", ("self",)),
+    Hook("exabgp.bgp.message.direction", "Direction.IN"),
+    Hook("exabgp.bgp.message.open.capability.negotiated", "Negotiated.__init__", ("self", "neighbor")),  # .neighbor
+    Hook("exabgp.bgp.message.open.capability.negotiated", "RequirePath.receive", ("self", "afi", "safi")),
+    # What a FastUpdate goes through as any UPDATE does: counted, the hold timer reset, written in order.
+    Hook(f"{_FAST}.protocol", "Protocol.read_message", ("self",)),
+    Hook("exabgp.bgp.timer", "ReceiveTimer.check_ka", ("self", "message", "ignore")),
+    Hook(f"{_FAST}.api.processes", "Processes.write", ("self", "process", "string", "neighbor")),
+    Hook("exabgp.protocol.family", "AFI.ipv4"),
+    Hook("exabgp.protocol.family", "AFI.ipv6"),
+    Hook("exabgp.protocol.family", "SAFI.unicast"),
+)
+FIXES = tuple(HOOKS)  # 1 to 4, 6 to 8, exabgp_listen.py's, 9 and 10 (opt-in)
+# Installed only when this variable is 1.
+OPT_IN = {"fastpath": exabgp_fastpath.FAST_PATH_ENV, "receive": exabgp_fastpath.FAST_PATH_ENV}
+# Left out when this variable is 0: the send fast path alone, to measure what the receive side adds.
+OPT_OUT = {"receive": exabgp_receive.RECEIVE_ENV}
 
 
 def default_fixes(environ: Mapping[str, str] = os.environ) -> tuple[str, ...]:
-    """What mcrd installs: FIXES, without an opt-in one its variable does not ask for."""
-    return tuple(name for name in FIXES if name not in OPT_IN or environ.get(OPT_IN[name]) == "1")
+    """What mcrd installs: FIXES, without an opt-in one its variable does not ask for (or an opted-out one)."""
+    return tuple(name for name in FIXES if (name not in OPT_IN or environ.get(OPT_IN[name]) == "1")
+                 and environ.get(OPT_OUT.get(name, ""), "") != "0")
 
 
 def resolve(hook: Hook) -> Any:
@@ -617,6 +642,7 @@ _INSTALLERS: dict[str, Callable[[Callable[[Hook], Any]], list[Replacement]]] = {
     "poll": _install_poll, "copy": _install_copy, "sort": _install_sort, "cease": _install_cease,
     "implied": _install_implied, "refresh": _install_refresh, "queue": _install_queue,
     "listen": exabgp_listen.replacements, "fastpath": exabgp_fastpath.replacements,
+    "receive": exabgp_receive.replacements,
 }
 
 

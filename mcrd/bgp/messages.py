@@ -8,6 +8,11 @@ ExaBGP applies RFC 7606 to most malformed attributes itself (it reports a treat-
 `no-nexthop`, an undefined ORIGIN as `"origin": "invalid"`, a missing ORIGIN as no `origin` at all, a zero-length
 AS_PATH segment as an empty one (captured in tests/bgp/fixtures/exabgp-5.0.15-malformed.jsonl). Those announcements
 are treated as withdrawn here (RFC 7606 3.d, 7.1, 7.2), and the withdrawals of the same UPDATE are always kept.
+
+With the receive fast path (exabgp_receive.py) a plain UPDATE comes as its bytes, `mcrd-update PEER ...`, decoded by
+mcrd.bgp.wire_decode into the same inputs. The launcher sends only what `wire_decode.parse` takes, the same function
+run here; a line it still does not take (a bug, or a line damaged on the way) is `Malformed` with the peer, so the
+speaker resets that session as for any UPDATE it cannot read: its routes at the peer are unknown.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
+from mcrd.bgp import wire_decode
 from mcrd.rib.inputs import EndOfRib, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
 from mcrd.route.attributes import ExtendedCommunity, Origin, PathAttributes
 
@@ -119,6 +125,8 @@ class Decoder:
             return [Ack(text == "done")]
         if not text:
             return []
+        if text.startswith(wire_decode.LINE):
+            return _fast_update(text)
         message: Any = None
         try:
             message = json.loads(text)
@@ -166,6 +174,23 @@ class Decoder:
             self.negotiated.pop(peer, None)
             return [PeerDown(peer, str(neighbor.get("reason", "")))]
         return [Ignored(f"state {state}")]
+
+
+def _fast_update(text: str) -> list[Decoded]:
+    """A received UPDATE the receive fast path passed on as its bytes."""
+    try:
+        peer, session, body = wire_decode.read_line(text)
+    except ValueError as exc:
+        words = text.split(" ", 2)
+        try:
+            peer_of_line: str | None = _address(words[1]) if len(words) > 1 else None
+        except ValueError:
+            peer_of_line = None
+        return [Malformed(text[:200], f"fast path UPDATE line: {exc}", peer_of_line)]
+    plain = wire_decode.parse(body, session)
+    if plain is None:
+        return [Malformed(text[:200], "fast path UPDATE the strict decoder does not take", peer)]
+    return list(wire_decode.routes(peer, plain))
 
 
 def _refresh(peer: str, neighbor: dict[str, Any]) -> list[Decoded]:

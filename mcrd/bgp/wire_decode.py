@@ -84,7 +84,7 @@ def _segments(value: bytes, width: int) -> tuple[tuple[int, ...], tuple[int, ...
     """AS_PATH's numbers as (sequence, set), as mcrd.bgp.messages reads ExaBGP's segments; None if not plain."""
     sequence: list[int] = []
     as_set: list[int] = []
-    fmt = "!%dI" if width == 4 else "!%dH"
+    code = "I" if width == 4 else "H"
     i, end = 0, len(value)
     while i < end:
         if end - i < 2:
@@ -93,7 +93,7 @@ def _segments(value: bytes, width: int) -> tuple[tuple[int, ...], tuple[int, ...
         size = count * width
         if kind not in (AS_SET, AS_SEQUENCE) or count == 0 or i + 2 + size > end:
             return None
-        numbers = struct.unpack_from(fmt % count, value, i + 2)
+        numbers = struct.unpack_from(f"!{count}{code}", value, i + 2)
         (sequence if kind == AS_SEQUENCE else as_set).extend(numbers)
         i += 2 + size
     return tuple(sequence), tuple(as_set)
@@ -102,7 +102,7 @@ def _segments(value: bytes, width: int) -> tuple[tuple[int, ...], tuple[int, ...
 def _route_targets(value: bytes) -> tuple[int, ...] | None:
     if not value or len(value) % 8:
         return None
-    found = struct.unpack("!%dQ" % (len(value) // 8), value)
+    found = struct.unpack(f"!{len(value) // 8}Q", value)
     for ext in found:
         if ext >> 56 not in ROUTE_TARGETS or (ext >> 48) & 0xFF != 0x02:
             return None
@@ -150,9 +150,8 @@ def _plain(withdrawn: bytes, announced: bytes, seen: dict[int, bytes], session: 
         family = 6
         announced = withdrawn = b""
         hop = b""
-        if unreach is not None:
-            if unreach[:3] != b"\x00\x02\x01" or not _nlri_ok(withdrawn := unreach[3:], 128):
-                return None
+        if unreach is not None and (unreach[:3] != b"\x00\x02\x01" or not _nlri_ok(withdrawn := unreach[3:], 128)):
+            return None
         if reach is not None:
             if reach[:3] != b"\x00\x02\x01" or len(reach) < 4:
                 return None
@@ -198,9 +197,9 @@ def _plain(withdrawn: bytes, announced: bytes, seen: dict[int, bytes], session: 
         family, withdrawn, announced, origin[0], segments[0], segments[1], hop,
         None if med is None else int.from_bytes(med, "big"),
         None if local_pref is None else int.from_bytes(local_pref, "big"),
-        () if communities is None else tuple(sorted(set(struct.unpack("!%dI" % (len(communities) // 4), communities)))),
+        () if communities is None else tuple(sorted(set(struct.unpack(f"!{len(communities) // 4}I", communities)))),
         targets,
-        () if large is None else tuple(sorted(set(struct.iter_unpack("!III", large)))))  # type: ignore[arg-type]
+        () if large is None else tuple(sorted(set(struct.iter_unpack("!III", large)))))
 
 
 def _ipv6_hops_ok(hop: bytes) -> bool:
@@ -269,3 +268,30 @@ def routes(peer: str, plain: Plain) -> list[RoutesWithdrawn | RoutesAnnounced]:
         large_communities=tuple(f"{a}:{b}:{c}" for a, b, c in plain.large))
     out.append(RoutesAnnounced(peer, attrs, tuple(dict.fromkeys(prefixes(plain.announced, plain.family)))))
     return out
+
+
+# --- the line the launcher writes to the daemon ----------------------------------------------------------------------
+
+LINE = "mcrd-update "  # then the peer, 2 or 4 (AS number width), the families (4, 6, 46), the body in hex
+
+
+def update_line(peer: str, session: Session, body: bytes) -> str:
+    """What the launcher writes on the API pipe for an UPDATE `parse` took, instead of ExaBGP's JSON for it."""
+    families = "".join(str(family) for family in sorted(session.families))
+    return f"{LINE}{peer} {4 if session.asn4 else 2} {families} {body.hex()}"
+
+
+def read_line(text: str) -> tuple[str, Session, bytes]:
+    """(peer, session, body) of an `update_line`; ValueError naming what is wrong."""
+    parts = text.split(" ")
+    if len(parts) != 5 or parts[0] != LINE.strip():
+        raise ValueError(f"expected {LINE.strip()!r} PEER WIDTH FAMILIES HEX")
+    _, peer, width, families, body = parts
+    if width not in ("2", "4") or not families or set(families) - {"4", "6"}:
+        raise ValueError(f"AS number width {width!r} or families {families!r} unknown")
+    try:
+        address = str(ipaddress.ip_address(peer))
+        data = bytes.fromhex(body)
+    except ValueError as exc:
+        raise ValueError(f"peer or body unreadable: {exc}") from None
+    return address, Session(width == "4", frozenset(int(f) for f in families)), data
