@@ -236,7 +236,7 @@ def odd_body(draw: st.DrawFn, asn4: bool, family: int) -> bytes:
     attributes: list[bytes] = valid_attributes(asn4, family) if valid else []
     for odd in draw(st.lists(odd_attribute(asn4, family), max_size=4 if attributes else 8)):
         attributes.insert(draw(st.integers(0, len(attributes))), odd)
-    if attributes and draw(st.booleans()):
+    if draw(st.booleans()) and attributes:
         attributes.pop(draw(st.integers(0, len(attributes) - 1)))  # a mandatory one missing, sometimes
     attrs = b"".join(attributes)
     nlri = r.prefixes(draw(st.lists(st.sampled_from(["10.0.0.0/8", "10.1.0.0/16", "192.0.2.0/24", "0.0.0.0/0",
