@@ -182,7 +182,8 @@ with open(out, "ab", 0) as sink:
 class Hub:
     """ExaBGP through mcrd's launcher with the fast path on: one neighbor, the raw peer, that ExaBGP connects to."""
 
-    def __init__(self, tmp: Path, port: int, environ: dict[str, str] | None = None) -> None:
+    def __init__(self, tmp: Path, port: int, environ: dict[str, str] | None = None,
+                 api: str = "neighbor-changes;") -> None:
         self.out, self.fifo = tmp / "api.jsonl", tmp / "commands"
         os.mkfifo(self.fifo)
         bridge = tmp / "bridge.py"
@@ -196,7 +197,7 @@ neighbor {PEER} {{
     adj-rib-out false; manual-eor true;
     family {{ ipv4 unicast; ipv6 unicast; }}
     capability {{ route-refresh disable; graceful-restart disable; extended-message enable; }}
-    api {{ processes [ mcrd ]; neighbor-changes; }}
+    api {{ processes [ mcrd ]; {api} }}
 }}
 """)
         env = {**os.environ, **exabgp_config.environment(), exabgp_fastpath.FAST_PATH_ENV: "1",

@@ -19,7 +19,7 @@ import pytest
 from exabgp.bgp.message import Action  # type: ignore[import-untyped]
 from exabgp.bgp.neighbor import Neighbor  # type: ignore[import-untyped]
 
-from mcrd.bgp import exabgp_fastpath, exabgp_hook, exabgp_launch
+from mcrd.bgp import exabgp_fastpath, exabgp_hook, exabgp_launch, exabgp_receive
 from mcrd.bgp.commands import attributes_text
 from mcrd.route.attributes import Origin, PathAttributes
 from tests.bgp.conftest import NEIGHBORS
@@ -160,7 +160,8 @@ MARKERS = ["announce borr", "announce eorr"]
 
 
 def _install_probe(mode: str, stock_env: str | None = None, fast_path: bool = False) -> dict[str, Any]:
-    env = {k: v for k, v in os.environ.items() if k not in (exabgp_launch.STOCK_ENV, exabgp_fastpath.FAST_PATH_ENV)}
+    env = {k: v for k, v in os.environ.items()
+           if k not in (exabgp_launch.STOCK_ENV, exabgp_fastpath.FAST_PATH_ENV, exabgp_receive.RECEIVE_ENV)}
     if stock_env:
         env[exabgp_launch.STOCK_ENV] = stock_env
     if fast_path:
@@ -175,11 +176,12 @@ FAST_PATH_REPLACED = ["exabgp.reactor.api.API.process", "exabgp.reactor.api.proc
                       "exabgp.reactor.api.processes.Processes.up", "exabgp.reactor.api.response.json.JSON.down",
                       "exabgp.reactor.api.response.json.JSON.up",
                       "exabgp.reactor.network.connection.Connection.writer"]
+RECEIVE_REPLACED = ["exabgp.bgp.message.update.Update.unpack_message", "exabgp.reactor.api.response.json.JSON.update"]
 
 
 def test_the_launcher_installs_every_fix_and_sets_the_speed_exabgp_reads() -> None:
     got = _install_probe("all")
-    assert got == {"fixes": [f for f in exabgp_launch.FIXES if f != "fastpath"],
+    assert got == {"fixes": [f for f in exabgp_launch.FIXES if f not in ("fastpath", "receive")],
                    "reason": f"ExaBGP {exabgp_launch.TUNED_FOR}",
                    "changed": REPLACED, "commands": MARKERS, "callbacks": MARKERS,
                    "speed": float(exabgp_launch.SPEED_WITH_FIXES), "report": True}
@@ -189,8 +191,17 @@ def test_the_launcher_installs_every_fix_and_sets_the_speed_exabgp_reads() -> No
 def test_the_fast_path_joins_the_all_or_none_when_asked_for() -> None:
     got = _install_probe("all", fast_path=True)
     assert got["fixes"] == list(exabgp_launch.FIXES)
-    assert got["changed"] == sorted(REPLACED + FAST_PATH_REPLACED)
+    assert got["changed"] == sorted(REPLACED + FAST_PATH_REPLACED + RECEIVE_REPLACED)
     assert set(FAST_PATH_REPLACED) <= {str(h) for h in exabgp_launch.HOOKS["fastpath"]}  # all checked first
+    assert set(RECEIVE_REPLACED) <= {str(h) for h in exabgp_launch.HOOKS["receive"]}
+
+
+def test_the_receive_fast_path_comes_with_the_send_one_and_can_be_left_out() -> None:
+    assert "receive" not in exabgp_launch.default_fixes({})
+    assert {"fastpath", "receive"} <= set(exabgp_launch.default_fixes({exabgp_fastpath.FAST_PATH_ENV: "1"}))
+    alone = exabgp_launch.default_fixes({exabgp_fastpath.FAST_PATH_ENV: "1", exabgp_receive.RECEIVE_ENV: "0"})
+    assert "fastpath" in alone
+    assert "receive" not in alone
 
 
 def test_mcrd_exabgp_stock_installs_none_and_keeps_the_stock_speed() -> None:
