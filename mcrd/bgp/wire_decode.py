@@ -262,7 +262,7 @@ def routes(peer: str, plain: Plain) -> list[RoutesWithdrawn | RoutesAnnounced]:
         return out
     if plain.family == 4:
         hop = socket.inet_ntoa(plain.next_hop)
-    elif len(plain.next_hop) == 32 and ipaddress.IPv6Address(peer).is_link_local:
+    elif len(plain.next_hop) == 32 and ":" in peer and ipaddress.IPv6Address(peer).is_link_local:
         hop = str(ipaddress.IPv6Address(plain.next_hop[16:]))  # messages._hop_rank: the one on the session's link
     else:
         hop = str(ipaddress.IPv6Address(plain.next_hop[:16]))

@@ -10,6 +10,9 @@ truncations) it gives that or defers (None), never something else, never an exce
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import functools
 import ipaddress
 import struct
 from typing import Any
@@ -28,6 +31,7 @@ from hypothesis import strategies as st
 from mcrd.bgp import wire, wire_decode
 from mcrd.bgp.commands import attributes_text
 from mcrd.bgp.messages import Decoder
+from mcrd.rib.inputs import RoutesAnnounced
 from mcrd.route.attributes import ExtendedCommunity, PathAttributes
 from tests.bgp import rawbgp as r
 from tests.bgp.malformed import CASES, Ctx
@@ -147,6 +151,37 @@ def test_ipv6_next_hops_global_and_link_local(link_local_peer: bool, attrs: Path
             assert wire_decode.routes(peer, plain) == expected
     else:
         check(s, body, plain=second != "2001:db8::3")
+
+
+@functools.cache
+def dual_session(asn4: bool) -> Session:
+    """A session over IPv4 that negotiated IPv6 unicast too."""
+    s = session(asn4, False, False, 4)
+    negotiated = copy.copy(s.negotiated)
+    negotiated.families = [*s.negotiated.families, *session(asn4, False, False, 6).negotiated.families]
+    negotiated.cached_wire, negotiated.cached_attributes = b"", None
+    return dataclasses.replace(s, negotiated=negotiated)
+
+
+@pytest.mark.parametrize("asn4", [True, False])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_both_families_on_one_session_read_as_exabgp_reads_them(asn4: bool, data: st.DataObject) -> None:
+    s = dual_session(asn4)
+    both = wire_decode.Session(asn4, frozenset({4, 6}))
+    attrs = data.draw(plain_attributes.filter(lambda a: asn4 or max((*a.as_path, *a.as_set, 0)) <= 0xFFFF))
+    for family in (4, 6):
+        nlris = [wire.nlri(prefix)[1] for prefix in data.draw(prefixes(family))]
+        hop = ADDRESSES[family][1]
+        bodies_ = bodies(list(wire.announcements(attrs, family, nlris, wire.Profile(asn4=asn4), hop)))
+        if family == 6:
+            bodies_.append(with_hops(bodies_[0], ipaddress.IPv6Address(hop).packed
+                                     + ipaddress.IPv6Address("fe80::2").packed))
+        bodies_ += bodies(list(wire.withdrawals(family, nlris, wire.Profile(asn4=asn4))))
+        for body in bodies_:
+            plain = wire_decode.parse(body, both)
+            assert plain is not None
+            assert wire_decode.routes(ADDRESSES[4][0], plain) == exabgp_inputs(s, body)
 
 
 @pytest.mark.parametrize(("asn4", "family"), SESSIONS)
@@ -312,3 +347,14 @@ def test_prefix_text_is_what_messages_writes() -> None:
     blob = bytes([112]) + ipaddress.IPv6Address("::1:0").packed[:14] + bytes([128]) + ipaddress.IPv6Address(
         "::ffff:1.2.3.4").packed
     assert wire_decode.prefixes(blob, 6) == ["::1:0/112", "::ffff:102:304/128"]
+
+
+def test_ipv6_routes_from_an_ipv4_session_use_the_global_next_hop() -> None:
+    """A session over IPv4 that negotiated IPv6 unicast too: the link-local hop is not on its link."""
+    hops = ipaddress.IPv6Address("2001:db8::2").packed + ipaddress.IPv6Address("fe80::2").packed
+    reach = r.attr(wire.MP_REACH, struct.pack("!HBB", 2, 1, 32) + hops + b"\0" + r.prefixes(["2001:db8:1::/48"]))
+    body = r.update(attributes=r.origin(0) + r.as_path(64512) + reach)[wire.HEADER_LEN:]
+    plain = wire_decode.parse(body, wire_decode.Session(True, frozenset({4, 6})))
+    assert plain is not None
+    assert wire_decode.routes("192.0.2.1", plain) == [
+        RoutesAnnounced("192.0.2.1", PathAttributes("2001:db8::2", (64512,)), ("2001:db8:1::/48",))]
