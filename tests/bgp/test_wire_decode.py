@@ -169,7 +169,10 @@ def dual_session(asn4: bool) -> Session:
 def test_both_families_on_one_session_read_as_exabgp_reads_them(asn4: bool, data: st.DataObject) -> None:
     s = dual_session(asn4)
     both = wire_decode.Session(asn4, frozenset({4, 6}))
-    attrs = data.draw(plain_attributes.filter(lambda a: asn4 or max((*a.as_path, *a.as_set, 0)) <= 0xFFFF))
+    attrs = data.draw(plain_attributes)
+    if not asn4:  # 2-byte numbers only: a 4-byte one would need an AS4_PATH (deferred)
+        attrs = dataclasses.replace(attrs, as_path=tuple(a & 0xFFFF or 1 for a in attrs.as_path),
+                                    as_set=tuple({a & 0xFFFF or 1 for a in attrs.as_set}))
     for family in (4, 6):
         nlris = [wire.nlri(prefix)[1] for prefix in data.draw(prefixes(family))]
         hop = ADDRESSES[family][1]
