@@ -277,6 +277,26 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
 
 
+def cpu_by_thread(pid: int) -> dict[str, float]:
+    """CPU seconds of each thread of `pid`, as "TID name" (Python does not name its OS threads: the main thread's
+    TID is the PID)."""
+    out: dict[str, float] = {}
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/stat") as handle:
+                head, _, rest = handle.read().rpartition(")")
+            fields = rest.split()
+            name = head.partition("(")[2]
+            out[f"{task} {name}"] = (int(fields[11]) + int(fields[12])) / _TICK
+        except (OSError, IndexError):
+            continue
+    return out
+
+
 def rss_bytes(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/statm") as handle:
@@ -338,6 +358,10 @@ class TreeSampler(threading.Thread):
 
     def cpu_by_process(self) -> dict[str, float]:
         return {f"{pid} {self.seen.get(pid) or comm(pid)}": cpu_seconds(pid) for pid in tree(self.roots)}
+
+    def cpu_by_thread(self) -> dict[str, float]:
+        """CPU seconds of every thread of the tree, named "PID TID name"."""
+        return {f"{pid} {name}": cpu for pid in tree(self.roots) for name, cpu in cpu_by_thread(pid).items()}
 
     def hwm(self) -> int:
         """Sum of each process's own peak RSS (VmHWM): an upper bound of the tree's peak."""

@@ -222,10 +222,15 @@ def run_once(args: argparse.Namespace, run: int) -> dict[str, Any]:
         profiles = start_profiles(args, hub, "announce") if args.profile else []
 
         # --- announce -----------------------------------------------------------------------------------------
-        cpu0 = sampler.cpu()
+        cpu0, by0, threads0 = sampler.cpu(), sampler.cpu_by_process(), sampler.cpu_by_thread()
         t0 = signal_spokes(ctls, "enable gen")
         row.update(converge_announce(args, ctls, topo, expected, monitor, fib, t0))
         row["cpu_announce_s"] = round(sampler.cpu() - cpu0, 2)
+        row["cpu_announce_by_process_s"] = {name[:60]: round(cpu - by0.get(name, 0.0), 3)
+                                            for name, cpu in sampler.cpu_by_process().items()}
+        row["cpu_announce_by_thread_s"] = {name: round(cpu - threads0.get(name, 0.0), 3)
+                                           for name, cpu in sampler.cpu_by_thread().items()
+                                           if cpu - threads0.get(name, 0.0) > 0}
         row["rss_peak_announce_mib"] = round(sampler.peak / 2**20, 1)
         finished = stop_profiles(profiles)
         time.sleep(args.settle)
@@ -401,8 +406,8 @@ def start_profiles(args: argparse.Namespace, hub: Hub, phase: str) -> list[dict[
     for pid in pids:
         name = "exabgp" if "exabgp" in comm(pid) else "mcrd"
         path = Path(args.profile) / f"{args.shape}-{phase}-{name}.txt"
-        proc = subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--format", "raw", "--rate", "100",
-                                 "--nonblocking", "--output", str(path)],
+        proc = subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--format", "raw",
+                                 "--rate", str(args.profile_rate), "--nonblocking", "--output", str(path)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         out.append({"pid": pid, "name": name, "path": str(path), "proc": proc})
     time.sleep(1.0)  # py-spy attaches
@@ -450,6 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--variant", default="", help="a label for this configuration in the results")
     parser.add_argument("--profile", metavar="DIR",
                         help="mcrd only: py-spy the daemon and ExaBGP (announce and withdraw)")
+    parser.add_argument("--profile-rate", type=int, default=100, metavar="HZ", help="py-spy's sampling rate")
     parser.add_argument("--keep-logs", metavar="DIR", help="copy every daemon log there")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser

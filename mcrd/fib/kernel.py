@@ -72,7 +72,7 @@ class KernelFib:
 
     def __init__(self, *, metric: int = nl.MCRD_METRIC, route_socket: nl.RouteSocket | None = None) -> None:
         self.metric = metric
-        self._sock = route_socket or nl.RouteSocket()
+        self._sock = route_socket or nl.RouteSocket(ack_every=False)  # acks for failures only: cheaper
         self._index: dict[str, int] = {}
         self._name: dict[int, str] = {}
         self._may_refresh = True

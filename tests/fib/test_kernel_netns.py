@@ -177,3 +177,40 @@ def test_ten_thousand_routes_each_way(lab: Lab, fib: KernelFib) -> None:
     flushed = fib.flush()
     assert (flushed.removed, flushed.errors) == (10_000, ())
     assert fib.dump() == {}
+
+
+def test_acks_for_failures_only_still_name_each_failure_the_last_of_a_batch_too(lab: Lab) -> None:
+    # KernelFib's own socket asks the kernel for an ack on the last message of a batch only: the kernel reports
+    # failures all the same, and the last ack says the batch is done, whether that message went in or not.
+    fib = in_netns(lab.ns, lambda: KernelFib(route_socket=RouteSocket(max_batch=100, ack_every=False)))
+    try:
+        v4, _ = hops(lab)
+        far = FibNextHop("198.51.100.1", lab.near)  # not on the link: ENETUNREACH
+        good = tuple(f"10.60.{n}.0/24" for n in range(250))
+        bad = ("10.61.0.0/24", "10.61.1.0/24", "10.61.2.0/24")
+        # Batches of 100: the failures fall in the middle of the first, at the end of the third (the last message).
+        errors = fib.apply([FibInstall(v4, good[:50]), FibInstall(far, bad[:1]), FibInstall(v4, good[50:]),
+                            FibInstall(far, bad[1:])], [])
+        assert sorted((e.prefix, e.errno) for e in errors) == [(p, errno.ENETUNREACH) for p in bad]
+        assert set(our_routes(lab.ns)) == set(good)
+        assert fib._sock.overruns == 0
+    finally:
+        fib.close()
+
+
+def test_failure_reports_lost_to_a_full_receive_buffer_are_asked_for_again(lab: Lab) -> None:
+    # Thousands of failures in one batch overflow a tiny receive buffer: the batch goes again with every ack, so
+    # each failure is still named and every good route is in.
+    fib = in_netns(lab.ns, lambda: KernelFib(route_socket=RouteSocket(rcvbuf=4096, max_batch=3000, ack_every=False)))
+    try:
+        v4, _ = hops(lab)
+        far = FibNextHop("198.51.100.1", lab.near)
+        bad = tuple(f"10.{n >> 8}.{n & 255}.0/24" for n in range(4000))
+        good = tuple(f"10.200.{n}.0/24" for n in range(200))
+        errors = fib.apply([FibInstall(far, bad), FibInstall(v4, good)], [])
+        assert fib._sock.overruns > 0  # the path under test was taken
+        assert sorted(e.prefix for e in errors) == sorted(bad)
+        assert {e.errno for e in errors} == {errno.ENETUNREACH}
+        assert set(our_routes(lab.ns)) == set(good)
+    finally:
+        fib.close()
