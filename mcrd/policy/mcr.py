@@ -464,6 +464,13 @@ def export_to(
     return out
 
 
+def export_by_prefix(source: PeerPolicy | None, target: PeerPolicy) -> bool:
+    """Whether `export_to` may answer differently for two prefixes of one route (source, attributes): only the
+    target's export lists (step 3) and the family of a route the MCR originates look at the prefix. When not, the
+    caller may export a route once for all its prefixes."""
+    return source is None or target.export_whitelist is not None or target.export_blacklist is not None
+
+
 def _replace(attrs: PathAttributes, *, med: int | None) -> PathAttributes:
     return PathAttributes(attrs.next_hop, attrs.as_path, attrs.origin, med, attrs.local_pref, attrs.communities,
                           attrs.as_set, attrs.extended_communities, attrs.large_communities)

@@ -19,20 +19,6 @@ class AdjRibOut:
         self.before: dict[str, PathAttributes | None] = {}
         self.memo = mcr.ExportMemo()
 
-    def set(self, prefix: str, out: PathAttributes | None) -> bool:
-        """Hold `out` (None: nothing) for `prefix`; True when this is the round's first change of the peer's."""
-        current = self.routes.get(prefix)
-        if out is current:
-            return False
-        first = prefix not in self.before
-        if first:
-            self.before[prefix] = current
-        if out is None:
-            del self.routes[prefix]
-        else:
-            self.routes[prefix] = out
-        return first
-
     def reset(self) -> None:
         """The session is gone: nothing to withdraw from it, nothing remembered."""
         self.routes.clear()
@@ -42,21 +28,35 @@ class AdjRibOut:
     def changes(self, key: str) -> tuple[Withdraw | None, list[Announce]]:
         """The round's net change of what the peer holds, as one withdrawal and one announcement per attributes
         object (one ExaBGP command each); forgets the round."""
+        if not any(self.before.values()):  # nothing sent before the round (the usual burst): maybe one group
+            now = list(map(self.routes.get, self.before))
+            one = now[0] if now else None
+            if one is not None and now.count(one) == len(now):  # count: `is` first, then == (equal is as good)
+                prefixes = tuple(self.before)
+                self.before.clear()
+                return None, [Announce(key, one, prefixes)]
         groups: dict[int, tuple[PathAttributes, list[str]]] = {}
         gone: list[str] = []
-        routes = self.routes
+        get = self.routes.get
+        last: PathAttributes | None = None  # successive prefixes mostly share their attributes: their group
+        last_group: list[str] = []
         for prefix, before in self.before.items():
-            sent = routes.get(prefix)
+            sent = get(prefix)
             if sent is before:
                 continue
             if sent is None:
                 gone.append(prefix)
-            elif before is None or sent != before:
+            elif before is not None and sent == before:
+                continue
+            elif sent is last:
+                last_group.append(prefix)
+            else:
                 group = groups.get(id(sent))
                 if group is None:
-                    groups[id(sent)] = (sent, [prefix])
+                    group = groups[id(sent)] = (sent, [prefix])
                 else:
                     group[1].append(prefix)
+                last, last_group = sent, group[1]
         self.before.clear()
         withdraw = Withdraw(key, tuple(gone)) if gone else None
         return withdraw, [Announce(key, attrs, tuple(prefixes)) for attrs, prefixes in groups.values()]

@@ -35,6 +35,7 @@ from mcrd.rib.round import Round
 from mcrd.route.attributes import PathAttributes
 
 _INTERN_MAX = 4096
+_NO_RUN = object()
 _NO_SUCH_PEER = "no BGP connection has this peer address"
 
 
@@ -56,6 +57,7 @@ class RouteProcessor:
         # equal attributes share their export results (ExportMemo, Announce groups) and memory.
         self._interned: dict[PathAttributes, PathAttributes] = {}
         self._now = 0.0
+        self._changed: dict[str, None] = {}  # the prefixes whose best route changed in this input, in order
         self._round = Round()
         self._touched = self._round.touched  # the peers whose RIBs changed in this round
 
@@ -80,6 +82,8 @@ class RouteProcessor:
             if peer is not None:
                 peer.eor.add(item.family)
         self._admit_waiting()
+        if self._changed:
+            self._export_changes()
         return self._round.finish(self._loc, self._waiting)
 
     def _set_up(self) -> None:
@@ -255,47 +259,94 @@ class RouteProcessor:
     # --- Loc-RIB and Adj-RIB-Out --------------------------------------------------------------------------------
 
     def _reselect(self, prefix: str) -> None:
-        """Choose the best route of `prefix` again and, when it changed, what every peer that is up holds for it."""
+        """Choose the best route of `prefix` again; when it changed, the prefix is exported again to every peer
+        that is up at the end of the input (`_export_changes`)."""
         learned = [entry for accepted in self._candidates if (entry := accepted.get(prefix)) is not None]
-        new = self._loc.choose(prefix, learned)
-        if new is SAME:
-            return
-        touched = self._touched
-        if new is None:
-            for target in self._receivers:
-                rib = target.adj_out
-                sent = rib.routes.pop(prefix, None)
-                if sent is not None and prefix not in rib.before:
-                    rib.before[prefix] = sent
-                    touched[target.key] = target
-            return
-        # AdjRibOut.set inlined: this loop runs once per target for every change of a best route.
-        source, attrs = new.source.policy, new.attrs
-        export_to = mcr.export_to
+        if self._loc.choose(prefix, learned) is not SAME:
+            self._changed[prefix] = None
+
+    def _export_changes(self) -> None:
+        """What every peer that is up holds for the prefixes whose best route changed in this input: the prefixes
+        grouped in runs that share their best route (the prefixes of one UPDATE), then one pass per target over the
+        runs, so that each run is exported once per target and its prefixes set in bulk (`_export_run`)."""
+        best = self._loc.best
+        runs: list[tuple[RouteEntry | None, list[str]]] = []
+        last: object = _NO_RUN
+        for prefix in self._changed:
+            entry = best.get(prefix)
+            if entry is not last:
+                runs.append((entry, [prefix]))
+                last = entry
+            else:
+                runs[-1][1].append(prefix)
+        self._changed.clear()
         for target in self._receivers:
-            rib = target.adj_out
-            out = export_to(source, target.policy, prefix, attrs, rib.memo)
-            routes = rib.routes
+            for entry, prefixes in runs:
+                if entry is not None and mcr.export_by_prefix(entry.source.policy, target.policy):
+                    self._refresh_out(target, prefixes)
+                else:
+                    self._export_run(target, entry, prefixes)
+
+    def _export_run(self, target: PeerState, entry: RouteEntry | None, prefixes: list[str]) -> None:
+        """Set what `target` holds for `prefixes`, whose best route is `entry` (None: none) and exports the same
+        for all of them (`mcr.export_by_prefix`). New routes in bulk (the usual burst: none of them sent before
+        and none changed before in this round); one at a time otherwise."""
+        rib = target.adj_out
+        out = None if entry is None else mcr.export_to(entry.source.policy, target.policy, prefixes[0], entry.attrs,
+                                                         rib.memo)
+        routes, before = rib.routes, rib.before
+        if out is not None and not any(map(routes.__contains__, prefixes)) and before.keys().isdisjoint(prefixes):
+            before.update(dict.fromkeys(prefixes))
+            routes.update(dict.fromkeys(prefixes, out))
+            self._touched[target.key] = target
+            return
+        first = False
+        for prefix in prefixes:
             current = routes.get(prefix)
             if out is current:
                 continue
-            if prefix not in rib.before:
-                rib.before[prefix] = current
-                touched[target.key] = target
+            if prefix not in before:
+                before[prefix] = current
+                first = True
             if out is None:
                 del routes[prefix]
             else:
                 routes[prefix] = out
+        if first:
+            self._touched[target.key] = target
 
     def _refresh_out(self, target: PeerState, prefixes: Iterable[str]) -> None:
-        """Export again to `target` the best routes of `prefixes` (a new session, a changed policy)."""
+        """Export again to `target` the best routes of `prefixes` (changed best routes, a new session, a changed
+        policy), noting in its Adj-RIB-Out what it held before the round. This loop runs once per target and prefix
+        of a new session or a changed policy."""
         best, policy, rib, export_to = self._loc.best, target.policy, target.adj_out, mcr.export_to
-        touched = self._touched
+        routes, before, memo = rib.routes, rib.before, rib.memo
+        last: RouteEntry | None = None  # the last route whose export holds for all its prefixes, and that export
+        last_out: PathAttributes | None = None
+        first = False
         for prefix in prefixes:
             entry = best.get(prefix)
-            out = None if entry is None else export_to(entry.source.policy, policy, prefix, entry.attrs, rib.memo)
-            if rib.set(prefix, out):
-                touched[target.key] = target
+            if entry is None:
+                out = None
+            elif entry is last:
+                out = last_out
+            else:
+                source = entry.source.policy
+                out = export_to(source, policy, prefix, entry.attrs, memo)
+                if not mcr.export_by_prefix(source, policy):
+                    last, last_out = entry, out
+            current = routes.get(prefix)
+            if out is current:
+                continue
+            if prefix not in before:
+                before[prefix] = current
+                first = True
+            if out is None:
+                del routes[prefix]
+            else:
+                routes[prefix] = out
+        if first:
+            self._touched[target.key] = target
 
     # --- config -------------------------------------------------------------------------------------------------
 
