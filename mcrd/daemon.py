@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import itertools
+import operator
 import shutil
 import signal
 import tempfile
@@ -257,11 +259,9 @@ class Daemon:
                                                               process_of=self.speaker_pool.process_of))
                     else:
                         commands.extend(effects_commands(effects, process_of=self.speaker_pool.process_of))
-                    for prefix in effects.fib_remove:
-                        kernel[prefix] = None
+                    kernel.update(dict.fromkeys(effects.fib_remove))  # C loops: these run once per route
                     for install in effects.fib_install:
-                        for prefix in install.prefixes:
-                            kernel[prefix] = install.next_hop
+                        kernel.update(dict.fromkeys(install.prefixes, install.next_hop))
                 if isinstance(item, PeerUp) and item.instance is not None and item.peer in self.instances:
                     commands.extend(self._end_of_rib(item))  # after the table the PeerUp's effects sent it
             if commands:
@@ -431,14 +431,15 @@ class Daemon:
             self.log.error("kernel_route_failed", prefix=error.prefix, error=error.message, retry=True)
 
     async def _program_kernel(self, kernel: dict[str, FibNextHop | None]) -> None:
-        groups: dict[FibNextHop, list[str]] = {}
+        installs: list[FibInstall] = []
         removes: list[str] = []
-        for prefix, hop in kernel.items():
+        # The round's changes came grouped by next hop: runs of one next hop (None: remove), taken whole.
+        for hop, run in itertools.groupby(kernel.items(), key=operator.itemgetter(1)):
+            prefixes = tuple(map(operator.itemgetter(0), run))
             if hop is None:
-                removes.append(prefix)
+                removes += prefixes
             else:
-                groups.setdefault(hop, []).append(prefix)
-        installs = [FibInstall(hop, tuple(prefixes)) for hop, prefixes in groups.items()]
+                installs.append(FibInstall(hop, prefixes))
         errors = await self.fib.apply(installs, removes)
         for error in errors[:20]:  # the worker sends refused routes again (maintain)
             self.log.error("kernel_route_failed", prefix=error.prefix, error=error.message, retry=True)

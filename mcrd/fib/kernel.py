@@ -211,11 +211,7 @@ class KernelFib:
             reason = f"{hop.gateway!r} is not an IP address"
             batch.errors += [FibError(p, "install", errno.EINVAL, reason, hop) for p in install.prefixes]
             return
-        for prefix in install.prefixes:
-            if hop.gateway and (":" in prefix) != v6:
-                batch.errors.append(FibError(prefix, "install", errno.EINVAL, "gateway of another address family", hop))
-            else:
-                batch.install(prefix, tail, scope, hop)
+        batch.install_all(install.prefixes, tail, scope, hop, v6)
 
     def _next_hop(self, hop: FibNextHop) -> tuple[bytes, int, bool]:
         """(attributes, scope, is IPv6) of a next hop; LookupError when its interface does not exist."""
@@ -245,12 +241,21 @@ class _Batch:
         except ValueError as exc:
             self.errors.append(FibError(prefix, "remove", errno.EINVAL, str(exc)))
 
-    def install(self, prefix: str, tail: bytes, scope: int, hop: FibNextHop) -> None:
-        try:
-            self.requests.append((nl.RTM_NEWROUTE, nl.NEW_FLAGS, nl.route_body(prefix, tail, scope=scope)))
-            self.what.append((prefix, "install", hop))
-        except ValueError as exc:
-            self.errors.append(FibError(prefix, "install", errno.EINVAL, str(exc), hop))
+    def install_all(self, prefixes: Sequence[str], tail: bytes, scope: int, hop: FibNextHop, v6: bool) -> None:
+        """Install `prefixes` through one next hop (`tail`, `scope` and `v6`: from it). One loop with what it needs
+        at hand: it runs once per route of every kernel change."""
+        append, note, body = self.requests.append, self.what.append, nl.route_body
+        request, new_flags = nl.RTM_NEWROUTE, nl.NEW_FLAGS
+        for prefix in prefixes:
+            if hop.gateway and (":" in prefix) != v6:
+                self.errors.append(FibError(prefix, "install", errno.EINVAL, "gateway of another address family", hop))
+                continue
+            try:
+                append((request, new_flags, body(prefix, tail, scope=scope)))
+            except ValueError as exc:
+                self.errors.append(FibError(prefix, "install", errno.EINVAL, str(exc), hop))
+                continue
+            note((prefix, "install", hop))
 
     def send(self, sock: nl.RouteSocket) -> list[FibError]:
         """The requests the kernel refused; removing a route that is not there (ESRCH) is no failure."""

@@ -159,13 +159,15 @@ class FibWorker:
         self._set(errors=len(errors))
 
     def _apply_job(self, installs: Sequence[FibInstall], removes: Sequence[str]) -> list[FibError]:
+        want, failed = self._want, self._failed
         for prefix in removes:
-            self._want.pop(prefix, None)
-            self._failed.pop(prefix, None)
+            want.pop(prefix, None)
+            failed.pop(prefix, None)
         for install in installs:
-            for prefix in install.prefixes:
-                self._want[prefix] = install.next_hop
-                self._failed.pop(prefix, None)
+            want.update(dict.fromkeys(install.prefixes, install.next_hop))  # one C loop, not one per route
+            if failed:
+                for prefix in install.prefixes:
+                    failed.pop(prefix, None)
         errors = self._kernel().apply(installs, removes)
         self._note_errors(errors)
         return errors
