@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from collections.abc import Container
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 
 from mcrd.config.model import Config
@@ -346,6 +346,12 @@ def route_limit_refusal(prefix_held: bool, held: int, limit: int) -> Rejection |
     return _limit_rejection(limit)
 
 
+def room_for(held: int, new: int, limit: int) -> bool:
+    """Whether `new` more prefixes may all enter a table of `held` prefixes: then `route_limit_refusal` refuses
+    none of them (a table grows by one prefix at most per route)."""
+    return held + new <= limit
+
+
 def has_room(held: int, limit: int) -> bool:
     """Whether a route refused by the limit may enter now (the oldest refused first)."""
     return held < limit
@@ -404,6 +410,30 @@ def import_verdict(
     if rejected is None and (peer.import_whitelist is not None or peer.import_blacklist is not None):
         rejected = import_rejection(peer, parse_prefix(prefix))
     return update if rejected is None else rejected
+
+
+def import_rejections(
+    peer: PeerPolicy, prefixes: Sequence[str], own: OwnAddresses, update: PathAttributes | Rejection
+) -> list[Rejection | None]:
+    """`import_verdict` of every prefix of one UPDATE whose `update_verdict` is `update`, as the rejection, or None
+    for a route accepted (with `update`): the same steps in the same order, what the prefixes share looked up once
+    (the route processor's import path, once per received route)."""
+    if isinstance(update, Rejection):
+        return [update] * len(prefixes)
+    family, hosts = peer.family, own.hosts
+    permit, deny = peer.import_whitelist, peer.import_blacklist
+    lists = permit is not None or deny is not None
+    out: list[Rejection | None] = []
+    append = out.append
+    for prefix in prefixes:
+        if prefix_version(prefix) != family:
+            append(wrong_family(peer))
+            continue
+        rejected = prefix_rejection(prefix, hosts)
+        if rejected is None and lists:
+            rejected = _lists_refusal(permit, deny, parse_prefix(prefix), "import")
+        append(rejected)
+    return out
 
 
 # --- 2.3 Export, in order ------------------------------------------------------------------------------------

@@ -117,18 +117,22 @@ class RouteProcessor:
         update = mcr.update_verdict(policy, attrs, own)  # what every prefix of the UPDATE shares
         entry = RouteEntry(source, attrs if isinstance(update, Rejection) else update, attrs, self._now,
                            _next_hop_key(attrs.next_hop), peer.ifname, FibNextHop(attrs.next_hop, peer.ifname))
-        import_verdict = mcr.import_verdict
-        for prefix in routes.prefixes:
-            verdict = import_verdict(policy, prefix, attrs, own, update)
-            self._store(peer, prefix, entry, verdict if isinstance(verdict, Rejection) else None)
+        prefixes = routes.prefixes
+        # The route limit refuses none of them when the table has room for them all: not asked per prefix then.
+        limit = not mcr.room_for(len(self._loc.best), len(prefixes), self._waiting.limit)
+        store = self._store
+        for prefix, rejection in zip(prefixes, mcr.import_rejections(policy, prefixes, own, update), strict=True):
+            store(peer, prefix, entry, rejection, limit)
 
-    def _store(self, peer: PeerState, prefix: str, entry: RouteEntry, rejection: Rejection | None) -> None:
-        """Put one received route in the peer's Adj-RIB-In, accepted or rejected (by import policy or the route
-        limit), and choose the prefix's best route again if it matters."""
+    def _store(self, peer: PeerState, prefix: str, entry: RouteEntry, rejection: Rejection | None,
+               limit: bool = True) -> None:
+        """Put one received route in the peer's Adj-RIB-In, accepted or rejected (by import policy or, when `limit`,
+        the route limit), and choose the prefix's best route again if it matters."""
         rib, waiting = peer.adj_in, self._waiting
         was_accepted = rib.accepted.pop(prefix, None)
-        rib.rejected.pop(prefix, None)
-        if rejection is None:
+        if rib.rejected:
+            rib.rejected.pop(prefix, None)
+        if rejection is None and limit:
             best = self._loc.best
             rejection = mcr.route_limit_refusal(prefix in best, len(best), waiting.limit)
             if rejection is not None:
