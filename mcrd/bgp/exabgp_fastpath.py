@@ -14,7 +14,7 @@ AS_TRANS + AS4_PATH, 4,096 or 65,535 octets, IPv4 NLRI or MP_REACH / MP_UNREACH,
 the connection's byte queue. The command is answered `done` once its messages are queued; `error` when it cannot be
 read or packed (an exception never leaves the hook: ExaBGP would die of it).
 
-Four hooks, each tested against ExaBGP's own classes (tests/bgp/test_exabgp_fastpath.py):
+The hooks, each tested against ExaBGP's own classes (tests/bgp/test_exabgp_fastpath.py):
 
 - One ordered byte queue per connection (`Connection.writer`). Every message goes through it: the fast path's
   UPDATEs and ExaBGP's own OPEN, KEEPALIVE, End-of-RIB and NOTIFICATION. ExaBGP's own writer is a generator that
@@ -28,12 +28,14 @@ Four hooks, each tested against ExaBGP's own classes (tests/bgp/test_exabgp_fast
 - The command itself (`API.process`), taken before ExaBGP's own command chain.
 - The reactor's wait (`Reactor._wait_for_io`) flushes the queues first and also wakes on POLLOUT for a socket with
   bytes left, so what a command queued on a full socket goes when the peer reads, not with the next KEEPALIVE.
+  A peer whose turn ended with one of ExaBGP's own writers waiting on a full socket (`Peer.run`) is not given an
+  immediate turn: the reactor sleeps until that socket takes more (or something else happens), instead of looping
+  without sleeping (ExaBGP's notification loop asks for an immediate turn after every attempt). A NOTIFICATION goes
+  right after the message being sent (the session ends: the UPDATEs queued behind it are dropped); if the peer does
+  not take it within NOTIFY_WAIT seconds (a stopped peer) the connection is closed, and ExaBGP resets the session.
 
 The receive side (the UPDATEs peers send, parsed in mcrd instead of ExaBGP) is exabgp_receive.py, fix 10: it uses
 the session instances kept here to know which sessions are fast.
-
-Not here yet (docs/PERFORMANCE.md, "Send fast path"): while one of ExaBGP's own writers waits on a full socket the
-reactor still loops without sleeping (its loop gives that peer an immediate turn).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ import os
 import select
 import socket
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -64,6 +67,8 @@ _up_instances: dict[str, int] = {}
 _QUEUE = "_mcrd_queue"  # on an ExaBGP Connection: its WriteQueue
 COALESCE = 65536  # octets handed to one send() at most
 SNDBUF_ENV = "MCRD_FAST_PATH_SNDBUF"  # tests: a small send buffer, so that a slow reader fills it and the queue
+NOTIFICATION = 3  # the BGP message type
+NOTIFY_WAIT = 5.0  # seconds a NOTIFICATION waits for a peer that does not read before the connection is closed
 
 
 def requested(environ: Mapping[str, str] = os.environ) -> bool:
@@ -181,6 +186,16 @@ class WriteQueue:
         self.chunks: collections.deque[bytes | memoryview] = collections.deque()
         self.queued = 0
         self.sent = 0
+        self.closing = False  # a NOTIFICATION is queued: the session ends, nothing more is read on it
+
+    def drop_unstarted(self) -> int:
+        """Drop what is queued behind the first chunk (which may be partly sent): the octets dropped, counted as
+        sent so that the byte counts of the writers still waiting stay in step."""
+        dropped = 0
+        while len(self.chunks) > 1:
+            dropped += len(self.chunks.pop())
+        self.sent += dropped
+        return dropped
 
     def append(self, data: bytes) -> int:
         """Queue `data`; the count `sent` reaches once its last byte is sent."""
@@ -250,18 +265,34 @@ def _flush(connection: Any) -> None:
         raise NetworkError(f"Problem while writing data to the network ({exc})") from None
 
 
+_blocked_turn = False  # one of ExaBGP's own writers waited on a full socket during the current peer's turn
+
+
 def ordered_writer(connection: Any, data: bytes) -> Iterator[bool]:
     """`Connection.writer`: queue `data` behind everything queued before it; yield False until its last byte is
-    sent, then True."""
+    sent, then True. A NOTIFICATION goes right after the message being sent, and gives up after NOTIFY_WAIT s."""
+    global _blocked_turn
     if not connection.io:
         yield True
         return
-    end = queue_of(connection).append(data)
+    queue = queue_of(connection)
+    deadline = None
+    if len(data) > 18 and data[18] == NOTIFICATION:
+        queue.drop_unstarted()
+        queue.closing = True
+        deadline = time.monotonic() + NOTIFY_WAIT
+    end = queue.append(data)
     while True:
         _flush(connection)
-        if queue_of(connection).sent >= end:
+        if queue.sent >= end:
             yield True
             return
+        if deadline is not None and time.monotonic() > deadline:
+            from exabgp.reactor.network.error import NetworkError
+
+            connection.close()
+            raise NetworkError(f"the peer took no NOTIFICATION in {NOTIFY_WAIT:g} s (it does not read)")
+        _blocked_turn = True
         yield False
 
 
@@ -329,9 +360,10 @@ def run_command(reactor: Any, line: str) -> int:
 _POLL_IN = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLNVAL | select.POLLERR  # the reactor's mask
 
 
-def flush_queues(reactor: Any) -> list[int]:
-    """Send what each connection's queue holds and its socket takes; the sockets that still have bytes to send.
-    A connection that fails is left to ExaBGP, which finds out at its next read or write."""
+def flush_queues(reactor: Any) -> list[tuple[int, bool]]:
+    """Send what each connection's queue holds and its socket takes; the sockets that still have bytes to send, each
+    with whether its session is closing. A connection that fails is left to ExaBGP, which finds out at its next read
+    or write."""
     waiting = []
     for peer in list(reactor._peers.values()):
         connection: Any = getattr(getattr(peer, "proto", None), "connection", None)
@@ -343,7 +375,7 @@ def flush_queues(reactor: Any) -> list[int]:
         with contextlib.suppress(Exception):
             _flush(connection)
         if queue.pending() and connection.io:
-            waiting.append(connection.io.fileno())
+            waiting.append((connection.io.fileno(), queue.closing))
     return waiting
 
 
@@ -354,16 +386,18 @@ def waiting_for_pollout(wait_for_io: Any) -> Any:
     def _wait_for_io(self: Any, sleeptime: int) -> Iterator[int]:
         waiting = flush_queues(self)
         added = []
-        for fd in waiting:
+        for fd, closing in waiting:
+            # A closing session reads nothing more: data it has not read would wake the poll at once, again and again.
+            mask = (_POLL_IN & ~(select.POLLIN | select.POLLPRI) if closing else _POLL_IN) | select.POLLOUT
             try:
-                self._poller.modify(fd, _POLL_IN | select.POLLOUT)
+                self._poller.modify(fd, mask)
             except FileNotFoundError:  # not registered by the reactor: POLLOUT only, so the reactor sees no event
                 self._poller.register(fd, select.POLLOUT)
                 added.append(fd)
         try:
             yield from wait_for_io(self, sleeptime)
         finally:
-            for fd in waiting:
+            for fd, _ in waiting:
                 with contextlib.suppress(OSError, KeyError, ValueError):
                     if fd in added:
                         self._poller.unregister(fd)
@@ -373,14 +407,31 @@ def waiting_for_pollout(wait_for_io: Any) -> Any:
     return _wait_for_io
 
 
+def no_turn_while_blocked(run: Any, now: Any, later: Any) -> Any:
+    """`Peer.run` that answers `later` instead of `now` when one of the peer's writers waited on a full socket during
+    its turn: another turn could do nothing before the socket takes more, and the reactor's wait wakes on POLLOUT."""
+
+    def _run(self: Any) -> Any:
+        global _blocked_turn
+        _blocked_turn = False
+        action = run(self)
+        if action == now and _blocked_turn:
+            return later
+        return action
+
+    return _run
+
+
 def replacements(find: Callable[[Any], Any]) -> list[tuple[Any, str, Any]]:
-    """The four hooks, as (class, attribute, new value) for exabgp_launch.install() to make (and undo if need be)."""
+    """The hooks, as (class, attribute, new value) for exabgp_launch.install() to make (and undo if need be)."""
 
     api = find(Hook("exabgp.reactor.api", "API"))
     processes = find(Hook("exabgp.reactor.api.processes", "Processes"))
     encoder = find(Hook("exabgp.reactor.api.response.json", "JSON"))
     connection = find(Hook("exabgp.reactor.network.connection", "Connection"))
     reactor = find(Hook("exabgp.reactor.loop", "Reactor"))
+    peer = find(Hook("exabgp.reactor.peer", "Peer"))
+    action = find(Hook("exabgp.reactor.peer", "ACTION"))
     process, up, down = api.process, processes.up, processes.down
     json_up, json_down = encoder.up, encoder.down
 
@@ -414,4 +465,5 @@ def replacements(find: Callable[[Any], Any]) -> list[tuple[Any, str, Any]]:
 
     return [(api, "process", _process), (processes, "up", _up), (processes, "down", _down),
             (encoder, "up", _json_up), (encoder, "down", _json_down), (connection, "writer", ordered_writer),
-            (reactor, "_wait_for_io", waiting_for_pollout(reactor._wait_for_io))]
+            (reactor, "_wait_for_io", waiting_for_pollout(reactor._wait_for_io)),
+            (peer, "run", no_turn_while_blocked(peer.run, action.NOW, action.LATER))]

@@ -217,6 +217,9 @@ HOOKS["fastpath"] = (
     Hook(f"{_FAST}.network.connection", "Connection.writer", ("self", "data")),
     Hook(f"{_FAST}.loop", "Reactor._wait_for_io", ("self", "sleeptime")),
     Hook(f"{_FAST}.loop", "Reactor.__init__", ("self", "configuration")),  # sets ._peers and ._poller
+    Hook(f"{_FAST}.peer", "Peer.run", ("self",)),
+    Hook(f"{_FAST}.peer", "ACTION.NOW"),
+    Hook(f"{_FAST}.peer", "ACTION.LATER"),
     Hook(f"{_FAST}.network.connection", "Connection.close", ("self",)),
     Hook(f"{_FAST}.network.error", "LostConnection"),
     Hook(f"{_FAST}.network.error", "NetworkError"),

@@ -49,6 +49,7 @@ def test_every_hooked_name_has_the_signature_the_hooks_were_written_for() -> Non
     from exabgp.reactor.loop import Reactor  # type: ignore[import-untyped]
     from exabgp.reactor.network.connection import Connection  # type: ignore[import-untyped]
     from exabgp.reactor.network.error import LostConnection, NetworkError  # type: ignore[import-untyped]
+    from exabgp.reactor.peer import ACTION, Peer  # type: ignore[import-untyped]
 
     def params(function: Callable[..., Any]) -> list[str]:
         names = list(inspect.signature(function).parameters)
@@ -65,6 +66,9 @@ def test_every_hooked_name_has_the_signature_the_hooks_were_written_for() -> Non
     assert params(JSON.down) == ["self", "neighbor", "reason"]
     assert params(Connection.writer) == ["self", "data"]
     assert params(Reactor._wait_for_io) == ["self", "sleeptime"]
+    assert params(Peer.run) == ["self"]
+    assert not inspect.isgeneratorfunction(Peer.run)
+    assert {ACTION.NOW, ACTION.LATER} <= set(ACTION.ALL)
     assert inspect.isgeneratorfunction(Reactor._wait_for_io)
     assert "self._poller = select.poll()" in inspect.getsource(Reactor.__init__)
     assert "self._peers = {}" in inspect.getsource(Reactor.__init__)
@@ -160,6 +164,59 @@ def test_a_keepalive_written_while_an_update_is_half_sent_goes_after_it() -> Non
             while chunk := theirs.recv(1 << 20, socket.MSG_DONTWAIT):
                 received += chunk
         assert _frames(bytes(received)) == [(wire.UPDATE, len(m)) for m in updates] + [(4, 19)]
+
+
+def test_a_notification_goes_right_after_the_message_being_sent() -> None:
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        ours.setblocking(False)
+        connection = _Connection(ours)
+        attrs = PathAttributes("self", (65001,))
+        nlris = [wire.nlri(f"10.{i // 256}.{i % 256}.0/24")[1] for i in range(16000)]
+        updates = list(wire.announcements(attrs, 4, nlris, wire.Profile(max_size=wire.EXTENDED_SIZE), "192.0.2.2"))
+        writers = [exabgp_fastpath.ordered_writer(connection, message) for message in updates]
+        assert next(writers[0]) is False, "the socket took a whole 64 KiB UPDATE: the test proves nothing"
+        for writer in writers[1:]:
+            assert next(writer) is False
+        cease = exabgp_fastpath.ordered_writer(connection, rawbgp.notification(6, 2))
+        received = bytearray()
+        deadline = time.monotonic() + 10
+        while next(cease) is False:
+            assert time.monotonic() < deadline
+            with contextlib.suppress(BlockingIOError):
+                received += theirs.recv(1 << 20, socket.MSG_DONTWAIT)
+        with contextlib.suppress(BlockingIOError):
+            while chunk := theirs.recv(1 << 20, socket.MSG_DONTWAIT):
+                received += chunk
+        # The UPDATE being sent goes whole, then the NOTIFICATION; what was queued behind it is dropped.
+        assert _frames(bytes(received)) == [(wire.UPDATE, len(updates[0])), (3, 21)]
+        assert all(next(writer) is True for writer in writers)  # their bytes count as gone: none waits for ever
+
+
+def test_a_notification_a_peer_does_not_take_gives_up() -> None:
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        ours.setblocking(False)
+        connection = _Connection(ours)
+        filler = exabgp_fastpath.ordered_writer(connection, wire.MARKER + struct.pack("!HB", 65535, wire.UPDATE)
+                                                + bytes(65535 - 19))
+        assert next(filler) is False
+        cease = exabgp_fastpath.ordered_writer(connection, rawbgp.notification(4, 0))
+        from exabgp.reactor.network.error import NetworkError
+
+        def until_it_gives_up() -> None:
+            while next(cease) is False:
+                assert time.monotonic() < started + exabgp_fastpath.NOTIFY_WAIT + 5
+                time.sleep(0.05)
+
+        started = time.monotonic()
+        with pytest.raises(NetworkError, match="took no NOTIFICATION"):
+            until_it_gives_up()
+        assert time.monotonic() - started >= exabgp_fastpath.NOTIFY_WAIT
+        assert connection.io is None  # closed
 
 
 # --- a real ExaBGP and a raw peer -------------------------------------------------------------------------------------
@@ -389,3 +446,48 @@ def test_a_slow_reader_with_hold_time_3_keeps_its_session_and_every_message_whol
 def test_what_waits_for_a_slow_reader_goes_when_it_reads_not_with_the_next_keepalive(
         hub_and_listener: tuple[Hub, socket.socket]) -> None:
     _slow_reader(*hub_and_listener, hold=90, stall=2, within=5)  # keepalives every 30 s
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def test_a_peer_that_stops_costs_no_cpu_and_is_reset_after_its_hold_time(
+        hub_and_listener: tuple[Hub, socket.socket]) -> None:
+    """A peer that stops reading and sending (as one stopped by SIGSTOP) during a burst: ExaBGP's hold timer expires
+    and its NOTIFICATION waits on the full socket. ExaBGP sleeps meanwhile (it looped without sleeping, ~66 % of a
+    core, before `Peer.run` was hooked), gives up on the NOTIFICATION after NOTIFY_WAIT s, and reports the session
+    down; the next session is exact."""
+    hub, listener = hub_and_listener
+    seen = len(hub.lines())
+    peer = StallingPeer(PEER_AS, PEER, hold=3)
+    peer.accept(listener)
+    instance = int(json.loads(hub.wait_line(lambda text: '"state": "up"' in text, seen))[exabgp_fastpath.INSTANCE_KEY])
+    name = exabgp_fastpath.session_name(PEER, instance)
+    prefixes = [f"10.{i // 256}.{i % 256}.0/24" for i in range(20000)]
+    peer.reading.clear()
+    peer._stop.set()  # no more keepalives from it either
+    stopped = time.monotonic()
+    for start in range(0, len(prefixes), 500):
+        hub.send(exabgp_fastpath.announce_command([name], ATTRS, prefixes[start : start + 500]))
+    _wait(lambda: hub.lines()[seen:].count("done") == len(prefixes) // 500)
+    hold_expired = stopped + 3 + 0.5
+    while time.monotonic() < hold_expired:
+        time.sleep(0.1)
+    assert not any('"state": "down"' in line for line in hub.lines()[seen:])  # the NOTIFICATION is waiting
+    before, started = _cpu_seconds(hub.proc.pid), time.monotonic()
+    time.sleep(3)  # the measurement window, not a synchronisation
+    share = (_cpu_seconds(hub.proc.pid) - before) / (time.monotonic() - started)
+    assert share < 0.2, f"ExaBGP used {share:.0%} of a core while its NOTIFICATION waited"
+    hub.wait_line(lambda text: '"state": "down"' in text, seen, timeout=exabgp_fastpath.NOTIFY_WAIT + 5)
+    peer.close()
+    # ExaBGP connects again: the new session gets only what is sent to it.
+    again, instance, _ = _session(hub, listener)
+    hub.send(exabgp_fastpath.announce_command([exabgp_fastpath.session_name(PEER, instance)], ATTRS, prefixes[:1000]))
+    hub.send(exabgp_fastpath.announce_command([name], ATTRS, prefixes[1000:]))  # the old instance: dropped
+    hub.send(exabgp_fastpath.eor_command([exabgp_fastpath.session_name(PEER, instance)], 4))
+    _wait(lambda: any(len(body) == 4 for body in again.received.updates))
+    routes = _routes(again)
+    assert sorted(prefix for action, prefix, _ in routes if action == "announce") == sorted(prefixes[:1000])
+    again.close()

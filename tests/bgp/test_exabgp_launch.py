@@ -175,7 +175,7 @@ def _install_probe(mode: str, stock_env: str | None = None, fast_path: bool = Fa
 FAST_PATH_REPLACED = ["exabgp.reactor.api.API.process", "exabgp.reactor.api.processes.Processes.down",
                       "exabgp.reactor.api.processes.Processes.up", "exabgp.reactor.api.response.json.JSON.down",
                       "exabgp.reactor.api.response.json.JSON.up",
-                      "exabgp.reactor.network.connection.Connection.writer"]
+                      "exabgp.reactor.network.connection.Connection.writer", "exabgp.reactor.peer.Peer.run"]
 RECEIVE_REPLACED = ["exabgp.bgp.message.update.Update.unpack_message", "exabgp.reactor.api.response.json.JSON.update"]
 
 
