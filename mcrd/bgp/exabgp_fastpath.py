@@ -299,7 +299,9 @@ def ordered_writer(connection: Any, data: bytes) -> Iterator[bool]:
 # --- the hooks -------------------------------------------------------------------------------------------------------
 
 
-_instances = itertools.count(1)
+# From the clock (microseconds): the instances of an ExaBGP started again after one died do not repeat the dead
+# one's, so a command for a session of that one can name no session of this one.
+_instances = itertools.count(time.time_ns() // 1000)
 
 
 def with_instance(line: str, instance: int | None) -> str:
@@ -352,7 +354,10 @@ def run_command(reactor: Any, line: str) -> int:
         queue = queue_of(connection)
         for message in messages(command, packed, profile, hops, families):
             queue.append(message)
-        _flush(connection)
+        # A connection that fails (the peer reset it) is left to ExaBGP, which finds out at its next read or write:
+        # raised here, it would fail the command for the sessions after this one in it too.
+        with contextlib.suppress(Exception):
+            _flush(connection)
         written += 1
     return written
 

@@ -283,6 +283,8 @@ neighbor {PEER} {{
         raise AssertionError(f"no such line from ExaBGP in {timeout} s; got {self.lines()[after:]}")
 
     def stop(self) -> None:
+        if self.commands.closed:
+            return
         self.commands.close()
         self.proc.terminate()
         try:
@@ -491,3 +493,20 @@ def test_a_peer_that_stops_costs_no_cpu_and_is_reset_after_its_hold_time(
     routes = _routes(again)
     assert sorted(prefix for action, prefix, _ in routes if action == "announce") == sorted(prefixes[:1000])
     again.close()
+
+
+def test_an_exabgp_started_again_does_not_repeat_the_last_ones_session_instances(
+        hub_and_listener: tuple[Hub, socket.socket]) -> None:
+    """A command for a session of an ExaBGP that died (sent to the next one) must name no session of the new one."""
+    hub, listener = hub_and_listener
+    peer, first, _ = _session(hub, listener)
+    peer.close()
+    hub.stop()
+    with tempfile.TemporaryDirectory() as tmp:
+        again = Hub(Path(tmp), listener.getsockname()[1])
+        try:
+            peer, second, _ = _session(again, listener)
+            peer.close()
+        finally:
+            again.stop()
+    assert second > first
