@@ -118,8 +118,9 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.ready = asyncio.Event()  # set once the kernel is reconciled and ExaBGP is started
         self.route_refreshes: dict[str, int] = {}  # ROUTE-REFRESH requests answered, by peer address
-        # The send fast path (MCRD_FAST_PATH=1): each session's instance while it is up, from its PeerUp; a session
-        # up without one (ExaBGP without the hook) has its routes carried by ExaBGP's own path, for its whole life.
+        # The send fast path (on unless MCRD_FAST_PATH=0): each session's instance while it is up, from its PeerUp; a
+        # session up without one (ExaBGP without the hook) has its routes carried by ExaBGP's own path, for its whole
+        # life.
         self.instances: dict[str, int] = {}
         self.speaker_lost = ""  # why ExaBGP last stopped, for /healthz
         self.events = Events.from_config(config, self.log)

@@ -70,29 +70,30 @@ One more keeps what a peer holds equal to what mcrd sent it:
    session up, so anything queued before that was meant for the previous session (sent by the daemon before it read
    the `down`) and would reach the new one behind mcrd's back.
 
-One more is opt-in while it matures, `fastpath` (fix 9): with `MCRD_FAST_PATH=1` in the daemon's environment, which
-ExaBGP inherits, it joins the all or none (`default_fixes`). The send fast path (issue 14): compact commands carrying
+One more, `fastpath` (fix 9), is in the all or none unless `MCRD_FAST_PATH=0` in the daemon's environment, which
+ExaBGP inherits, leaves it out (`default_fixes`). The send fast path (issue 14): compact commands carrying
 the attributes once, the NLRI once and the session instances they are for, packed per session by mcrd/bgp/wire.py
 and written through one ordered byte queue per connection that ExaBGP's own messages also go through; session
-instances tagged on `up` (mcrd/bgp/exabgp_fastpath.py). With it, `receive` (fix 10): the UPDATEs peers send that
-mcrd's strict decoder takes skip ExaBGP's parse and JSON and reach the daemon as their bytes; everything else is
-parsed by ExaBGP as stock (mcrd/bgp/exabgp_receive.py). It joins the all or none with `fastpath`;
-`MCRD_FAST_RECEIVE=0` leaves it out.
+instances tagged on `up` (mcrd/bgp/exabgp_fastpath.py). With `MCRD_FAST_PATH=1` (opt-in while it matures),
+`receive` (fix 10) too: the UPDATEs peers send that mcrd's strict decoder takes skip ExaBGP's parse and JSON and reach
+the daemon as their bytes; everything else is parsed by ExaBGP as stock (mcrd/bgp/exabgp_receive.py). It joins the
+all or none with `fastpath`; `MCRD_FAST_RECEIVE=0` leaves it out.
 
 Listening for BGP (binding absent addresses, resolving connection collisions as RFC 4271 6.8 says) has its own
 fixes, in exabgp_listen.py: here they are one more, `listen`.
 
-Fixes 1 to 4, 6 to 8 and `listen` (and `fastpath` when asked for) are all or none. Each replaces a method of ExaBGP's
-own classes and relies on others, so before anything is installed the launcher checks the release (`TUNED_FOR`: the one
-mcrd pins, which the fixes were read in) and every name the fixes replace or use, with the parameters they expect
-(`HOOKS`). When one check fails, or with `MCRD_EXABGP_STOCK=1`, none is installed and ExaBGP runs stock; if installing
-fails halfway, what was installed is put back. Then the launcher sets the reactor speed that fits what it installed
-(`reactor_speed`) and reports both to the daemon before ExaBGP starts: the report (`Report`) goes in the environment
-ExaBGP passes to its API process, and the bridge (mcrd.bgp.bridge) sends it to the daemon as its first line, ahead of
-anything ExaBGP writes. The daemon logs it (`exabgp_fixes`), so the log says what runs, not what was hoped for. The
-daemon expects all of them (none with `MCRD_EXABGP_STOCK=1` or another release: `expected_fixes()`) when it writes
-ExaBGP's configuration, which offers route refresh only with fixes 6 and 7; a report that says otherwise makes it
-rewrite the configuration to match before it reads anything else from that ExaBGP.
+Fixes 1 to 4, 6 to 8, `listen`, `fastpath` (unless left out) and `receive` (when asked for) are all or none. Each
+replaces a method of ExaBGP's own classes and relies on others, so before anything is installed the launcher checks
+the release (`TUNED_FOR`: the one mcrd pins, which the fixes were read in) and every name the fixes replace or use,
+with the parameters they expect (`HOOKS`). When one check fails, or with `MCRD_EXABGP_STOCK=1`, none is installed
+and ExaBGP runs stock; if installing fails halfway, what was installed is put back. Then the launcher sets the
+reactor speed that fits what it installed (`reactor_speed`) and reports both to the daemon before ExaBGP starts: the
+report (`Report`) goes in the environment ExaBGP passes to its API process, and the bridge (mcrd.bgp.bridge) sends
+it to the daemon as its first line, ahead of anything ExaBGP writes. The daemon logs it (`exabgp_fixes`), so the log
+says what runs, not what was hoped for. The daemon expects all of them (none with `MCRD_EXABGP_STOCK=1` or another
+release: `expected_fixes()`) when it writes ExaBGP's configuration, which offers route refresh only with fixes 6 and
+7; a report that says otherwise makes it rewrite the configuration to match before it reads anything else from that
+ExaBGP.
 """
 
 from __future__ import annotations
@@ -207,7 +208,7 @@ HOOKS: dict[str, tuple[Hook, ...]] = {
                Hook("exabgp.bgp.fsm", "FSM.ESTABLISHED")),
 }
 _FAST = "exabgp.reactor"
-# Fix 9, opt-in (exabgp_fastpath.py): installed with the others only when MCRD_FAST_PATH=1 asks for it.
+# Fix 9 (exabgp_fastpath.py): installed with the others unless MCRD_FAST_PATH=0 leaves it out.
 HOOKS["fastpath"] = (
     Hook(f"{_FAST}.api", "API.process", ("self", "reactor", "service", "command")),
     Hook(f"{_FAST}.api.processes", "Processes.up", ("self", "args")),  # `silenced`: (self, neighbor) inside
@@ -248,15 +249,17 @@ HOOKS["receive"] = (
     Hook("exabgp.protocol.family", "AFI.ipv6"),
     Hook("exabgp.protocol.family", "SAFI.unicast"),
 )
-FIXES = tuple(HOOKS)  # 1 to 4, 6 to 8, exabgp_listen.py's, 9 and 10 (opt-in)
-# Installed only when this variable is 1.
-OPT_IN = {"fastpath": exabgp_fastpath.FAST_PATH_ENV, "receive": exabgp_fastpath.FAST_PATH_ENV}
-# Left out when this variable is 0: the send fast path alone, to measure what the receive side adds.
-OPT_OUT = {"receive": exabgp_receive.RECEIVE_ENV}
+FIXES = tuple(HOOKS)  # 1 to 4, 6 to 8, exabgp_listen.py's, 9 and 10
+# Installed only when this variable is 1: the receive fast path, while it matures.
+OPT_IN = {"receive": exabgp_fastpath.FAST_PATH_ENV}
+# Left out when this variable is 0: the send fast path (on by default), or the receive side alone (to measure what
+# it adds).
+OPT_OUT = {"fastpath": exabgp_fastpath.FAST_PATH_ENV, "receive": exabgp_receive.RECEIVE_ENV}
 
 
 def default_fixes(environ: Mapping[str, str] = os.environ) -> tuple[str, ...]:
-    """What mcrd installs: FIXES, without an opt-in one its variable does not ask for (or an opted-out one)."""
+    """What mcrd installs: FIXES, without an opt-in one its variable does not ask for, or one its variable leaves
+    out (0)."""
     return tuple(name for name in FIXES if (name not in OPT_IN or environ.get(OPT_IN[name]) == "1")
                  and environ.get(OPT_OUT.get(name, ""), "") != "0")
 

@@ -93,7 +93,7 @@ class ExaBgpSpeaker:
         # reports what it installed (`_launcher_report`).
         self.negotiation_fixes = (self._exabgp[-1] == exabgp_launch.__name__
                                   and set(exabgp_launch.expected_fixes()) >= _NEGOTIATION)
-        # The send fast path (exabgp_fastpath.py), opt-in with MCRD_FAST_PATH=1 (which ExaBGP inherits): ExaBGP runs
+        # The send fast path (exabgp_fastpath.py), on unless MCRD_FAST_PATH=0 (which ExaBGP inherits): ExaBGP runs
         # with `manual-eor` and the daemon sends End-of-RIB after a new session's table. Expected until the launcher
         # reports what it installed.
         self.fast_path = self._exabgp[-1] == exabgp_launch.__name__ and "fastpath" in exabgp_launch.expected_fixes()

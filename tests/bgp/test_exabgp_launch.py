@@ -159,13 +159,14 @@ REPLACED = ["exabgp.bgp.message.open.capability.negotiated.Negotiated._negotiate
 MARKERS = ["announce borr", "announce eorr"]
 
 
-def _install_probe(mode: str, stock_env: str | None = None, fast_path: bool = False) -> dict[str, Any]:
+def _install_probe(mode: str, stock_env: str | None = None, fast_path: str | None = None) -> dict[str, Any]:
+    """`fast_path`: the value of MCRD_FAST_PATH (None: not set)."""
     env = {k: v for k, v in os.environ.items()
            if k not in (exabgp_launch.STOCK_ENV, exabgp_fastpath.FAST_PATH_ENV, exabgp_receive.RECEIVE_ENV)}
     if stock_env:
         env[exabgp_launch.STOCK_ENV] = stock_env
-    if fast_path:
-        env[exabgp_fastpath.FAST_PATH_ENV] = "1"
+    if fast_path is not None:
+        env[exabgp_fastpath.FAST_PATH_ENV] = fast_path
     out = subprocess.run([sys.executable, "-c", INSTALL_PROBE, mode], capture_output=True, text=True, env=env,
                          check=True, cwd=Path(__file__).resolve().parents[2], timeout=60)
     result: dict[str, Any] = json.loads(out.stdout.splitlines()[-1])
@@ -180,28 +181,38 @@ RECEIVE_REPLACED = ["exabgp.bgp.message.update.Update.unpack_message", "exabgp.r
 
 
 def test_the_launcher_installs_every_fix_and_sets_the_speed_exabgp_reads() -> None:
-    got = _install_probe("all")
+    got = _install_probe("all")  # the send fast path included: it is on by default; the receive side is not
+    assert got == {"fixes": [f for f in exabgp_launch.FIXES if f != "receive"],
+                   "reason": f"ExaBGP {exabgp_launch.TUNED_FOR}",
+                   "changed": sorted(REPLACED + FAST_PATH_REPLACED), "commands": MARKERS, "callbacks": MARKERS,
+                   "speed": float(exabgp_launch.SPEED_WITH_FIXES), "report": True}
+    assert set(REPLACED) <= {str(h) for hooks in exabgp_launch.HOOKS.values() for h in hooks}  # all checked first
+    assert set(FAST_PATH_REPLACED) <= {str(h) for h in exabgp_launch.HOOKS["fastpath"]}
+
+
+def test_mcrd_fast_path_1_adds_the_receive_fast_path() -> None:
+    got = _install_probe("all", fast_path="1")
+    assert got["fixes"] == list(exabgp_launch.FIXES)
+    assert got["changed"] == sorted(REPLACED + FAST_PATH_REPLACED + RECEIVE_REPLACED)
+    assert set(RECEIVE_REPLACED) <= {str(h) for h in exabgp_launch.HOOKS["receive"]}  # all checked first
+
+
+def test_mcrd_fast_path_0_leaves_the_fast_path_out_and_keeps_the_other_fixes() -> None:
+    got = _install_probe("all", fast_path="0")
     assert got == {"fixes": [f for f in exabgp_launch.FIXES if f not in ("fastpath", "receive")],
                    "reason": f"ExaBGP {exabgp_launch.TUNED_FOR}",
                    "changed": REPLACED, "commands": MARKERS, "callbacks": MARKERS,
                    "speed": float(exabgp_launch.SPEED_WITH_FIXES), "report": True}
-    assert set(REPLACED) <= {str(h) for hooks in exabgp_launch.HOOKS.values() for h in hooks}  # all checked first
-
-
-def test_the_fast_path_joins_the_all_or_none_when_asked_for() -> None:
-    got = _install_probe("all", fast_path=True)
-    assert got["fixes"] == list(exabgp_launch.FIXES)
-    assert got["changed"] == sorted(REPLACED + FAST_PATH_REPLACED + RECEIVE_REPLACED)
-    assert set(FAST_PATH_REPLACED) <= {str(h) for h in exabgp_launch.HOOKS["fastpath"]}  # all checked first
-    assert set(RECEIVE_REPLACED) <= {str(h) for h in exabgp_launch.HOOKS["receive"]}
 
 
 def test_the_receive_fast_path_comes_with_the_send_one_and_can_be_left_out() -> None:
     assert "receive" not in exabgp_launch.default_fixes({})
+    assert "fastpath" in exabgp_launch.default_fixes({})
     assert {"fastpath", "receive"} <= set(exabgp_launch.default_fixes({exabgp_fastpath.FAST_PATH_ENV: "1"}))
     alone = exabgp_launch.default_fixes({exabgp_fastpath.FAST_PATH_ENV: "1", exabgp_receive.RECEIVE_ENV: "0"})
     assert "fastpath" in alone
     assert "receive" not in alone
+    assert not {"fastpath", "receive"} & set(exabgp_launch.default_fixes({exabgp_fastpath.FAST_PATH_ENV: "0"}))
 
 
 def test_mcrd_exabgp_stock_installs_none_and_keeps_the_stock_speed() -> None:

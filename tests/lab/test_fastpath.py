@@ -1,7 +1,8 @@
 """The send fast path (issue 14, mcrd/bgp/exabgp_fastpath.py) with real daemons: bursts that meet a session flap, an
 ExaBGP restart or reload, and slow readers, and every table exact afterwards.
 
-The hub's mcrd runs with `MCRD_FAST_PATH=1` whatever the default (the module checks the launcher reports it on).
+The hub's mcrd runs with `MCRD_FAST_PATH=1` whatever the default (the module checks the launcher reports the send
+fast path on; `MCRD_FAST_PATH=1` also turns on the receive fast path, exabgp_receive.py).
 
 Topology (namespaces of this module)::
 
