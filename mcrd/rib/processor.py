@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import itertools
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
@@ -57,7 +58,8 @@ class RouteProcessor:
         # equal attributes share their export results (ExportMemo, Announce groups) and memory.
         self._interned: dict[PathAttributes, PathAttributes] = {}
         self._now = 0.0
-        self._changed: dict[str, None] = {}  # the prefixes whose best route changed in this input, in order
+        # The prefixes whose best route changed in this input, in order, and that route (None: none).
+        self._changed: dict[str, RouteEntry | None] = {}
         self._round = Round()
         self._touched = self._round.touched  # the peers whose RIBs changed in this round
 
@@ -266,18 +268,17 @@ class RouteProcessor:
         """Choose the best route of `prefix` again; when it changed, the prefix is exported again to every peer
         that is up at the end of the input (`_export_changes`)."""
         learned = [entry for accepted in self._candidates if (entry := accepted.get(prefix)) is not None]
-        if self._loc.choose(prefix, learned) is not SAME:
-            self._changed[prefix] = None
+        new = self._loc.choose(prefix, learned)
+        if new is not SAME:
+            self._changed[prefix] = new  # choose is the only writer of the best routes: this is the latest
 
     def _export_changes(self) -> None:
         """What every peer that is up holds for the prefixes whose best route changed in this input: the prefixes
         grouped in runs that share their best route (the prefixes of one UPDATE), then one pass per target over the
         runs, so that each run is exported once per target and its prefixes set in bulk (`_export_run`)."""
-        best = self._loc.best
         runs: list[tuple[RouteEntry | None, list[str]]] = []
         last: object = _NO_RUN
-        for prefix in self._changed:
-            entry = best.get(prefix)
+        for prefix, entry in self._changed.items():
             if entry is not last:
                 runs.append((entry, [prefix]))
                 last = entry
@@ -293,17 +294,24 @@ class RouteProcessor:
 
     def _export_run(self, target: PeerState, entry: RouteEntry | None, prefixes: list[str]) -> None:
         """Set what `target` holds for `prefixes`, whose best route is `entry` (None: none) and exports the same
-        for all of them (`mcr.export_by_prefix`). New routes in bulk (the usual burst: none of them sent before
-        and none changed before in this round); one at a time otherwise."""
+        for all of them (`mcr.export_by_prefix`). In bulk when none of them changed before in this round (the usual
+        burst): withdrawals, and new routes (none of them sent before); one at a time otherwise."""
         rib = target.adj_out
         out = None if entry is None else mcr.export_to(entry.source.policy, target.policy, prefixes[0], entry.attrs,
                                                          rib.memo)
         routes, before = rib.routes, rib.before
-        if out is not None and not any(map(routes.__contains__, prefixes)) and before.keys().isdisjoint(prefixes):
-            before.update(dict.fromkeys(prefixes))
-            routes.update(dict.fromkeys(prefixes, out))
-            self._touched[target.key] = target
-            return
+        if before.keys().isdisjoint(prefixes):  # none changed before in this round: in bulk
+            if out is None:  # withdrawn: what was sent is what the round started with (None: never sent)
+                sent = list(map(routes.pop, prefixes, itertools.repeat(None)))
+                if sent.count(None) < len(sent):
+                    before.update(zip(prefixes, sent, strict=True))
+                    self._touched[target.key] = target
+                return
+            if not any(map(routes.__contains__, prefixes)):  # new routes
+                before.update(dict.fromkeys(prefixes))
+                routes.update(dict.fromkeys(prefixes, out))
+                self._touched[target.key] = target
+                return
         first = False
         for prefix in prefixes:
             current = routes.get(prefix)
