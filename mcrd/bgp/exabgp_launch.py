@@ -74,15 +74,14 @@ One more, `fastpath` (fix 9), is in the all or none unless `MCRD_FAST_PATH=0` in
 ExaBGP inherits, leaves it out (`default_fixes`). The send fast path (issue 14): compact commands carrying
 the attributes once, the NLRI once and the session instances they are for, packed per session by mcrd/bgp/wire.py
 and written through one ordered byte queue per connection that ExaBGP's own messages also go through; session
-instances tagged on `up` (mcrd/bgp/exabgp_fastpath.py). With `MCRD_FAST_PATH=1` (opt-in while it matures),
-`receive` (fix 10) too: the UPDATEs peers send that mcrd's strict decoder takes skip ExaBGP's parse and JSON and reach
-the daemon as their bytes; everything else is parsed by ExaBGP as stock (mcrd/bgp/exabgp_receive.py). It joins the
-all or none with `fastpath`; `MCRD_FAST_RECEIVE=0` leaves it out.
+instances tagged on `up` (mcrd/bgp/exabgp_fastpath.py). With it, `receive` (fix 10): the UPDATEs peers send that
+mcrd's strict decoder takes skip ExaBGP's parse and JSON and reach the daemon as their bytes; everything else is parsed by ExaBGP as stock (mcrd/bgp/exabgp_receive.py). It joins the
+all or none with `fastpath`; `MCRD_FAST_RECEIVE=0` leaves it alone out, `MCRD_FAST_PATH=0` both.
 
 Listening for BGP (binding absent addresses, resolving connection collisions as RFC 4271 6.8 says) has its own
 fixes, in exabgp_listen.py: here they are one more, `listen`.
 
-Fixes 1 to 4, 6 to 8, `listen`, `fastpath` (unless left out) and `receive` (when asked for) are all or none. Each
+Fixes 1 to 4, 6 to 8, `listen`, `fastpath` and `receive` (unless left out) are all or none. Each
 replaces a method of ExaBGP's own classes and relies on others, so before anything is installed the launcher checks
 the release (`TUNED_FOR`: the one mcrd pins, which the fixes were read in) and every name the fixes replace or use,
 with the parameters they expect (`HOOKS`). When one check fails, or with `MCRD_EXABGP_STOCK=1`, none is installed
@@ -231,7 +230,7 @@ HOOKS["fastpath"] = (
     Hook("exabgp.protocol.family", "AFI.ipv6"),
     Hook("exabgp.protocol.family", "SAFI.unicast"),
 )
-# Fix 10, opt-in with fix 9 (exabgp_receive.py): the receive fast path.
+# Fix 10 (exabgp_receive.py): the receive fast path, installed with fix 9 unless MCRD_FAST_RECEIVE=0.
 HOOKS["receive"] = (
     Hook("exabgp.bgp.message.update", "Update.unpack_message", ("data", "direction", "negotiated")),
     Hook(f"{_FAST}.api.response.json", "JSON.update",
@@ -250,18 +249,15 @@ HOOKS["receive"] = (
     Hook("exabgp.protocol.family", "SAFI.unicast"),
 )
 FIXES = tuple(HOOKS)  # 1 to 4, 6 to 8, exabgp_listen.py's, 9 and 10
-# Installed only when this variable is 1: the receive fast path, while it matures.
-OPT_IN = {"receive": exabgp_fastpath.FAST_PATH_ENV}
-# Left out when this variable is 0: the send fast path (on by default), or the receive side alone (to measure what
-# it adds).
-OPT_OUT = {"fastpath": exabgp_fastpath.FAST_PATH_ENV, "receive": exabgp_receive.RECEIVE_ENV}
+# Left out when one of these variables is 0: the send fast path (on by default), and the receive side with it (it
+# needs the send side's session instances) or alone (to measure what it adds).
+OPT_OUT = {"fastpath": (exabgp_fastpath.FAST_PATH_ENV,),
+           "receive": (exabgp_fastpath.FAST_PATH_ENV, exabgp_receive.RECEIVE_ENV)}
 
 
 def default_fixes(environ: Mapping[str, str] = os.environ) -> tuple[str, ...]:
-    """What mcrd installs: FIXES, without an opt-in one its variable does not ask for, or one its variable leaves
-    out (0)."""
-    return tuple(name for name in FIXES if (name not in OPT_IN or environ.get(OPT_IN[name]) == "1")
-                 and environ.get(OPT_OUT.get(name, ""), "") != "0")
+    """What mcrd installs: FIXES, without one that a variable of its own leaves out (0)."""
+    return tuple(name for name in FIXES if all(environ.get(var) != "0" for var in OPT_OUT.get(name, ())))
 
 
 def resolve(hook: Hook) -> Any:

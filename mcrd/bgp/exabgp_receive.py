@@ -1,4 +1,4 @@
-"""The receive fast path's hooks into ExaBGP 5.0.15 (issue 14, exabgp_launch's `receive`): with `MCRD_FAST_PATH=1`.
+"""The receive fast path's hooks into ExaBGP 5.0.15 (issue 14, exabgp_launch's `receive`): on with the send one.
 
 ExaBGP keeps terminating the sessions and reading every message off the socket (`Protocol.read_message`: message
 counts, the hold timer, NOTIFICATION, OPEN, KEEPALIVE, ROUTE-REFRESH). An UPDATE it has read whole, received on a

@@ -159,14 +159,17 @@ REPLACED = ["exabgp.bgp.message.open.capability.negotiated.Negotiated._negotiate
 MARKERS = ["announce borr", "announce eorr"]
 
 
-def _install_probe(mode: str, stock_env: str | None = None, fast_path: str | None = None) -> dict[str, Any]:
-    """`fast_path`: the value of MCRD_FAST_PATH (None: not set)."""
+def _install_probe(mode: str, stock_env: str | None = None, fast_path: str | None = None,
+                   receive: str | None = None) -> dict[str, Any]:
+    """`fast_path`, `receive`: the values of MCRD_FAST_PATH, MCRD_FAST_RECEIVE (None: not set)."""
     env = {k: v for k, v in os.environ.items()
            if k not in (exabgp_launch.STOCK_ENV, exabgp_fastpath.FAST_PATH_ENV, exabgp_receive.RECEIVE_ENV)}
     if stock_env:
         env[exabgp_launch.STOCK_ENV] = stock_env
     if fast_path is not None:
         env[exabgp_fastpath.FAST_PATH_ENV] = fast_path
+    if receive is not None:
+        env[exabgp_receive.RECEIVE_ENV] = receive
     out = subprocess.run([sys.executable, "-c", INSTALL_PROBE, mode], capture_output=True, text=True, env=env,
                          check=True, cwd=Path(__file__).resolve().parents[2], timeout=60)
     result: dict[str, Any] = json.loads(out.stdout.splitlines()[-1])
@@ -181,19 +184,20 @@ RECEIVE_REPLACED = ["exabgp.bgp.message.update.Update.unpack_message", "exabgp.r
 
 
 def test_the_launcher_installs_every_fix_and_sets_the_speed_exabgp_reads() -> None:
-    got = _install_probe("all")  # the send fast path included: it is on by default; the receive side is not
-    assert got == {"fixes": [f for f in exabgp_launch.FIXES if f != "receive"],
+    got = _install_probe("all")  # both fast paths included: they are on by default
+    assert got == {"fixes": list(exabgp_launch.FIXES),
                    "reason": f"ExaBGP {exabgp_launch.TUNED_FOR}",
-                   "changed": sorted(REPLACED + FAST_PATH_REPLACED), "commands": MARKERS, "callbacks": MARKERS,
+                   "changed": sorted(REPLACED + FAST_PATH_REPLACED + RECEIVE_REPLACED), "commands": MARKERS,
+                   "callbacks": MARKERS,
                    "speed": float(exabgp_launch.SPEED_WITH_FIXES), "report": True}
     assert set(REPLACED) <= {str(h) for hooks in exabgp_launch.HOOKS.values() for h in hooks}  # all checked first
     assert set(FAST_PATH_REPLACED) <= {str(h) for h in exabgp_launch.HOOKS["fastpath"]}
 
 
-def test_mcrd_fast_path_1_adds_the_receive_fast_path() -> None:
-    got = _install_probe("all", fast_path="1")
-    assert got["fixes"] == list(exabgp_launch.FIXES)
-    assert got["changed"] == sorted(REPLACED + FAST_PATH_REPLACED + RECEIVE_REPLACED)
+def test_mcrd_fast_receive_0_leaves_the_receive_side_alone_out() -> None:
+    got = _install_probe("all", receive="0")
+    assert got["fixes"] == [f for f in exabgp_launch.FIXES if f != "receive"]
+    assert got["changed"] == sorted(REPLACED + FAST_PATH_REPLACED)
     assert set(RECEIVE_REPLACED) <= {str(h) for h in exabgp_launch.HOOKS["receive"]}  # all checked first
 
 
@@ -206,10 +210,9 @@ def test_mcrd_fast_path_0_leaves_the_fast_path_out_and_keeps_the_other_fixes() -
 
 
 def test_the_receive_fast_path_comes_with_the_send_one_and_can_be_left_out() -> None:
-    assert "receive" not in exabgp_launch.default_fixes({})
-    assert "fastpath" in exabgp_launch.default_fixes({})
+    assert {"fastpath", "receive"} <= set(exabgp_launch.default_fixes({}))
     assert {"fastpath", "receive"} <= set(exabgp_launch.default_fixes({exabgp_fastpath.FAST_PATH_ENV: "1"}))
-    alone = exabgp_launch.default_fixes({exabgp_fastpath.FAST_PATH_ENV: "1", exabgp_receive.RECEIVE_ENV: "0"})
+    alone = exabgp_launch.default_fixes({exabgp_receive.RECEIVE_ENV: "0"})
     assert "fastpath" in alone
     assert "receive" not in alone
     assert not {"fastpath", "receive"} & set(exabgp_launch.default_fixes({exabgp_fastpath.FAST_PATH_ENV: "0"}))
