@@ -71,12 +71,13 @@ One more keeps what a peer holds equal to what mcrd sent it:
    the `down`) and would reach the new one behind mcrd's back.
 
 One more, `fastpath` (fix 9), is in the all or none unless `MCRD_FAST_PATH=0` in the daemon's environment, which
-ExaBGP inherits, leaves it out (`default_fixes`). The send fast path (issue 14): compact commands carrying
-the attributes once, the NLRI once and the session instances they are for, packed per session by mcrd/bgp/wire.py
-and written through one ordered byte queue per connection that ExaBGP's own messages also go through; session
-instances tagged on `up` (mcrd/bgp/exabgp_fastpath.py). With it, `receive` (fix 10): the UPDATEs peers send that
-mcrd's strict decoder takes skip ExaBGP's parse and JSON and reach the daemon as their bytes; everything else is parsed by ExaBGP as stock (mcrd/bgp/exabgp_receive.py). It joins the
-all or none with `fastpath`; `MCRD_FAST_RECEIVE=0` leaves it alone out, `MCRD_FAST_PATH=0` both.
+ExaBGP inherits, leaves it out (`default_fixes`). The send fast path (issue 14): compact commands carrying the
+attributes once, the NLRI once and the session instances they are for, packed per session by mcrd/bgp/wire.py and
+written through one ordered byte queue per connection that ExaBGP's own messages also go through; session instances
+tagged on `up` (mcrd/bgp/exabgp_fastpath.py). With it, `receive` (fix 10): the UPDATEs peers send that mcrd's strict
+decoder takes skip ExaBGP's parse and JSON and reach the daemon as their bytes; everything else is parsed by ExaBGP
+as stock (mcrd/bgp/exabgp_receive.py). It joins the all or none with `fastpath`; `MCRD_FAST_RECEIVE=0` leaves it
+alone out, `MCRD_FAST_PATH=0` both.
 
 Listening for BGP (binding absent addresses, resolving connection collisions as RFC 4271 6.8 says) has its own
 fixes, in exabgp_listen.py: here they are one more, `listen`.
