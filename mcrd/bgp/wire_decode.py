@@ -23,7 +23,9 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from mcrd.rib.inputs import RoutesAnnounced, RoutesWithdrawn
 from mcrd.route.attributes import ExtendedCommunity, Origin, PathAttributes
@@ -39,6 +41,7 @@ AS_SET, AS_SEQUENCE = 1, 2
 AFI_IPV6, SAFI_UNICAST = 2, 1
 ROUTE_TARGETS = {0x00: "as2", 0x01: "ipv4", 0x02: "as4"}  # transitive extended community types, subtype 0x02
 _ORIGINS = (Origin.IGP, Origin.EGP, Origin.INCOMPLETE)
+_T = TypeVar("_T", int, tuple[int, int, int])
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +109,14 @@ def _route_targets(value: bytes) -> tuple[int, ...] | None:
     for ext in found:
         if ext >> 56 not in ROUTE_TARGETS or (ext >> 48) & 0xFF != 0x02:
             return None
-    return tuple(sorted(set(found)))
+    return _sorted_once(found)
+
+
+def _sorted_once(values: Iterable[_T]) -> tuple[_T, ...] | None:
+    """`values` sorted, as ExaBGP 5.0.15 keeps a community list (sorted on `add`, duplicates kept); None (defer) for a
+    list with a duplicate, which mcrd's decoders would not agree on with ExaBGP's."""
+    ordered = tuple(sorted(values))
+    return None if len(set(ordered)) != len(ordered) else ordered
 
 
 def parse(body: bytes, session: Session) -> Plain | None:
@@ -191,15 +201,15 @@ def _plain(withdrawn: bytes, announced: bytes, seen: dict[int, bytes], session: 
         return None
     extended = seen.get(EXTENDED_COMMUNITIES)
     targets = () if extended is None else _route_targets(extended)
-    if targets is None:
+    standard = () if communities is None else _sorted_once(struct.unpack(f"!{len(communities) // 4}I", communities))
+    larges = () if large is None else _sorted_once(tuple(struct.iter_unpack("!III", large)))
+    if targets is None or standard is None or larges is None:
         return None
     return Plain(
         family, withdrawn, announced, origin[0], segments[0], segments[1], hop,
         None if med is None else int.from_bytes(med, "big"),
         None if local_pref is None else int.from_bytes(local_pref, "big"),
-        () if communities is None else tuple(sorted(set(struct.unpack(f"!{len(communities) // 4}I", communities)))),
-        targets,
-        () if large is None else tuple(sorted(set(struct.iter_unpack("!III", large)))))
+        standard, targets, larges)
 
 
 def _ipv6_hops_ok(hop: bytes) -> bool:

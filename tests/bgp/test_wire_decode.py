@@ -337,6 +337,12 @@ def test_what_the_decoder_defers_on() -> None:
     assert wire_decode.parse(body(base + r.atomic_aggregate()), s) is None  # not one of the kinds taken
     assert wire_decode.parse(body(base + r.attr(17, bytes([2, 1]) + struct.pack("!I", 1))), s) is None  # AS4_PATH
     assert wire_decode.parse(body(base + r.med(1) + r.med(2)), s) is None  # duplicate
+    # A community listed twice: ExaBGP keeps both (found by the fuzz test for two equal route targets).
+    assert wire_decode.parse(body(base + r.community((65000, 1), (65000, 1))), s) is None
+    target = struct.pack("!BBHI", 0, 2, 65000, 1)
+    assert wire_decode.parse(body(base + r.attr(16, target + target)), s) is None
+    assert wire_decode.parse(body(base + r.attr(32, struct.pack("!III", 1, 2, 3) * 2)), s) is None
+    assert wire_decode.parse(body(base + r.community((65000, 2), (65000, 1))), s) is not None  # sorted, taken
     assert wire_decode.parse(body(base, b""), s) is None  # no NLRI: not worth taking
     assert wire_decode.parse(body(b"", b""), s) is None  # End-of-RIB
     assert wire_decode.parse(body(b"", b"", r.prefixes(["10.0.0.0/8"])), s) is not None  # a withdrawal
