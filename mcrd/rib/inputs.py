@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from mcrd.config.model import Config
 from mcrd.route.attributes import PathAttributes
+
+if TYPE_CHECKING:  # an annotation only: ExaBGP's launcher and API bridge import these inputs without pydantic
+    from mcrd.config.model import Config
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,8 @@ decisions with their reasons, time is a parameter, and the adapters at the edge 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -56,3 +58,12 @@ def test_core_package_imports_only_the_layers_below(package: str) -> None:
     reached.discard(package)
     assert not reached & ADAPTERS, f"mcrd.{package} imports adapters {sorted(reached & ADAPTERS)}"
     assert reached <= LAYERS[package], f"mcrd.{package} imports {sorted(reached - LAYERS[package])} from above it"
+
+
+@pytest.mark.parametrize("module", ["mcrd.bgp.exabgp_launch", "mcrd.bgp.bridge"])
+def test_what_runs_inside_exabgp_loads_no_config_model(module: str) -> None:
+    """ExaBGP's process (the launcher and its fixes) and its API bridge import mcrd's wire code; pulling in pydantic
+    and the config model with it doubled the bridge's memory (17 -> 33 MiB in the hub benchmark)."""
+    code = f"import sys, {module}; print(sorted(m for m in sys.modules if m.startswith(('pydantic', 'mcrd.config'))))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
