@@ -191,8 +191,11 @@ HOOKS: dict[str, tuple[Hook, ...]] = {
               Hook("exabgp.protocol.family", "Family.afi_safi", ("self",))),
     "listen": (Hook("exabgp.reactor.listener", "Listener._new_socket", ("self", "ip")),
                Hook("exabgp.reactor.network.incoming", "Incoming.__init__", ("self", "afi", "peer", "local", "io")),
-               Hook("exabgp.reactor.listener", "Listener.__init__", ("self", "reactor", "backlog")),  # sets ._reactor
+               Hook("exabgp.reactor.listener", "Listener.__init__", ("self", "reactor", "backlog")),  # ._accepted
                Hook("exabgp.reactor.peer", "Peer.handle_connection", ("self", "connection")),
+               Hook("exabgp.reactor.protocol", "Protocol.connect", ("self",)),  # a generator: wrapped with yield from
+               Hook("exabgp.reactor.peer", "Peer._send_ka", ("self",)),  # a generator too
+               Hook("exabgp.reactor.peer", "ACTION.LATER"),
                Hook("exabgp.reactor.loop", "Reactor._wait_for_io", ("self", "sleeptime")),
                Hook("exabgp.reactor.loop", "Reactor._listen_for_neighbors", ("self",)),
                Hook("exabgp.reactor.loop", "Reactor.__init__", ("self", "configuration")),  # sets ._poller

@@ -16,13 +16,19 @@ three things are wrong for an MCR, fixed here:
    new connection is accepted, before its OPEN is read: in OpenConfirm it compares the BGP identifiers, but in
    Connect or OpenSent (both sides connected at once, each has sent its OPEN on its own connection) it always drops
    its own connection and takes the new one. Two speakers doing that drop both connections, over and over: two mcrd
-   nodes never peered. No NOTIFICATION goes to the connection closed either (the refusal's Cease is a generator
-   nobody runs). Fix: when a connection arrives while the peer's connection is in Connect, OpenSent or
-   OpenConfirm, it waits, without blocking the reactor, for the peer's OPEN on it (read with MSG_PEEK, so that
-   ExaBGP reads it again if it keeps the connection), then `keep_new()` decides with the BGP identifiers: the
-   connection initiated by the higher identifier survives (RFC 6286 2.3: with equal identifiers, the larger AS),
-   and the one closed gets a Cease, subcode 7 "Connection Collision Resolution" (RFC 4486). A connection arriving
-   while the session is Established is refused with that Cease, which is now really sent.
+   nodes never peered. It does the same in Idle while its own connection is still being opened (`Peer._connect` keeps
+   it out of `peer.proto` until the handshake is done), though the other side may have accepted that one already and
+   be about to keep it. No NOTIFICATION goes to the connection closed either (the refusal's Cease is a generator
+   nobody runs). Fix: when a connection arrives while the peer has one of its own under way (Connect, OpenSent,
+   OpenConfirm, or still being opened: `connecting`, recorded by a wrapper of `Protocol.connect`), it waits, without
+   blocking the reactor, for the peer's OPEN on it (read with MSG_PEEK, so that ExaBGP reads it again if it keeps the
+   connection), then `verdict()` decides: the peer's own attempt still in the TCP handshake (the kernel's TCP state,
+   `tcp_state`) is no connection yet and gives way; otherwise the connection initiated by the higher identifier
+   survives (`keep_new`; RFC 6286 2.3: with equal identifiers, the larger AS), and the one closed gets a Cease,
+   subcode 7 "Connection Collision Resolution" (RFC 4486). Meanwhile the session keeps its KEEPALIVE (`Peer._send_ka`,
+   at most `KEEPALIVE_HOLD`): the other side makes it Established on receiving it, and the collision is settled at
+   both ends before either connection is Established. A connection arriving while the session is Established is
+   refused with that Cease, which is now really sent.
 
 3. A link-local address cannot listen. The kernel binds an IPv6 link-local address only on a socket that names its
    interface (EINVAL otherwise), and ExaBGP binds the listening socket with the address alone; its connecting side
@@ -32,18 +38,21 @@ three things are wrong for an MCR, fixed here:
    whose local address it is (`link_of`), and the scope is dropped from an accepted connection's ends (`unscoped`).
 
 Installed by exabgp_launch.py with its other fixes, all or none (its `HOOKS["listen"]` names what these replace
-and use).
+and use). tests/bgp/test_exabgp_listen.py runs a real ExaBGP Peer through each case of fix 2 on loopback;
+tests/lab/test_listen.py makes mcrd's and FRR's connections collide at every return of a session.
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import ipaddress
 import select
 import socket
+import struct
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,10 +63,15 @@ IP_FREEBIND = 15  # <linux/in.h>
 IPV6_FREEBIND = 78  # <linux/in6.h>, Linux 4.15+
 CEASE, CEASE_COLLISION = 6, 7
 OPEN_WAIT = 10.0  # seconds the peer has to send its OPEN on a colliding connection before that connection is closed
+# Seconds at most that a session keeps its KEEPALIVE (its step to Established) while a colliding connection's OPEN is
+# awaited: well under the shortest hold time a peer waits for it in OpenConfirm (3 s).
+KEEPALIVE_HOLD = 2.0
 _OPEN_PREFIX = 28  # marker 16, length 2, type 1, version 1, my AS 2, hold time 2, BGP identifier 4
 _MARKER = b"\xff" * 16
 _OPEN = 1
 _POLL_EVENTS = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
+TCP_ESTABLISHED = 1  # tcpi_state, <netinet/tcp.h>
+_CONNECTING = "_mcrd_connecting"  # on a Peer: the Protocol of the connection it is opening, until it takes it
 
 
 def freebind(sock: socket.socket) -> None:
@@ -111,6 +125,33 @@ def keep_new(local_id: bytes, remote_id: bytes, local_as: int, remote_as: int) -
     return (int.from_bytes(local_id, "big"), local_as) < (int.from_bytes(remote_id, "big"), remote_as)
 
 
+class Own(enum.Enum):
+    """What a peer has when a new connection's OPEN is read: nothing to collide with (no connection, or its own
+    still in the TCP handshake, which the other side has not accepted: no BGP connection yet), a connection that is
+    open but not Established (Connect, OpenSent, OpenConfirm; or its own, connected but not yet taken by ExaBGP), or
+    an Established session."""
+
+    NONE = "none"
+    OPENING = "opening"
+    ESTABLISHED = "established"
+
+
+class Verdict(enum.Enum):
+    ACCEPT = "accept"  # take the new connection (any attempt of the peer's own in progress is given up)
+    REFUSE = "refuse"  # Cease 6/7 on the new connection, keep the existing one
+    REPLACE = "replace"  # Cease 6/7 on the existing connection, take the new one
+
+
+def verdict(own: Own, new_survives: bool) -> Verdict:
+    """RFC 4271 6.8, decided when the new connection's OPEN arrives and before either connection is Established: an
+    Established session is kept; otherwise the connection initiated by the higher BGP identifier (`keep_new`)."""
+    if own is Own.NONE:
+        return Verdict.ACCEPT
+    if own is Own.ESTABLISHED or not new_survives:
+        return Verdict.REFUSE
+    return Verdict.REPLACE
+
+
 @dataclass(frozen=True)
 class PeekedOpen:
     """What the first bytes of a new connection say: `identifier` when they are an OPEN's, `closed` when the peer
@@ -140,6 +181,20 @@ def peek_open(io: socket.socket) -> PeekedOpen | None:
     except OSError:
         return PeekedOpen(closed=True)
     return read_open_prefix(data)
+
+
+def tcp_state(sock: socket.socket) -> int | None:
+    """The kernel's TCP state of `sock` (TCP_ESTABLISHED once the three-way handshake is done), None if unknown."""
+    try:
+        return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+    except OSError:
+        return None
+
+
+def connecting(peer: Any) -> Any:
+    """The connection `peer` is opening itself (ExaBGP's `Peer._connect`, `self.proto` still None), or None."""
+    connection = getattr(getattr(peer, _CONNECTING, None), "connection", None)
+    return connection if connection is not None and connection.io is not None else None
 
 
 @dataclass
@@ -185,24 +240,103 @@ def _refuse(reactor: Any, connection: Any, why: str) -> None:
                                   connection.notification(CEASE, CEASE_COLLISION, why))
 
 
-def _decide(peer: Any, connection: Any, peeked: PeekedOpen | None) -> None:
+def collision_pending(peer: Any) -> bool:
+    """Whether a connection from `peer`'s address is waiting to be decided: accepted by the listener and not yet
+    handed to the peer, or waiting for its OPEN (Collisions)."""
+    collisions = getattr(peer.reactor, "_mcrd_collisions", None)
+    if collisions is not None and any(w.peer is peer for w in collisions.waiting.values()):
+        return True
+    address = str(peer.neighbor["peer-address"].top())
+    for io in getattr(getattr(peer.reactor, "listener", None), "_accepted", {}).values():
+        with contextlib.suppress(OSError):
+            if unscoped(io.getpeername()[0]) == address:
+                return True
+    return False
+
+
+def keepalive_first(io: socket.socket) -> bool:
+    """Whether the peer's answer to our OPEN has arrived on `io` (read with MSG_PEEK: ExaBGP reads it next): its
+    KEEPALIVE, or a NOTIFICATION, or the connection closed. A peer sends its KEEPALIVE once it has processed our OPEN,
+    collision resolution included (RFC 4271 6.8 runs on receipt of an OPEN). FRR 8.4 must not get our OPEN and
+    KEEPALIVE together while its own connection to us is in OpenSent: it stops that connection by an event it queues,
+    then takes ours to Established on the KEEPALIVE, then runs the queued stop, which closes ours instead (no
+    NOTIFICATION; tests/lab/test_listen.py, TOGETHER). The connection's initiator waits, the other side answers at
+    once: two mcrd nodes do not wait for each other."""
+    try:
+        data = io.recv(19, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True
+    return not data or len(data) == 19
+
+
+def _has_own(peer: Any) -> bool:
+    """Whether `peer` has a connection of its own under way that a new one may collide with: one it opened (or
+    accepted) in Connect, OpenSent or OpenConfirm, or one it is still opening (ExaBGP keeps that one out of
+    `peer.proto` until the handshake is done, with the FSM in Idle)."""
     from exabgp.bgp.fsm import FSM  # type: ignore[import-untyped]
 
+    if peer.proto is not None:
+        return bool(peer.fsm in (FSM.CONNECT, FSM.OPENSENT, FSM.OPENCONFIRM))
+    return connecting(peer) is not None
+
+
+def _own_state(peer: Any) -> Own:
+    """What `peer` has when a new connection's OPEN is read (see `Own`)."""
+    from exabgp.bgp.fsm import FSM
+
+    if peer.proto is not None:
+        if peer.fsm == FSM.ESTABLISHED:
+            return Own.ESTABLISHED
+        return Own.OPENING if peer.fsm in (FSM.CONNECT, FSM.OPENSENT, FSM.OPENCONFIRM) else Own.NONE
+    opening = connecting(peer)
+    if opening is None:
+        return Own.NONE
+    return Own.OPENING if tcp_state(opening.io) == TCP_ESTABLISHED else Own.NONE
+
+
+def _decide(peer: Any, connection: Any, peeked: PeekedOpen | None) -> None:
+    from exabgp.bgp.fsm import FSM
 
     if peeked is None or peeked.identifier is None:  # no OPEN: nothing to compare, the connection is not BGP's
         connection.close()
         return
-    existing = peer.proto is not None and peer.fsm in (FSM.CONNECT, FSM.OPENSENT, FSM.OPENCONFIRM, FSM.ESTABLISHED)
-    if not existing or peer.stopping():  # the other connection failed meanwhile: no collision any more
-        _stock_handle_connection(peer, connection)
-        return
-    if peer.fsm == FSM.ESTABLISHED or not keep_new(peer.neighbor["router-id"].pack(), peeked.identifier,
-                                                   int(peer.neighbor["local-as"]), int(peer.neighbor["peer-as"])):
+    own = Own.NONE if peer.stopping() else _own_state(peer)
+    new_survives = keep_new(peer.neighbor["router-id"].pack(), peeked.identifier, int(peer.neighbor["local-as"]),
+                            int(peer.neighbor["peer-as"]))
+    outcome = verdict(own, new_survives)
+    if outcome is Verdict.REFUSE:
         _refuse(peer.reactor, connection, "connection collision resolution: the existing connection survives")
         return
-    send_cease(peer, CEASE_COLLISION, states=(FSM.CONNECT, FSM.OPENSENT, FSM.OPENCONFIRM))
-    peer._close("connection collision resolution: the peer's connection survives")
-    _stock_handle_connection(peer, connection)
+    if outcome is Verdict.REPLACE:
+        if peer.proto is not None:
+            send_cease(peer, CEASE_COLLISION, states=(FSM.CONNECT, FSM.OPENSENT, FSM.OPENCONFIRM))
+            peer._close("connection collision resolution: the peer's connection survives")
+        else:  # connected, not yet taken: the peer has it in OpenSent, its own OPEN sent; ours is not
+            _abort(connecting(peer), cease=True)
+    else:
+        _abort(connecting(peer), cease=False)
+    _stock_handle_connection(peer, connection)  # drops the attempt in progress, if any, with its generator
+
+
+def _abort(opening: Any, cease: bool) -> None:
+    """Close the connection the peer was opening itself and gives up. `cease`: its handshake is done and the other
+    side speaks BGP on it, so it gets a Cease "Connection Collision Resolution" first. Otherwise it is reset: were its
+    handshake to complete just now, the other side must not keep a connection of ours open until a FIN arrives."""
+    if opening is None:
+        return
+    io = opening.io
+    with contextlib.suppress(OSError):
+        if cease:
+            io.send(_notification(CEASE, CEASE_COLLISION), socket.MSG_DONTWAIT)
+        else:
+            io.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    opening.close()
+
+
+def _notification(code: int, subcode: int) -> bytes:
+    return _MARKER + struct.pack("!HBBB", 21, 3, code, subcode)
 
 
 def _stock_handle_connection(peer: Any, connection: Any) -> None:
@@ -230,6 +364,7 @@ def replacements(find: Callable[[Any], Any]) -> list[tuple[Any, str, Any]]:
     reactor = find(Hook("exabgp.reactor.loop", "Reactor"))
     peer = find(Hook("exabgp.reactor.peer", "Peer"))
     incoming = find(Hook("exabgp.reactor.network.incoming", "Incoming"))
+    protocol = find(Hook("exabgp.reactor.protocol", "Protocol"))
 
     global _HANDLE_CONNECTION
     new_socket = listener._new_socket
@@ -249,9 +384,33 @@ def replacements(find: Callable[[Any], Any]) -> list[tuple[Any, str, Any]]:
 
     _HANDLE_CONNECTION = peer.handle_connection
 
+    protocol_connect = protocol.connect
+
+    def connect(self: Any) -> Generator[Any, Any, Any]:
+        # The connection being opened, for handle_connection to see: ExaBGP keeps it in a local of Peer._connect.
+        owner = self.peer
+        setattr(owner, _CONNECTING, self)
+        try:
+            return (yield from protocol_connect(self))
+        finally:  # taken (Peer._connect breaks out of this generator), failed, or dropped with the peer's generator
+            if getattr(owner, _CONNECTING, None) is self:
+                setattr(owner, _CONNECTING, None)
+
+    send_ka = peer._send_ka
+    later = find(Hook("exabgp.reactor.peer", "ACTION.LATER"))
+
+    def _send_ka(self: Any) -> Generator[Any, Any, Any]:
+        # OpenConfirm: our KEEPALIVE makes the session Established at the other end. Not while a connection from the
+        # same peer is being decided, and on a connection we opened not before the peer's KEEPALIVE: the collision is
+        # settled first, at both ends, before either connection is Established (see `keepalive_first`).
+        deadline = time.monotonic() + KEEPALIVE_HOLD
+        while time.monotonic() < deadline and (collision_pending(self) or (
+                self.proto.connection.direction == "outgoing" and not keepalive_first(self.proto.connection.io))):
+            yield later
+        return (yield from send_ka(self))
+
     def handle_connection(self: Any, connection: Any) -> Any:
-        if self.stopping() or self.fsm == FSM.ESTABLISHED or self.proto is None or self.fsm not in (
-                FSM.CONNECT, FSM.OPENSENT, FSM.OPENCONFIRM):
+        if self.stopping() or self.fsm == FSM.ESTABLISHED or not _has_own(self):
             _stock_handle_connection(self, connection)
             return None  # the refusal, if any, is scheduled: the listener has nothing more to do
         _collisions(self.reactor).add(self, connection)
@@ -276,4 +435,5 @@ def replacements(find: Callable[[Any], Any]) -> list[tuple[Any, str, Any]]:
 
     return [(listener, "_new_socket", _new_socket), (incoming, "__init__", _incoming_init),
             (peer, "handle_connection", handle_connection),
+            (protocol, "connect", connect), (peer, "_send_ka", _send_ka),
             (reactor, "_wait_for_io", _wait_for_io), (reactor, "_listen_for_neighbors", _listen_for_neighbors)]

@@ -152,9 +152,11 @@ REPLACED = ["exabgp.bgp.message.open.capability.negotiated.Negotiated._negotiate
             "exabgp.reactor.api.command.command.Command.functions", "exabgp.reactor.listener.Listener._new_socket",
             "exabgp.reactor.loop.Reactor._listen_for_neighbors", "exabgp.reactor.loop.Reactor._wait_for_io",
             "exabgp.reactor.network.incoming.Incoming.__init__",
-            "exabgp.reactor.peer.Peer._main", "exabgp.reactor.peer.Peer.handle_connection",
+            "exabgp.reactor.peer.Peer._main", "exabgp.reactor.peer.Peer._send_ka",
+            "exabgp.reactor.peer.Peer.handle_connection",
             "exabgp.reactor.peer.Peer.remove", "exabgp.reactor.peer.Peer.resend",
-            "exabgp.reactor.peer.Peer.shutdown", "exabgp.rib.outgoing.OutgoingRIB._update_rib",
+            "exabgp.reactor.peer.Peer.shutdown", "exabgp.reactor.protocol.Protocol.connect",
+            "exabgp.rib.outgoing.OutgoingRIB._update_rib",
             "exabgp.rib.outgoing.OutgoingRIB.pending", "exabgp.rib.outgoing.OutgoingRIB.updates"]
 MARKERS = ["announce borr", "announce eorr"]
 

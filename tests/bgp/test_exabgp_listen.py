@@ -4,13 +4,28 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
+import subprocess
+import sys
+from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mcrd.bgp.exabgp_listen import PeekedOpen, keep_new, link_of, read_open_prefix, unscoped
+from mcrd.bgp.exabgp_listen import (
+    TCP_ESTABLISHED,
+    Own,
+    PeekedOpen,
+    Verdict,
+    keep_new,
+    link_of,
+    read_open_prefix,
+    tcp_state,
+    unscoped,
+    verdict,
+)
 
 ids = st.binary(min_size=4, max_size=4)
 asns = st.integers(min_value=1, max_value=2**32 - 1)
@@ -77,3 +92,231 @@ def test_the_scope_of_an_accepted_link_local_connection_is_dropped() -> None:
     assert unscoped("fe80::1%eth1") == "fe80::1"
     assert unscoped("2001:db8::1") == "2001:db8::1"
     assert unscoped("10.0.0.1") == "10.0.0.1"
+
+
+def test_a_collision_is_decided_before_either_connection_is_established() -> None:
+    """RFC 4271 6.8 at the new connection's OPEN: nothing of the peer's own to collide with (or its own attempt still
+    in the TCP handshake, which the other side never accepted) takes the new one; an Established session is kept;
+    otherwise the connection initiated by the higher identifier survives and the other gets the Cease."""
+    assert verdict(Own.NONE, new_survives=False) is Verdict.ACCEPT
+    assert verdict(Own.NONE, new_survives=True) is Verdict.ACCEPT
+    assert verdict(Own.ESTABLISHED, new_survives=True) is Verdict.REFUSE
+    assert verdict(Own.OPENING, new_survives=False) is Verdict.REFUSE
+    assert verdict(Own.OPENING, new_survives=True) is Verdict.REPLACE
+
+
+def test_the_kernel_tells_a_connection_being_opened_from_an_open_one() -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        with socket.create_connection(server.getsockname()) as client:
+            assert tcp_state(client) == TCP_ESTABLISHED
+        port = server.getsockname()[1]
+    with socket.socket() as refused:
+        refused.setblocking(False)
+        refused.connect_ex(("127.0.0.1", port))  # nobody listens any more: refused, never established
+        assert tcp_state(refused) != TCP_ESTABLISHED
+
+
+# A real ExaBGP Peer, with the listen fix installed, opening its own connection to a speaker played by plain sockets on
+# loopback while that speaker's connection comes in. The speaker's listening socket has its accept queue full, so the
+# kernel drops the peer's SYN: the peer's own connection stays in the TCP handshake (ExaBGP's Peer._connect, FSM Idle,
+# `peer.proto` None) until the queue has room (the SYN is sent again after 1 s). Stock ExaBGP takes an incoming
+# connection in that state at once and drops its own attempt, whatever the other side has already made of it.
+COLLISION_PROBE = r"""
+import json, select, socket, struct, sys, tempfile, time, os
+from mcrd.bgp import exabgp_launch, exabgp_listen
+assert exabgp_launch.install(["listen"]).fixes == ("listen",)
+from exabgp.bgp.fsm import FSM
+from exabgp.configuration.configuration import Configuration
+from exabgp.environment import getenv
+from exabgp.logger.option import option
+from exabgp.protocol.family import AFI
+from exabgp.reactor.asynchronous import ASYNC
+from exabgp.reactor.network.incoming import Incoming
+from exabgp.reactor.peer import Peer
+
+option.setup(getenv())
+LOCAL, REMOTE = "127.0.0.1", "127.0.0.2"
+speaker = socket.socket()
+speaker.bind((REMOTE, 0))
+speaker.listen(0)
+queued = [socket.create_connection(speaker.getsockname())]  # the accept queue is full from now on
+path = os.path.join(tempfile.mkdtemp(), "exabgp.conf")
+with open(path, "w") as handle:
+    handle.write(f"neighbor {REMOTE} {{ router-id 10.255.0.1; local-address {LOCAL}; local-as 133937; peer-as 64512; "
+                 f"connect {speaker.getsockname()[1]}; hold-time 9; family {{ ipv4 unicast; }} }}")
+conf = Configuration([path])
+assert conf.reload()
+[neighbor] = conf.neighbors.values()
+ours = socket.socket()
+ours.bind((LOCAL, 0))
+ours.listen()
+
+
+class Reactor:
+    asynchronous, _poller = ASYNC(), select.poll()
+
+
+def opening_peer():
+    peer = Peer(neighbor, Reactor())
+    peer.generator = peer._run()
+    while exabgp_listen.connecting(peer) is None:
+        next(peer.generator)
+    return peer
+
+
+def incoming(peer):
+    remote = socket.create_connection(ours.getsockname(), source_address=(REMOTE, 0))
+    io, _ = ours.accept()
+    connection = Incoming(AFI.ipv4, REMOTE, LOCAL, io)
+    peer.handle_connection(connection)
+    return remote, connection
+
+
+def open_from(remote, identifier):
+    body = struct.pack("!BHH4sB", 4, 64512, 9, socket.inet_aton(identifier), 0)
+    remote.sendall(b"\xff" * 16 + struct.pack("!HB", 19 + len(body), 1) + body)
+
+
+def decide(peer):
+    collisions = peer.reactor._mcrd_collisions
+    deadline = time.monotonic() + 5
+    while collisions.waiting and time.monotonic() < deadline:
+        collisions.resolve()
+    while peer.reactor.asynchronous.run():
+        pass
+
+
+def handshake_done(peer):
+    deadline = time.monotonic() + 5
+    while exabgp_listen.tcp_state(exabgp_listen.connecting(peer).io) != exabgp_listen.TCP_ESTABLISHED:
+        assert time.monotonic() < deadline, "the peer's own connection never completed"
+        time.sleep(0.01)
+
+
+def received(sock):
+    sock.settimeout(5)
+    data = b""
+    try:
+        while chunk := sock.recv(4096):
+            data += chunk
+    except OSError:
+        pass
+    return data.hex()
+
+
+def messages(sock):
+    data = b""
+    try:
+        while chunk := sock.recv(4096):
+            data += chunk
+    except OSError:
+        pass
+    found = []
+    while len(data) >= 19:
+        length = struct.unpack("!H", data[16:18])[0]
+        found.append(data[:length])
+        data = data[length:]
+    return found
+
+
+def state(peer, connection):
+    return {"taken": peer.proto is not None and peer.proto.connection is connection,
+            "waiting": bool(peer.reactor._mcrd_collisions.waiting),
+            "connecting": exabgp_listen.connecting(peer) is not None}
+
+
+result = {}
+# 1. Its own connection still in the handshake: the new one waits for its OPEN, then is taken (no collision).
+peer = opening_peer()
+attempt = exabgp_listen.connecting(peer).io
+result["syn-sent"] = exabgp_listen.tcp_state(attempt)
+remote, connection = incoming(peer)
+result["1 arrived"] = state(peer, connection)
+open_from(remote, "10.0.0.1")
+decide(peer)
+result["1 decided"] = state(peer, connection)
+result["1 attempt closed"] = attempt.fileno() == -1
+# 2. Its own connection's handshake done, not yet taken by ExaBGP, and ours is the higher identifier: the new one is
+# refused with a Cease 6/7 and the peer goes on with its own.
+peer = opening_peer()
+remote, connection = incoming(peer)
+result["2 arrived"] = state(peer, connection)
+queued.append(speaker.accept()[0])  # room in the queue: the SYN sent again gets through
+handshake_done(peer)
+open_from(remote, "10.0.0.1")
+decide(peer)
+result["2 decided"] = state(peer, connection)
+result["2 refused with"] = received(remote)
+while peer.proto is None:
+    next(peer.generator)
+result["2 own taken"] = peer.proto.connection.io.getpeername()[0] == REMOTE
+# 3. The same, but the other side has the higher identifier: our connection gets the Cease 6/7, the new one is taken.
+peer = opening_peer()
+remote, connection = incoming(peer)
+queued.append(speaker.accept()[0])
+handshake_done(peer)
+open_from(remote, "10.255.0.9")
+decide(peer)
+result["3 decided"] = state(peer, connection)
+ours_at_speaker = speaker.accept()[0]
+result["3 own closed with"] = received(ours_at_speaker)
+# 4. Its own connection taken, OPENs exchanged: it keeps its KEEPALIVE (which would make the session Established at
+# the other end) until the connection that arrived meanwhile is decided.
+peer = opening_peer()
+at_speaker = speaker.accept()[0]
+while peer.fsm != FSM.OPENSENT:
+    next(peer.generator)
+remote, connection = incoming(peer)
+result["4 arrived"] = state(peer, connection)
+open_from(at_speaker, "10.0.0.1")
+for _ in range(20):
+    next(peer.generator)
+    time.sleep(0.01)
+result["4 held in"] = peer.fsm.name()
+at_speaker.settimeout(0.5)
+result["4 before"] = [m[18] for m in messages(at_speaker)]
+open_from(remote, "10.0.0.1")
+decide(peer)
+result["4 refused with"] = received(remote)
+for _ in range(5):
+    next(peer.generator)
+# 5. Decided; on the connection it opened it still waits for the other side's KEEPALIVE, then sends its own.
+result["5 before their keepalive"] = [m[18] for m in messages(at_speaker)]
+at_speaker.sendall(b"\xff" * 16 + struct.pack("!HB", 19, 4))
+for _ in range(5):
+    next(peer.generator)
+    time.sleep(0.01)
+result["5 after their keepalive"] = [m[18] for m in messages(at_speaker)]
+print(json.dumps(result))
+"""
+
+def cease_collision(data: str) -> bool:
+    """Whether these bytes start with a NOTIFICATION Cease (6), subcode 7 "Connection Collision Resolution"."""
+    raw = bytes.fromhex(data)
+    return raw[:16] == b"\xff" * 16 and raw[18:21] == bytes([3, 6, 7])
+
+
+def test_a_connection_arriving_while_the_peer_opens_its_own_waits_for_its_open() -> None:
+    out = subprocess.run([sys.executable, "-c", COLLISION_PROBE], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["syn-sent"] == 2  # TCP_SYN_SENT: the peer's own connection is in the handshake
+    # Not taken at once (stock ExaBGP would have), and the peer's own attempt goes on meanwhile.
+    assert got["1 arrived"] == {"taken": False, "waiting": True, "connecting": True}
+    assert got["1 decided"] == {"taken": True, "waiting": False, "connecting": False}
+    assert got["1 attempt closed"]
+    assert got["2 arrived"] == {"taken": False, "waiting": True, "connecting": True}
+    assert got["2 decided"] == {"taken": False, "waiting": False, "connecting": True}
+    assert cease_collision(got["2 refused with"])
+    assert got["2 own taken"]
+    assert got["3 decided"] == {"taken": True, "waiting": False, "connecting": False}
+    assert cease_collision(got["3 own closed with"])
+    # 4: OPEN (1) sent on its own connection, then nothing while the other connection waits; KEEPALIVE (4) after.
+    assert got["4 arrived"] == {"taken": False, "waiting": True, "connecting": False}
+    assert (got["4 held in"], got["4 before"]) == ("OPENCONFIRM", [1])
+    assert cease_collision(got["4 refused with"])
+    assert got["5 before their keepalive"] == []
+    assert got["5 after their keepalive"][:1] == [4]
