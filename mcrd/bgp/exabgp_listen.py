@@ -260,8 +260,8 @@ def keepalive_first(io: socket.socket) -> bool:
     collision resolution included (RFC 4271 6.8 runs on receipt of an OPEN). FRR 8.4 must not get our OPEN and
     KEEPALIVE together while its own connection to us is in OpenSent: it stops that connection by an event it queues,
     then takes ours to Established on the KEEPALIVE, then runs the queued stop, which closes ours instead (no
-    NOTIFICATION; tests/lab/test_listen.py, TOGETHER). The connection's initiator waits, the other side answers at
-    once: two mcrd nodes do not wait for each other."""
+    NOTIFICATION; seen in the MQTT events test with MCRD_FAST_PATH=1). The connection's initiator waits, the other
+    side answers at once: two mcrd nodes do not wait for each other."""
     try:
         data = io.recv(19, socket.MSG_PEEK | socket.MSG_DONTWAIT)
     except (BlockingIOError, InterruptedError):

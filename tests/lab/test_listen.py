@@ -2,10 +2,11 @@
 session; OpenBGPD with `local-address` and a TCP MD5 password forms its session (the key is on mcrd's listening
 socket); a connection from an address that is no configured peer is refused with a Cease; with two ExaBGP processes
 each listens on its own sessions' addresses only; and a listening socket binds an address the namespace does not have
-yet (IP_FREEBIND), accepting once it arrives.
+yet (IP_FREEBIND), accepting once it arrives. And when a session returns and both sides connect at once, the
+collision is resolved before either connection is Established: exactly one UP each time.
 
 Topology: hub (mcrd, two ExaBGP processes) -- frr (FRR 64512, whose SYNs only get through: the hub's own are dropped)
-and -- obgpd (OpenBGPD 64600, `local-address`, `tcp md5sig`).
+and -- obgpd (OpenBGPD 64600, `local-address`, `tcp md5sig`). The collision test builds its own: hub (mcrd) -- FRR.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import errno
 import json
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import pytest
 
 from mcrd.bgp.pool import process_of
 from tests.lab.conftest import LAB_MARKS, module_lab
-from tests.lab.harness import FrrNeighbor, FrrPeer, Lab, Netns, frr_config, poll
+from tests.lab.harness import FrrNeighbor, FrrPeer, Lab, Netns, assert_stays, frr_config, poll
 
 pytestmark = LAB_MARKS
 
@@ -224,3 +225,112 @@ def test_a_listening_socket_binds_an_address_before_it_arrives(lab: Lab) -> None
     plain = ("import socket\ntry:\n    socket.socket().bind(('192.0.2.77', 179))\n"
              "except OSError as e:\n    print(e.errno)")
     assert other.run(sys.executable, "-c", plain).stdout.strip() == str(errno.EADDRNOTAVAIL)
+
+
+# --- both sides connecting when a session returns -------------------------------------------------------------------
+
+RESTORES = 16
+# Until both connections exist, the hub drops every BGP segment between it and FRR that carries no SYN: each side's
+# handshake completes on the connecting side only (its SYN-ACK comes back), each sends its OPEN (dropped, sent again),
+# and neither side has accepted the other's connection yet. Once both are there the filter goes: both OPENs arrive
+# together, on both connections.
+COLLIDE = (
+    "table inet mcl_collide {\n"
+    f" chain out {{ type filter hook output priority 0; ip daddr {FRR_PEER} tcp sport 179 tcp flags & syn == 0 drop;"
+    f" ip daddr {FRR_PEER} tcp dport 179 tcp flags & syn == 0 drop; }}\n"
+    f" chain in {{ type filter hook input priority 0; ip saddr {FRR_PEER} tcp sport 179 tcp flags & syn == 0 drop;"
+    f" ip saddr {FRR_PEER} tcp dport 179 tcp flags & syn == 0 drop; }}\n"
+    "}\n"
+)
+# FRR's answer to the hub's SYN is dropped: the hub's own connection stays in the TCP handshake (its SYN is sent again
+# after 1 s) while FRR's connection arrives and is accepted.
+IN_FLIGHT = (
+    "table inet mcl_collide {\n"
+    f" chain in {{ type filter hook input priority 0; ip saddr {FRR_PEER} tcp sport 179"
+    " tcp flags & (syn | ack) == (syn | ack) drop; }\n"
+    "}\n"
+)
+
+FILTERS = (COLLIDE, IN_FLIGHT)
+
+
+def bgp_sockets(ns: Netns, peer: str) -> set[tuple[int, int, str]]:
+    """The namespace's TCP sockets with `peer` on port 179, in any state: (local port, peer port, state)."""
+    found = set()
+    for line in ns.run("ss", "-Htan").stdout.splitlines():
+        fields = line.split()
+        local, remote = fields[-2].rsplit(":", 1), fields[-1].rsplit(":", 1)
+        if remote[0] == peer and "179" in (local[1], remote[1]):
+            found.add((int(local[1]), int(remote[1]), fields[0]))
+    return found
+
+
+def above(start: int) -> Callable[[int], bool]:
+    return lambda n: n > start
+
+
+def both_connecting(found: set[tuple[int, int, str]]) -> bool:
+    """FRR's connection (to the hub's port 179) and the hub's own (to FRR's) are both there, neither closing."""
+    live = {(local, remote) for local, remote, state in found if state in ("SYN-RECV", "SYN-SENT", "ESTAB")}
+    return any(local == 179 for local, _ in live) and any(remote == 179 for _, remote in live)
+
+
+def test_each_return_with_both_sides_connecting_gives_exactly_one_up(lab: Lab) -> None:
+    """The VXC goes down and comes back RESTORES times; each time both mcrd and FRR connect, and nft filters make the
+    connections collide, in turn: both handshakes held until both connections exist (COLLIDE), or the hub's own
+    connection still in its handshake when FRR's is accepted (IN_FLIGHT). Each return must be exactly one UP and no
+    DOWN in mcrd's log, and one connection established in FRR's counters."""
+    hub, frr_ns = lab.netns("hub"), lab.netns("frr")
+    link = lab.link(hub, "frr", frr_ns, "hub", [], [f"{FRR_PEER}/29"])
+    config = {
+        "mcr": {"productName": "collide-mcr", "mcrAsn": MCR_AS, "routerId": "10.255.0.1"},  # above FRR's
+        "vxcs": [{"productName": "frr", "interface": lab.ifname("frr"), "vrouter": {"interfaces": [{
+            "ipAddresses": [f"{FRR_HUB}/29"], "bgpConnections": [{
+                "peerAsn": FRR_AS, "localIpAddress": FRR_HUB, "peerIpAddress": FRR_PEER, "peerType": "NON_CLOUD",
+                "holdTime": 9}]}]}}],
+    }
+    mcrd_dir = lab.make_dir("mcrd")
+    (mcrd_dir / "mcrd.json").write_text(json.dumps(config))
+    mcrd = hub.popen(sys.executable, "-m", "mcrd", "run", "-c", str(mcrd_dir / "mcrd.json"), "--log-format", "json",
+                     "--state-dir", str(mcrd_dir), label="mcrd")
+    frr = FrrPeer(frr_ns, FRR_AS, "10.0.0.10", frr_config(FRR_AS, "10.0.0.10", [FrrNeighbor(FRR_HUB, MCR_AS,
+                                                                                           hold_time=9)], [FRR_NET]))
+
+    def count(event: str) -> int:
+        return sum(1 for e in lab.log_events(mcrd, event) if e.get("peer") == FRR_PEER)
+
+    def established() -> int:
+        return int(frr.show_json(f"show bgp neighbors {FRR_HUB} json")[FRR_HUB]["connectionsEstablished"])
+
+    def state() -> tuple[int, int, int]:
+        return count("session_up"), count("session_down"), established()
+
+    poll(lambda: count("session_up"), TIMEOUT, "the session up in mcrd")
+    frr.wait_established(FRR_HUB, TIMEOUT)
+    outcomes = []
+    for restore in range(RESTORES):
+        downs = count("session_down")
+        hub.ip("link", "set", link.if_a, "down")  # mcrd holds the session down; FRR loses the carrier
+        poll(lambda: count("session_down"), TIMEOUT, "the session down in mcrd", until=above(downs))
+        poll(lambda: frr.session_state(FRR_HUB), TIMEOUT, "FRR's session down", until=lambda s: s != "Established")
+        before = state()
+        kind = FILTERS[restore % len(FILTERS)]
+        hub.run("nft", "-f", "-", input_text=kind)
+        hub.ip("link", "set", link.if_a, "up")
+        if kind is COLLIDE:
+            poll(lambda: bgp_sockets(hub, FRR_PEER), TIMEOUT, "both sides' connections", until=both_connecting)
+        else:
+            # Accepted by the hub while the hub's own connection cannot complete (ExaBGP connects as soon as the
+            # session returns; FRR at its next connect retry, up to 1 s later).
+            poll(lambda: bgp_sockets(hub, FRR_PEER), TIMEOUT, "FRR's connection accepted by the hub",
+                 until=lambda found: any(local == 179 and st == "ESTAB" for local, _, st in found))
+        hub.run("nft", "delete", "table", "inet", "mcl_collide")
+        poll(lambda: count("session_up"), TIMEOUT, "the session back in mcrd", until=above(before[0]))
+        frr.wait_established(FRR_HUB, TIMEOUT)
+        # A second UP came within milliseconds of the first (ExaBGP reconnects at once when a peer drops an
+        # Established connection): 2 s is far above that, and under the 9 s hold time.
+        settled = state()
+        assert_stays(lambda: state() == settled, 2.0, "the session changed again")  # noqa: B023 (called at once)
+        outcomes.append(tuple(after - was for after, was in zip(settled, before, strict=True)))
+    print(f"\n(ups, downs, FRR connections established) per return: {outcomes}")
+    assert outcomes == [(1, 0, 1)] * RESTORES
