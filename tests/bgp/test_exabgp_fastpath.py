@@ -138,7 +138,10 @@ def _frames(data: bytes) -> list[tuple[int, int]]:
     return frames
 
 
-def test_a_keepalive_written_while_an_update_is_half_sent_goes_after_it() -> None:
+@contextlib.contextmanager
+def _half_sent_burst() -> Iterator[tuple[socket.socket, Any, list[bytes], list[Iterator[bool]]]]:
+    """A socket pair with 4 KiB buffers, and the ordered writers of a burst of 64 KiB UPDATEs on our end, the first
+    one started and not whole: (their end, our connection, the UPDATEs, their writers)."""
     ours, theirs = socket.socketpair()
     with ours, theirs:
         ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
@@ -150,6 +153,20 @@ def test_a_keepalive_written_while_an_update_is_half_sent_goes_after_it() -> Non
         updates = list(wire.announcements(attrs, 4, nlris, wire.Profile(max_size=wire.EXTENDED_SIZE), "192.0.2.2"))
         writers = [exabgp_fastpath.ordered_writer(connection, message) for message in updates]
         assert next(writers[0]) is False, "the socket took a whole 64 KiB UPDATE: the test proves nothing"
+        yield theirs, connection, updates, writers
+
+
+def _drain(sock: socket.socket) -> bytes:
+    """What has arrived on `sock` and not been read yet."""
+    data = b""
+    with contextlib.suppress(BlockingIOError):
+        while chunk := sock.recv(1 << 20, socket.MSG_DONTWAIT):
+            data += chunk
+    return data
+
+
+def test_a_keepalive_written_while_an_update_is_half_sent_goes_after_it() -> None:
+    with _half_sent_burst() as (theirs, connection, updates, writers):
         keepalive = exabgp_fastpath.ordered_writer(connection, rawbgp.keepalive())
         assert next(keepalive) is False  # behind the UPDATE's last byte
         received = bytearray()
@@ -160,24 +177,12 @@ def test_a_keepalive_written_while_an_update_is_half_sent_goes_after_it() -> Non
                 received += theirs.recv(1 << 20, socket.MSG_DONTWAIT)
             pending = [writer for writer in pending if next(writer) is False]
         assert not pending
-        with contextlib.suppress(BlockingIOError):
-            while chunk := theirs.recv(1 << 20, socket.MSG_DONTWAIT):
-                received += chunk
+        received += _drain(theirs)
         assert _frames(bytes(received)) == [(wire.UPDATE, len(m)) for m in updates] + [(4, 19)]
 
 
 def test_a_notification_goes_right_after_the_message_being_sent() -> None:
-    ours, theirs = socket.socketpair()
-    with ours, theirs:
-        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-        theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        ours.setblocking(False)
-        connection = _Connection(ours)
-        attrs = PathAttributes("self", (65001,))
-        nlris = [wire.nlri(f"10.{i // 256}.{i % 256}.0/24")[1] for i in range(16000)]
-        updates = list(wire.announcements(attrs, 4, nlris, wire.Profile(max_size=wire.EXTENDED_SIZE), "192.0.2.2"))
-        writers = [exabgp_fastpath.ordered_writer(connection, message) for message in updates]
-        assert next(writers[0]) is False, "the socket took a whole 64 KiB UPDATE: the test proves nothing"
+    with _half_sent_burst() as (theirs, connection, updates, writers):
         for writer in writers[1:]:
             assert next(writer) is False
         cease = exabgp_fastpath.ordered_writer(connection, rawbgp.notification(6, 2))
@@ -187,9 +192,7 @@ def test_a_notification_goes_right_after_the_message_being_sent() -> None:
             assert time.monotonic() < deadline
             with contextlib.suppress(BlockingIOError):
                 received += theirs.recv(1 << 20, socket.MSG_DONTWAIT)
-        with contextlib.suppress(BlockingIOError):
-            while chunk := theirs.recv(1 << 20, socket.MSG_DONTWAIT):
-                received += chunk
+        received += _drain(theirs)
         # The UPDATE being sent goes whole, then the NOTIFICATION; what was queued behind it is dropped.
         assert _frames(bytes(received)) == [(wire.UPDATE, len(updates[0])), (3, 21)]
         assert all(next(writer) is True for writer in writers)  # their bytes count as gone: none waits for ever

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import socket
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -26,14 +25,10 @@ from mcrd.bgp.exabgp_listen import (
     unscoped,
     verdict,
 )
+from tests.bgp import rawbgp
 
 ids = st.binary(min_size=4, max_size=4)
 asns = st.integers(min_value=1, max_value=2**32 - 1)
-
-
-def _open(identifier: str, asn: int = 64512, hold: int = 90) -> bytes:
-    body = struct.pack("!BHH4sB", 4, asn, hold, socket.inet_aton(identifier), 0)
-    return b"\xff" * 16 + struct.pack("!HB", 19 + len(body), 1) + body
 
 
 def test_the_connection_initiated_by_the_higher_identifier_survives() -> None:
@@ -63,7 +58,7 @@ def test_both_ends_agree_on_the_survivor(a: bytes, b: bytes, as_a: int, as_b: in
 
 
 def test_the_identifier_is_read_from_an_open_however_it_arrives() -> None:
-    message = _open("10.255.0.2")
+    message = rawbgp.open_message(64512, "10.255.0.2")
     assert read_open_prefix(message) == PeekedOpen(identifier=socket.inet_aton("10.255.0.2"))
     for cut in range(1, 28):
         assert read_open_prefix(message[:cut]) is None, cut  # too few bytes yet: wait
@@ -71,8 +66,7 @@ def test_the_identifier_is_read_from_an_open_however_it_arrives() -> None:
 
 
 def test_anything_but_an_open_is_invalid() -> None:
-    keepalive = b"\xff" * 16 + struct.pack("!HB", 19, 4)
-    assert read_open_prefix(keepalive) == PeekedOpen(invalid=True)
+    assert read_open_prefix(rawbgp.keepalive()) == PeekedOpen(invalid=True)
     assert read_open_prefix(b"GET / HTTP/1.1\r\n") == PeekedOpen(invalid=True)
     assert read_open_prefix(b"\xff" * 5 + b"\x00") == PeekedOpen(invalid=True)
 
@@ -126,6 +120,7 @@ def test_the_kernel_tells_a_connection_being_opened_from_an_open_one() -> None:
 COLLISION_PROBE = r"""
 import json, select, socket, struct, sys, tempfile, time, os
 from mcrd.bgp import exabgp_launch, exabgp_listen
+from tests.bgp import rawbgp
 assert exabgp_launch.install(["listen"]).fixes == ("listen",)
 from exabgp.bgp.fsm import FSM
 from exabgp.configuration.configuration import Configuration
@@ -175,8 +170,7 @@ def incoming(peer):
 
 
 def open_from(remote, identifier):
-    body = struct.pack("!BHH4sB", 4, 64512, 9, socket.inet_aton(identifier), 0)
-    remote.sendall(b"\xff" * 16 + struct.pack("!HB", 19 + len(body), 1) + body)
+    remote.sendall(rawbgp.open_message(64512, identifier, 9))
 
 
 def decide(peer):
@@ -195,24 +189,23 @@ def handshake_done(peer):
         time.sleep(0.01)
 
 
-def received(sock):
-    sock.settimeout(5)
+def read_all(sock):
     data = b""
     try:
         while chunk := sock.recv(4096):
             data += chunk
     except OSError:
         pass
-    return data.hex()
+    return data
+
+
+def received(sock):
+    sock.settimeout(5)
+    return read_all(sock).hex()
 
 
 def messages(sock):
-    data = b""
-    try:
-        while chunk := sock.recv(4096):
-            data += chunk
-    except OSError:
-        pass
+    data = read_all(sock)
     found = []
     while len(data) >= 19:
         length = struct.unpack("!H", data[16:18])[0]
@@ -284,7 +277,7 @@ for _ in range(5):
     next(peer.generator)
 # 5. Decided; on the connection it opened it still waits for the other side's KEEPALIVE, then sends its own.
 result["5 before their keepalive"] = [m[18] for m in messages(at_speaker)]
-at_speaker.sendall(b"\xff" * 16 + struct.pack("!HB", 19, 4))
+at_speaker.sendall(rawbgp.keepalive())
 for _ in range(5):
     next(peer.generator)
     time.sleep(0.01)
