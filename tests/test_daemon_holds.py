@@ -4,7 +4,6 @@ and reloads, and let go at the right moment."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,10 +12,10 @@ import pytest
 
 from mcrd.bfd import BfdDiag, BfdState, BfdTransition
 from mcrd.config.model import Config
-from mcrd.daemon import BATCH, ROUND_ROUTES, BfdChanged, Daemon, LinksChanged, Reload, take_round
+from mcrd.daemon import BfdChanged, Daemon, LinksChanged, Reload
 from mcrd.iface.tracking import LinkInfo, LinkSnapshot
 from mcrd.rib.effects import Effects, SessionChanged
-from mcrd.rib.inputs import ConfigChanged, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
+from mcrd.rib.inputs import ConfigChanged, PeerDown, PeerUp, RoutesAnnounced
 from mcrd.route.attributes import PathAttributes
 from tests.core.helpers import peer_config
 from tests.lg.fixtures import bfd_status
@@ -177,26 +176,3 @@ def test_a_reload_keeps_holds_and_releases_bfd_holds_of_connections_without_bfd(
     feed(daemon, Reload(config(bfd=False)))
     assert daemon.bfd.configured[-1] == []  # type: ignore[attr-defined]
     assert speaker(daemon).held_down[-1] == frozenset()
-
-
-def test_a_round_stops_taking_routes_at_round_routes() -> None:
-    # A burst of UPDATEs goes out in rounds of about ROUND_ROUTES announced or withdrawn prefixes (each round's
-    # routes reach the peers and the kernel before the next is handled); other items do not count, and nothing
-    # queued is lost or reordered between rounds.
-    attrs = PathAttributes(next_hop=AWS, as_path=(64512,))
-    per = ROUND_ROUTES // 2 + 1
-    announced = [RoutesAnnounced(AWS, attrs, tuple(f"10.{n}.{k}.0/24" for k in range(per))) for n in range(3)]
-    withdrawn = [RoutesWithdrawn(AWS, tuple(f"10.{n}.{k}.0/24" for k in range(per))) for n in range(3)]
-    down = PeerDown(AWS, "x")
-    queue: asyncio.Queue[Any] = asyncio.Queue()
-    for item in [down, withdrawn[0], announced[0], announced[1], withdrawn[1], withdrawn[2], announced[2], down]:
-        queue.put_nowait(item)
-    rounds = []
-    while not queue.empty():
-        rounds.append(take_round(queue.get_nowait(), queue))
-    assert rounds == [[down, withdrawn[0], announced[0]], [announced[1], withdrawn[1]], [withdrawn[2], announced[2]],
-                      [down]]
-    for _ in range(BATCH + 5):
-        queue.put_nowait(down)
-    assert len(take_round(queue.get_nowait(), queue)) == BATCH
-    assert queue.qsize() == 5

@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import ipaddress
 import itertools
-import operator
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
@@ -123,39 +122,9 @@ class RouteProcessor:
         prefixes = routes.prefixes
         # The route limit refuses none of them when the table has room for them all: not asked per prefix then.
         limit = not mcr.room_for(len(self._loc.best), len(prefixes), self._waiting.limit)
-        rejections = mcr.import_rejections(policy, prefixes, own, update)
-        rib = peer.adj_in
-        if limit or self._waiting.queue or rib.rejected:  # the route limit or waiting routes: one at a time
-            store = self._store
-            for prefix, rejection in zip(prefixes, rejections, strict=True):
-                store(peer, prefix, entry, rejection, limit)
-            return
-        # What `_store` does for each prefix, in one loop. Usually no other session has a route for these prefixes:
-        # sets in C find those that have one, and only these look at every session's routes.
-        accepted, before, rejected, key = rib.accepted, rib.before, rib.rejected, peer.key
-        wanted = set(prefixes)
-        others = set().union(*(candidates.keys() & wanted for candidates in self._candidates
-                               if candidates is not accepted))
-        choose, changed = self._loc.choose, self._changed
-        for prefix, rejection in zip(prefixes, rejections, strict=True):
-            was_accepted = accepted.pop(prefix, None)
-            if prefix not in before:
-                before[prefix] = was_accepted is not None
-                self._touched[key] = peer
-            if rejection is None:
-                accepted[prefix] = entry
-            else:
-                rejected[prefix] = (entry, rejection)
-                rib.rejected_in_round += 1
-                if was_accepted is None:
-                    continue
-            if prefix in others:
-                new = choose(prefix, [found for candidates in self._candidates
-                                      if (found := candidates.get(prefix)) is not None])
-            else:
-                new = choose(prefix, [entry] if rejection is None else [])
-            if new is not SAME:
-                changed[prefix] = new
+        store = self._store
+        for prefix, rejection in zip(prefixes, mcr.import_rejections(policy, prefixes, own, update), strict=True):
+            store(peer, prefix, entry, rejection, limit)
 
     def _store(self, peer: PeerState, prefix: str, entry: RouteEntry, rejection: Rejection | None,
                limit: bool = True) -> None:
@@ -190,28 +159,8 @@ class RouteProcessor:
         peer = self._live_peer(update.peer, "withdrawals")
         if peer is None:
             return
-        rib = peer.adj_in
-        if rib.rejected:  # some may be rejected routes: one at a time
-            for prefix in update.prefixes:
-                self._remove(peer, prefix)
-            return
-        accepted, before = rib.accepted, rib.before
-        gone = [prefix for prefix in dict.fromkeys(update.prefixes) if prefix in accepted]
-        if not gone:
-            return
-        self._touched[peer.key] = peer
-        for prefix in gone:  # what `_remove` does, for a whole UPDATE
-            if prefix not in before:
-                before[prefix] = True
-            del accepted[prefix]
-        # The usual withdrawal leaves no other candidate: sets in C find the prefixes that still have some.
-        others = set().union(*(candidates.keys() & gone for candidates in self._candidates))
-        choose, changed = self._loc.choose, self._changed
-        for prefix in gone:
-            new = choose(prefix, [found for candidates in self._candidates if (found := candidates.get(prefix))
-                                  is not None] if prefix in others else [])
-            if new is not SAME:
-                changed[prefix] = new
+        for prefix in update.prefixes:
+            self._remove(peer, prefix)
 
     def _remove(self, peer: PeerState, prefix: str) -> None:
         rib = peer.adj_in
@@ -354,7 +303,7 @@ class RouteProcessor:
         if before.keys().isdisjoint(prefixes):  # none changed before in this round: in bulk
             if out is None:  # withdrawn: what was sent is what the round started with (None: never sent)
                 sent = list(map(routes.pop, prefixes, itertools.repeat(None)))
-                if any(map(operator.is_not, sent, itertools.repeat(None))):  # C loops; count(None) calls __eq__
+                if sent.count(None) < len(sent):
                     before.update(zip(prefixes, sent, strict=True))
                     self._touched[target.key] = target
                 return
