@@ -68,7 +68,7 @@ _up_instances: dict[str, int] = {}
 _QUEUE = "_mcrd_queue"  # on an ExaBGP Connection: its WriteQueue
 COALESCE = 65536  # octets handed to one send() at most
 SNDBUF_ENV = "MCRD_FAST_PATH_SNDBUF"  # tests: a small send buffer, so that a slow reader fills it and the queue
-NOTIFICATION = 3  # the BGP message type
+NOTIFICATION = wire.NOTIFICATION
 NOTIFY_WAIT = 5.0  # seconds a NOTIFICATION waits for a peer that does not read before the connection is closed
 # The reactor's poll timeout when it has nothing to do at once (stock: speed / 100, 10 ms): its loop gives every
 # peer a turn each time, ~36 us each, 3.6 % of a core with 10 idle sessions. Messages, commands and POLLOUT wake the

@@ -56,6 +56,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
+from mcrd.bgp import wire
 from mcrd.bgp.exabgp_hook import Hook, send_cease
 
 BGP_PORT = 179
@@ -67,8 +68,6 @@ OPEN_WAIT = 10.0  # seconds the peer has to send its OPEN on a colliding connect
 # awaited: well under the shortest hold time a peer waits for it in OpenConfirm (3 s).
 KEEPALIVE_HOLD = 2.0
 _OPEN_PREFIX = 28  # marker 16, length 2, type 1, version 1, my AS 2, hold time 2, BGP identifier 4
-_MARKER = b"\xff" * 16
-_OPEN = 1
 _POLL_EVENTS = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
 TCP_ESTABLISHED = 1  # tcpi_state, <netinet/tcp.h>
 _CONNECTING = "_mcrd_connecting"  # on a Peer: the Protocol of the connection it is opening, until it takes it
@@ -166,7 +165,7 @@ def read_open_prefix(data: bytes) -> PeekedOpen | None:
     """The BGP identifier of the OPEN these bytes start; None while too few have arrived."""
     if not data:
         return PeekedOpen(closed=True)
-    if data[:len(_MARKER)] != _MARKER[:len(data)] or (len(data) > 18 and data[18] != _OPEN):
+    if data[:len(wire.MARKER)] != wire.MARKER[:len(data)] or (len(data) > 18 and data[18] != wire.OPEN):
         return PeekedOpen(invalid=True)
     if len(data) < _OPEN_PREFIX:
         return None
@@ -329,14 +328,10 @@ def _abort(opening: Any, cease: bool) -> None:
     io = opening.io
     with contextlib.suppress(OSError):
         if cease:
-            io.send(_notification(CEASE, CEASE_COLLISION), socket.MSG_DONTWAIT)
+            io.send(wire.notification(CEASE, CEASE_COLLISION), socket.MSG_DONTWAIT)
         else:
             io.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     opening.close()
-
-
-def _notification(code: int, subcode: int) -> bytes:
-    return _MARKER + struct.pack("!HBBB", 21, 3, code, subcode)
 
 
 def _stock_handle_connection(peer: Any, connection: Any) -> None:

@@ -24,7 +24,7 @@ from mcrd.route.attributes import PathAttributes
 
 MARKER = b"\xff" * 16
 HEADER_LEN = 19  # marker, length, type
-UPDATE = 2
+OPEN, UPDATE, NOTIFICATION = 1, 2, 3  # message types
 INITIAL_SIZE, EXTENDED_SIZE = 4096, 65535  # RFC 4271 4.1; RFC 8654 extended messages
 AS_TRANS = 23456  # RFC 6793: stands for a 4-byte AS number on a session without the 4-byte AS capability
 SEGMENT_MAX = 255  # AS numbers in one AS_PATH segment
@@ -197,6 +197,11 @@ def end_of_rib(family: int) -> bytes:
 
 ROUTE_REFRESH = 5
 BORR, EORR = 1, 2  # RFC 7313 3: the message subtypes that start and end a refresh
+
+
+def notification(code: int, subcode: int) -> bytes:
+    """A NOTIFICATION with no data (RFC 4271 4.5)."""
+    return MARKER + struct.pack("!HBBB", HEADER_LEN + 2, NOTIFICATION, code, subcode)
 
 
 def route_refresh_marker(family: int, subtype: int) -> bytes:
