@@ -4,6 +4,7 @@ and reloads, and let go at the right moment."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,10 @@ import pytest
 
 from mcrd.bfd import BfdDiag, BfdState, BfdTransition
 from mcrd.config.model import Config
-from mcrd.daemon import BfdChanged, Daemon, LinksChanged, Reload
+from mcrd.daemon import BATCH, ROUND_ROUTES, BfdChanged, Daemon, LinksChanged, Reload, take_round
 from mcrd.iface.tracking import LinkInfo, LinkSnapshot
 from mcrd.rib.effects import Effects, SessionChanged
-from mcrd.rib.inputs import ConfigChanged, PeerDown, PeerUp, RoutesAnnounced
+from mcrd.rib.inputs import ConfigChanged, PeerDown, PeerUp, RoutesAnnounced, RoutesWithdrawn
 from mcrd.route.attributes import PathAttributes
 from tests.core.helpers import peer_config
 from tests.lg.fixtures import bfd_status
@@ -176,3 +177,24 @@ def test_a_reload_keeps_holds_and_releases_bfd_holds_of_connections_without_bfd(
     feed(daemon, Reload(config(bfd=False)))
     assert daemon.bfd.configured[-1] == []  # type: ignore[attr-defined]
     assert speaker(daemon).held_down[-1] == frozenset()
+
+
+def test_a_round_stops_taking_announcements_at_round_routes_but_not_withdrawals() -> None:
+    # A burst of UPDATEs goes out in rounds of about ROUND_ROUTES announced prefixes (each round's routes reach the
+    # peers and the kernel before the next is handled); withdrawals and other items do not count, and nothing
+    # queued is lost or reordered between rounds.
+    attrs = PathAttributes(next_hop=AWS, as_path=(64512,))
+    per = ROUND_ROUTES // 2 + 1
+    announced = [RoutesAnnounced(AWS, attrs, tuple(f"10.{n}.{k}.0/24" for k in range(per))) for n in range(5)]
+    withdrawn = [RoutesWithdrawn(AWS, tuple(f"10.{n}.{k}.0/24" for k in range(per))) for n in range(5)]
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    for item in [*withdrawn, *announced, PeerDown(AWS, "x")]:
+        queue.put_nowait(item)
+    rounds = []
+    while not queue.empty():
+        rounds.append(take_round(queue.get_nowait(), queue))
+    assert rounds == [[*withdrawn, *announced[:2]], announced[2:4], [announced[4], PeerDown(AWS, "x")]]
+    for n in range(BATCH + 5):
+        queue.put_nowait(RoutesWithdrawn(AWS, (f"10.{n >> 8}.{n & 255}.0/24",)))
+    assert len(take_round(queue.get_nowait(), queue)) == BATCH
+    assert queue.qsize() == 5

@@ -238,12 +238,15 @@ def run_once(args: argparse.Namespace, run: int) -> dict[str, Any]:
         # --- withdraw -----------------------------------------------------------------------------------------
         monitor.set_target({})
         profiles = start_profiles(args, hub, "withdraw") if args.profile else []
-        cpu2 = sampler.cpu()
+        cpu2, threads2 = sampler.cpu(), sampler.cpu_by_thread()
         t1 = signal_spokes(ctls, "disable gen")
         row.update(converge_withdraw(args, ctls, monitor, fib, t1))
         if args.profile:
             row["profiles"] = finished + stop_profiles(profiles)
         row["cpu_withdraw_s"] = round(sampler.cpu() - cpu2, 2)
+        row["cpu_withdraw_by_thread_s"] = {name: round(cpu - threads2.get(name, 0.0), 3)
+                                           for name, cpu in sampler.cpu_by_thread().items()
+                                           if cpu - threads2.get(name, 0.0) > 0}
         row["cpu_total_s"] = round(sampler.cpu(), 2)  # since the hub started (sessions and idle included)
         row["rss_peak_mib"] = round(sampler.peak / 2**20, 1)
         row["rss_hwm_sum_mib"] = round(sampler.hwm() / 2**20, 1)

@@ -92,10 +92,14 @@ def fast_effects_commands(effects: Effects, instances: Mapping[str, int], size: 
         for chunk in _chunks(prefixes, size):
             yield exabgp_fastpath.withdraw_command(sessions, chunk)
     announced: dict[tuple[PathAttributes, tuple[str, ...], int], list[str]] = {}
+    selfed: dict[int, PathAttributes] = {}  # id(attrs) -> the same with next hop self: one per attributes object
     for announce in effects.announce:
         instance = instances.get(announce.peer)
         if instance is not None:
-            group = (dataclasses.replace(announce.attrs, next_hop="self"), announce.prefixes, process(announce.peer))
+            attrs = selfed.get(id(announce.attrs))
+            if attrs is None:
+                attrs = selfed[id(announce.attrs)] = dataclasses.replace(announce.attrs, next_hop="self")
+            group = (attrs, announce.prefixes, process(announce.peer))
             announced.setdefault(group, []).append(exabgp_fastpath.session_name(announce.peer, instance))
     for (attrs, prefixes, _), sessions in announced.items():
         for chunk in _chunks(prefixes, size):

@@ -179,6 +179,30 @@ def test_ten_thousand_routes_each_way(lab: Lab, fib: KernelFib) -> None:
     assert fib.dump() == {}
 
 
+def test_removes_in_any_order_and_batches_cut_by_size_remove_exactly_those(lab: Lab) -> None:
+    # Removes go to the kernel in an order scattered over the address space (kernel.spread), in batches cut by
+    # bytes as well as by count (a 600-byte limit: a few routes a batch): exactly the removed routes go, every
+    # install of the same call goes in, and a failure is named by its own prefix.
+    sock = in_netns(lab.ns, lambda: RouteSocket(ack_every=False))
+    sock.max_bytes = 600
+    fib = in_netns(lab.ns, lambda: KernelFib(route_socket=sock))
+    try:
+        v4, v6 = hops(lab)
+        p4 = tuple(f"10.{n >> 8}.{n & 255}.0/24" for n in range(600))
+        p6 = tuple(f"2001:db8:{n:x}::/48" for n in range(100))
+        assert fib.apply([FibInstall(v4, p4), FibInstall(v6, p6)], []) == []
+        gone = p4[::3] + p6[::2]
+        new = tuple(f"10.90.{n}.0/24" for n in range(50))
+        far = FibNextHop("198.51.100.1", lab.near)  # not on the link: ENETUNREACH
+        errors = fib.apply([FibInstall(v4, new[:20]), FibInstall(far, ("10.91.0.0/24",)), FibInstall(v4, new[20:])],
+                           gone)
+        assert [(e.prefix, e.op, e.errno) for e in errors] == [("10.91.0.0/24", "install", errno.ENETUNREACH)]
+        assert set(our_routes(lab.ns)) == (set(p4) | set(p6) | set(new)) - set(gone)
+        assert fib.dump().keys() == (set(p4) | set(p6) | set(new)) - set(gone)
+    finally:
+        fib.close()
+
+
 def test_acks_for_failures_only_still_name_each_failure_the_last_of_a_batch_too(lab: Lab) -> None:
     # KernelFib's own socket asks the kernel for an ack on the last message of a batch only: the kernel reports
     # failures all the same, and the last ack says the batch is done, whether that message went in or not.

@@ -97,6 +97,24 @@ def test_bad_prefixes_are_refused(bad: str) -> None:
         nl.parse_prefix(bad)
 
 
+def test_route_bodies_are_each_prefixs_route_body_and_none_where_it_is_not_one() -> None:
+    # The batch encoder caches the rtmsg head by length as written: every spelling and family, mixed, in any order,
+    # must give exactly what route_body gives alone (or None where route_body refuses the prefix).
+    tail = nl.RTA_U32.pack(8, nl.RTA_PRIORITY, nl.MCRD_METRIC)
+    prefixes = ["10.1.0.0/24", "2001:db8::/32", "10.2.0.0/24", "0.0.0.0/0", "10.3.0.0/08", "10.0.0.0/33", "x/24",
+                "2001:db8:1::/32", "10.4.0.0/24", "::/0", "2001:db8::/129", "10.5.0.0/16", "10.0.0.0", "10.6.0.0/24",
+                "2001:db8:2::/48", "10.9.9.9/32", "10.7.0.0/8", "10.0.0.0/a", "10.8.0.0/٣"]
+    for delete, scope in ((False, nl.RT_SCOPE_UNIVERSE), (False, nl.RT_SCOPE_LINK), (True, nl.RT_SCOPE_UNIVERSE)):
+        want: list[bytes | None] = []
+        for prefix in prefixes:
+            try:
+                want.append(nl.route_body(prefix, tail, delete=delete, scope=scope))
+            except ValueError:
+                want.append(None)
+        assert nl.route_bodies(prefixes, tail, delete=delete, scope=scope) == want
+        assert want.count(None) == 6
+
+
 def test_decode_route_reads_what_pyroute2_encodes() -> None:
     msg = rtmsg()
     msg["header"]["type"] = nl.RTM_NEWROUTE
