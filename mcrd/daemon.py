@@ -50,11 +50,12 @@ from mcrd.rib.inputs import ConfigChanged, EndOfRib, Input, PeerDown, PeerUp, Ro
 from mcrd.rib.processor import RouteProcessor
 
 BATCH = 512  # queued items handled in one round before commands and kernel changes go out
-# A round stops taking queued items once it holds this many announced prefixes: its routes reach the peers and the
-# kernel only when the whole round has been handled, so a burst goes out in steps while the rest of it is still
-# being read and handled (S2, 10 UPDATEs of 1,000 prefixes: one round of 9 made the kernel hold its last route
-# ~0.1 s after the peers, docs/PERFORMANCE.md "Issue 14: the last remainder"). Withdrawals are not counted: they
-# cost little to handle, and the kernel removes routes more cheaply in large batches (mcrd.fib.kernel.spread).
+# A round stops taking queued items once it holds this many announced or withdrawn prefixes: its routes reach the
+# peers and the kernel only when the whole round has been handled, so a burst goes out in steps while the rest of
+# it is still being read and handled. S2 (10 UPDATEs of 1,000 prefixes) came in a round of 1 then one of 9: the
+# kernel changed 9,000 routes at once after the peers had theirs, and a reader of the kernel's route events (the
+# benchmark's, a routing daemon's) took 30-90 ms more to see them (docs/PERFORMANCE.md "Issue 14: the last
+# remainder").
 ROUND_ROUTES = 2000
 
 
@@ -96,11 +97,11 @@ Item = Input | Reload | SpeakerLost | LinksChanged | BfdChanged | RefreshRequest
 def take_round(first: Item, queue: asyncio.Queue[Item]) -> list[Item]:
     """`first` and the items queued behind it that go in the same round (BATCH, ROUND_ROUTES)."""
     batch = [first]
-    routes = len(first.prefixes) if isinstance(first, RoutesAnnounced) else 0
+    routes = len(first.prefixes) if isinstance(first, RoutesAnnounced | RoutesWithdrawn) else 0
     while len(batch) < BATCH and routes < ROUND_ROUTES and not queue.empty():
         item = queue.get_nowait()
         batch.append(item)
-        if isinstance(item, RoutesAnnounced):
+        if isinstance(item, RoutesAnnounced | RoutesWithdrawn):
             routes += len(item.prefixes)
     return batch
 

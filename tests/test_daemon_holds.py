@@ -179,22 +179,24 @@ def test_a_reload_keeps_holds_and_releases_bfd_holds_of_connections_without_bfd(
     assert speaker(daemon).held_down[-1] == frozenset()
 
 
-def test_a_round_stops_taking_announcements_at_round_routes_but_not_withdrawals() -> None:
-    # A burst of UPDATEs goes out in rounds of about ROUND_ROUTES announced prefixes (each round's routes reach the
-    # peers and the kernel before the next is handled); withdrawals and other items do not count, and nothing
+def test_a_round_stops_taking_routes_at_round_routes() -> None:
+    # A burst of UPDATEs goes out in rounds of about ROUND_ROUTES announced or withdrawn prefixes (each round's
+    # routes reach the peers and the kernel before the next is handled); other items do not count, and nothing
     # queued is lost or reordered between rounds.
     attrs = PathAttributes(next_hop=AWS, as_path=(64512,))
     per = ROUND_ROUTES // 2 + 1
-    announced = [RoutesAnnounced(AWS, attrs, tuple(f"10.{n}.{k}.0/24" for k in range(per))) for n in range(5)]
-    withdrawn = [RoutesWithdrawn(AWS, tuple(f"10.{n}.{k}.0/24" for k in range(per))) for n in range(5)]
+    announced = [RoutesAnnounced(AWS, attrs, tuple(f"10.{n}.{k}.0/24" for k in range(per))) for n in range(3)]
+    withdrawn = [RoutesWithdrawn(AWS, tuple(f"10.{n}.{k}.0/24" for k in range(per))) for n in range(3)]
+    down = PeerDown(AWS, "x")
     queue: asyncio.Queue[Any] = asyncio.Queue()
-    for item in [*withdrawn, *announced, PeerDown(AWS, "x")]:
+    for item in [down, withdrawn[0], announced[0], announced[1], withdrawn[1], withdrawn[2], announced[2], down]:
         queue.put_nowait(item)
     rounds = []
     while not queue.empty():
         rounds.append(take_round(queue.get_nowait(), queue))
-    assert rounds == [[*withdrawn, *announced[:2]], announced[2:4], [announced[4], PeerDown(AWS, "x")]]
-    for n in range(BATCH + 5):
-        queue.put_nowait(RoutesWithdrawn(AWS, (f"10.{n >> 8}.{n & 255}.0/24",)))
+    assert rounds == [[down, withdrawn[0], announced[0]], [announced[1], withdrawn[1]], [withdrawn[2], announced[2]],
+                      [down]]
+    for _ in range(BATCH + 5):
+        queue.put_nowait(down)
     assert len(take_round(queue.get_nowait(), queue)) == BATCH
     assert queue.qsize() == 5

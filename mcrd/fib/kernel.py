@@ -66,10 +66,10 @@ def canonical_prefix(prefix: str) -> str:
 
 def spread(prefixes: Iterable[str]) -> list[str]:
     """The prefixes in the order of a set of them (by their hashes): scattered over the address space. The kernel's
-    IPv4 route trie removes thousands of routes in about half the CPU time in such an order than in address
-    order (in which it halves and rebuilds the same nodes again and again: 9,960 removes 30-45 ms of kernel time
-    against 16-21 ms, docs/PERFORMANCE.md "Issue 14: the last remainder"). The order of independent removes is
-    not visible otherwise."""
+    IPv4 route trie removes many routes for less CPU time in such an order than in address order, in which it
+    halves and rebuilds the same nodes again and again (S2's 9,960 routes: 21-24 ms of kernel time against 29-32
+    in batches of 2,000, 16-21 against 30-45 in one; docs/PERFORMANCE.md "Issue 14: the last remainder"). The
+    order of independent removes is not visible otherwise."""
     return list(set(prefixes))
 
 
