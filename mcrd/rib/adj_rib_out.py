@@ -28,13 +28,17 @@ class AdjRibOut:
     def changes(self, key: str) -> tuple[Withdraw | None, list[Announce]]:
         """The round's net change of what the peer holds, as one withdrawal and one announcement per attributes
         object (one ExaBGP command each); forgets the round."""
+        now = list(map(self.routes.get, self.before))
         if not any(self.before.values()):  # nothing sent before the round (the usual burst): maybe one group
-            now = list(map(self.routes.get, self.before))
             one = now[0] if now else None
             if one is not None and now.count(one) == len(now):  # count: `is` first, then == (equal is as good)
                 prefixes = tuple(self.before)
                 self.before.clear()
                 return None, [Announce(key, one, prefixes)]
+        elif not any(now) and all(self.before.values()):  # every prefix was sent before and is gone (withdrawals)
+            prefixes = tuple(self.before)
+            self.before.clear()
+            return Withdraw(key, prefixes), []
         groups: dict[int, tuple[PathAttributes, list[str]]] = {}
         gone: list[str] = []
         get = self.routes.get

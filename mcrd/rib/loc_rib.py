@@ -89,7 +89,7 @@ class LocRib:
     def set_fib(self, prefix: str, best: RouteEntry | None) -> None:
         want = best.fib if best is not None and mcr.in_kernel(prefix, self.connected) else None
         current = self.fib.get(prefix)
-        if want is current or want == current:
+        if want is current or (want is not None and current is not None and want == current):  # no __eq__ with None
             return
         if prefix not in self.fib_before:
             self.fib_before[prefix] = current
@@ -151,7 +151,7 @@ class LocRib:
         fib = self.fib
         for prefix, before in self.fib_before.items():
             now = fib.get(prefix)
-            if now == before:
+            if now is before or (now is not None and before is not None and now == before):
                 continue
             if now is None:
                 removals.append(prefix)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import itertools
+import operator
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
@@ -303,7 +304,7 @@ class RouteProcessor:
         if before.keys().isdisjoint(prefixes):  # none changed before in this round: in bulk
             if out is None:  # withdrawn: what was sent is what the round started with (None: never sent)
                 sent = list(map(routes.pop, prefixes, itertools.repeat(None)))
-                if sent.count(None) < len(sent):
+                if any(map(operator.is_not, sent, itertools.repeat(None))):  # C loops; count(None) calls __eq__
                     before.update(zip(prefixes, sent, strict=True))
                     self._touched[target.key] = target
                 return
