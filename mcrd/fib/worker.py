@@ -19,7 +19,9 @@ added, altered ones replaced, stray ones removed. Routes of other protocols are 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import itertools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -160,9 +162,9 @@ class FibWorker:
 
     def _apply_job(self, installs: Sequence[FibInstall], removes: Sequence[str]) -> list[FibError]:
         want, failed = self._want, self._failed
-        for prefix in removes:
-            want.pop(prefix, None)
-            failed.pop(prefix, None)
+        collections.deque(map(want.pop, removes, itertools.repeat(None)), maxlen=0)  # C loops: once per route
+        if failed:
+            collections.deque(map(failed.pop, removes, itertools.repeat(None)), maxlen=0)
         for install in installs:
             want.update(dict.fromkeys(install.prefixes, install.next_hop))  # one C loop, not one per route
             if failed:

@@ -160,8 +160,28 @@ class RouteProcessor:
         peer = self._live_peer(update.peer, "withdrawals")
         if peer is None:
             return
-        for prefix in update.prefixes:
-            self._remove(peer, prefix)
+        rib = peer.adj_in
+        if rib.rejected:  # some may be rejected routes: one at a time
+            for prefix in update.prefixes:
+                self._remove(peer, prefix)
+            return
+        accepted, before = rib.accepted, rib.before
+        gone = [prefix for prefix in dict.fromkeys(update.prefixes) if prefix in accepted]
+        if not gone:
+            return
+        self._touched[peer.key] = peer
+        for prefix in gone:  # what `_remove` does, for a whole UPDATE
+            if prefix not in before:
+                before[prefix] = True
+            del accepted[prefix]
+        # The usual withdrawal leaves no other candidate: sets in C find the prefixes that still have some.
+        others = set().union(*(candidates.keys() & gone for candidates in self._candidates))
+        choose, changed = self._loc.choose, self._changed
+        for prefix in gone:
+            new = choose(prefix, [entry for candidates in self._candidates if (entry := candidates.get(prefix))
+                                  is not None] if prefix in others else [])
+            if new is not SAME:
+                changed[prefix] = new
 
     def _remove(self, peer: PeerState, prefix: str) -> None:
         rib = peer.adj_in

@@ -1,6 +1,7 @@
 """Properties of the route processor that must hold for any input: the arrival order of the same announcements does
-not change the result, the effects reproduce every Adj-RIB-Out, withdrawing everything empties every table, and a
-filter change ends where a fresh start with the new filter does."""
+not change the result, the effects reproduce every Adj-RIB-Out, withdrawing everything empties every table,
+withdrawing some routes ends where never announcing them does, and a filter change ends where a fresh start with
+the new filter does."""
 
 from __future__ import annotations
 
@@ -96,6 +97,23 @@ def test_any_arrival_order_gives_the_same_result(events: list[RoutesAnnounced], 
     second, sent_second = play(shuffled)
     assert state(first) == state(second)
     assert sent_first == sent_second
+
+
+@settings(max_examples=200, deadline=None)
+@given(announcements(), st.lists(st.tuples(st.sampled_from(PEERS), st.lists(st.sampled_from(PREFIXES), max_size=8)),
+                                 max_size=6))
+def test_withdrawing_routes_ends_where_never_announcing_them_does(
+    events: list[RoutesAnnounced], withdrawals: list[tuple[str, list[str]]]
+) -> None:
+    # Withdrawals of several prefixes in one UPDATE (some twice, some never announced or rejected by the import
+    # policy), after announcements of the same prefixes by several peers: the best routes fall back to the other
+    # peers' routes, and every table ends as if the withdrawn routes had never come.
+    gone = {(peer, prefix) for peer, prefixes in withdrawals for prefix in prefixes}
+    processor, sent = play([*events, *(RoutesWithdrawn(peer, tuple(prefixes)) for peer, prefixes in withdrawals)])
+    kept = [event for event in events if (event.peer, event.prefixes[0]) not in gone]
+    fresh, sent_fresh = play(kept)
+    assert state(processor) == state(fresh)
+    assert sent == sent_fresh
 
 
 @settings(max_examples=150, deadline=None)
