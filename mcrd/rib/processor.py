@@ -123,9 +123,39 @@ class RouteProcessor:
         prefixes = routes.prefixes
         # The route limit refuses none of them when the table has room for them all: not asked per prefix then.
         limit = not mcr.room_for(len(self._loc.best), len(prefixes), self._waiting.limit)
-        store = self._store
-        for prefix, rejection in zip(prefixes, mcr.import_rejections(policy, prefixes, own, update), strict=True):
-            store(peer, prefix, entry, rejection, limit)
+        rejections = mcr.import_rejections(policy, prefixes, own, update)
+        rib = peer.adj_in
+        if limit or self._waiting.queue or rib.rejected:  # the route limit or waiting routes: one at a time
+            store = self._store
+            for prefix, rejection in zip(prefixes, rejections, strict=True):
+                store(peer, prefix, entry, rejection, limit)
+            return
+        # What `_store` does for each prefix, in one loop. Usually no other session has a route for these prefixes:
+        # sets in C find those that have one, and only these look at every session's routes.
+        accepted, before, rejected, key = rib.accepted, rib.before, rib.rejected, peer.key
+        wanted = set(prefixes)
+        others = set().union(*(candidates.keys() & wanted for candidates in self._candidates
+                               if candidates is not accepted))
+        choose, changed = self._loc.choose, self._changed
+        for prefix, rejection in zip(prefixes, rejections, strict=True):
+            was_accepted = accepted.pop(prefix, None)
+            if prefix not in before:
+                before[prefix] = was_accepted is not None
+                self._touched[key] = peer
+            if rejection is None:
+                accepted[prefix] = entry
+            else:
+                rejected[prefix] = (entry, rejection)
+                rib.rejected_in_round += 1
+                if was_accepted is None:
+                    continue
+            if prefix in others:
+                new = choose(prefix, [found for candidates in self._candidates
+                                      if (found := candidates.get(prefix)) is not None])
+            else:
+                new = choose(prefix, [entry] if rejection is None else [])
+            if new is not SAME:
+                changed[prefix] = new
 
     def _store(self, peer: PeerState, prefix: str, entry: RouteEntry, rejection: Rejection | None,
                limit: bool = True) -> None:
@@ -178,7 +208,7 @@ class RouteProcessor:
         others = set().union(*(candidates.keys() & gone for candidates in self._candidates))
         choose, changed = self._loc.choose, self._changed
         for prefix in gone:
-            new = choose(prefix, [entry for candidates in self._candidates if (entry := candidates.get(prefix))
+            new = choose(prefix, [found for candidates in self._candidates if (found := candidates.get(prefix))
                                   is not None] if prefix in others else [])
             if new is not SAME:
                 changed[prefix] = new
