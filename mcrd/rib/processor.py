@@ -125,7 +125,7 @@ class RouteProcessor:
         limit = not mcr.room_for(len(self._loc.best), len(prefixes), self._waiting.limit)
         rejections = mcr.import_rejections(policy, prefixes, own, update)
         rib = peer.adj_in
-        if limit or self._waiting.queue or rib.rejected:  # the route limit or waiting routes: one at a time
+        if limit or self._waiting.queue:  # the route limit or waiting routes: one at a time
             store = self._store
             for prefix, rejection in zip(prefixes, rejections, strict=True):
                 store(peer, prefix, entry, rejection, limit)
@@ -133,12 +133,15 @@ class RouteProcessor:
         # What `_store` does for each prefix, in one loop. Usually no other session has a route for these prefixes:
         # sets in C find those that have one, and only these look at every session's routes.
         accepted, before, rejected, key = rib.accepted, rib.before, rib.rejected, peer.key
+        had_rejected = bool(rejected)  # a peer with routes its import policy refused (the usual case with a list)
         wanted = set(prefixes)
         others = set().union(*(candidates.keys() & wanted for candidates in self._candidates
                                if candidates is not accepted))
         choose, changed = self._loc.choose, self._changed
         for prefix, rejection in zip(prefixes, rejections, strict=True):
             was_accepted = accepted.pop(prefix, None)
+            if had_rejected:
+                rejected.pop(prefix, None)
             if prefix not in before:
                 before[prefix] = was_accepted is not None
                 self._touched[key] = peer
@@ -191,10 +194,11 @@ class RouteProcessor:
         if peer is None:
             return
         rib = peer.adj_in
-        if rib.rejected:  # some may be rejected routes: one at a time
-            for prefix in update.prefixes:
-                self._remove(peer, prefix)
-            return
+        if rib.rejected:  # withdrawn rejected routes go (what `_remove` does); a prefix is accepted or rejected
+            refused = rib.rejected.keys() & set(update.prefixes)
+            for prefix in refused:
+                del rib.rejected[prefix]
+                self._waiting.forget(peer.key, prefix)
         accepted, before = rib.accepted, rib.before
         gone = [prefix for prefix in dict.fromkeys(update.prefixes) if prefix in accepted]
         if not gone:
