@@ -147,6 +147,7 @@ class ExaBgpSpeaker:
         self._server = await asyncio.start_unix_server(self._serve, path=str(self._socket))
         os.chmod(self._socket, 0o600)
         writer_task = asyncio.create_task(self._write_loop(), name="exabgp-writer")
+        writer_task.add_done_callback(self._writer_ended)
         backoff = BACKOFF_START
         try:
             while not self._stopping:
@@ -335,6 +336,9 @@ class ExaBgpSpeaker:
             writer = self._writer
             if writer is None:
                 continue
+            if writer.is_closing():  # its ExaBGP is gone, and its reader (`_serve`) not told yet
+                self._let_go(writer)
+                continue
             batch: list[str] = []
             while self._pending and len(self._in_flight) < self._max_in_flight:
                 command = self._pending.popleft()
@@ -346,5 +350,18 @@ class ExaBgpSpeaker:
             try:
                 writer.write("".join(batch).encode())
                 await writer.drain()
-            except ConnectionError as exc:
+            # uvloop raises RuntimeError, not ConnectionError, for a write on a transport closed meanwhile: either
+            # would end this task, and no command would reach any ExaBGP after (tests/bgp/test_speaker_write.py).
+            except (ConnectionError, RuntimeError) as exc:
                 self._log.warning("exabgp_api_write_failed", error=str(exc))
+                self._let_go(writer)
+
+    def _let_go(self, writer: asyncio.StreamWriter) -> None:
+        """Write no more to `writer`, a connection that died; the next bridge's brings the commands waiting."""
+        if self._writer is writer:
+            self._writer = None
+            self._connected.clear()
+
+    def _writer_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:  # no command goes to ExaBGP from now on
+            self._log.error("exabgp_writer_failed", error=repr(task.exception()))
