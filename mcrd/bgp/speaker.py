@@ -10,7 +10,8 @@
   understood) means mcrd no longer knows what that peer sent: the session is reset (`teardown`, Cease 8 "Out of
   Resources", RFC 4486) so that the peer sends its table again, rather than keeping stale routes.
 - Commands go out with at most `max_in_flight` awaiting their `done`/`error` (unread acks fill the pipe after
-  ~13,000 lines and both sides block).
+  ~13,000 lines and both sides block). A connection that dies under a write is let go, whatever the error says
+  (uvloop's is a RuntimeError): the writer lives on for the next ExaBGP's.
 - When ExaBGP dies it is restarted with backoff; `on_lost` tells the daemon that every session is down.
 - A new config is applied by rewriting ExaBGP's configuration and sending SIGUSR1: ExaBGP starts new neighbors,
   stops removed ones and keeps the sessions whose own settings did not change. A neighbor left out of the
