@@ -7,6 +7,12 @@ the hub's CPU. Three causes, read in ExaBGP 5.0.15's source and measured (docs/B
    prefix, and ends each pass with `poll(reactor.speed / 100 s)` unless a *new* API line or a peer wants an
    immediate turn. Commands already read and still being applied do not count, so ExaBGP injects 50 prefixes and
    sleeps 10 ms. Fix: no poll timeout while that queue is not empty. Idle behaviour is unchanged.
+   Also, the reactor leaves a session's socket registered in its poll after the connection is closed: until a new
+   socket gets that number, every poll reports it invalid (POLLNVAL), and the reactor takes that for a busy loop and
+   sleeps 10 ms a pass (`_prevent_spin`, more than `speed` of them a second): a whole ExaBGP reading ~100 messages
+   a second (seen in tests/lab/test_fastpath.py after a session reset: a burst took 30 s to reach a peer). Fix: the
+   poll forgets a descriptor it reports invalid (`ClosedForgotten`); the reactor registers a peer's socket again
+   whenever that peer waits for it.
 2. `Neighbor.remove_self` deep-copies every change for every session it is injected into (half of ExaBGP's time in a
    py-spy profile of S2). Nothing changes the prefix or the attribute objects afterwards; the NLRI gets its next hop
    set, and the attribute set gets a new NEXT_HOP when the next hop is `self`. Fix: copy the change and its NLRI,
@@ -98,6 +104,7 @@ ExaBGP.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import ctypes
 import functools
@@ -106,6 +113,7 @@ import inspect
 import json
 import os
 import runpy
+import select
 import signal
 import sys
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, MutableMapping
@@ -139,7 +147,7 @@ _NEGOTIATED = "exabgp.bgp.message.open.capability.negotiated"
 # Per fix, every name of ExaBGP's it replaces (first) or relies on, as read in TUNED_FOR.
 HOOKS: dict[str, tuple[Hook, ...]] = {
     "poll": (Hook("exabgp.reactor.loop", "Reactor._wait_for_io", ("self", "sleeptime")),
-             Hook("exabgp.reactor.loop", "Reactor.__init__", ("self", "configuration")),  # sets .asynchronous
+             Hook("exabgp.reactor.loop", "Reactor.__init__", ("self", "configuration")),  # sets .asynchronous, ._poller
              Hook("exabgp.reactor.asynchronous", "ASYNC.ready", ("self",))),
     "copy": (Hook("exabgp.bgp.neighbor", "Neighbor.remove_self", ("self", "changes")),
              Hook("exabgp.bgp.neighbor", "Neighbor.ip_self", ("self", "afi")),
@@ -462,11 +470,42 @@ def _shallow_copy(obj: Any) -> Any:
     return clone
 
 
+class ClosedForgotten:
+    """Fix 1: the reactor's `select.poll` object, which forgets a descriptor it reports invalid (POLLNVAL: closed,
+    and left registered by the reactor) instead of reporting it again at every poll."""
+
+    __slots__ = ("poller",)
+
+    def __init__(self, poller: Any) -> None:
+        self.poller = poller
+
+    def register(self, fd: int, eventmask: int = select.POLLIN | select.POLLPRI | select.POLLOUT) -> None:
+        self.poller.register(fd, eventmask)
+
+    def modify(self, fd: int, eventmask: int) -> None:
+        self.poller.modify(fd, eventmask)
+
+    def unregister(self, fd: int) -> None:
+        self.poller.unregister(fd)
+
+    def poll(self, timeout: float | None = None) -> list[tuple[int, int]]:
+        events: list[tuple[int, int]] = self.poller.poll(timeout)
+        if not any(event & select.POLLNVAL for _, event in events):
+            return events
+        for fd, event in events:
+            if event & select.POLLNVAL:
+                with contextlib.suppress(KeyError):
+                    self.poller.unregister(fd)
+        return [(fd, event) for fd, event in events if not event & select.POLLNVAL]
+
+
 def _install_poll(find: Callable[[Hook], Any]) -> list[Replacement]:
     reactor = find(Hook("exabgp.reactor.loop", "Reactor"))
     wait_for_io = reactor._wait_for_io
 
     def _wait_for_io(self: Any, sleeptime: int) -> Iterator[int]:
+        if type(self._poller) is not ClosedForgotten:
+            self._poller = ClosedForgotten(self._poller)
         return wait_for_io(self, poll_timeout(not self.asynchronous.ready(), sleeptime))  # type: ignore[no-any-return]
 
     return [(reactor, "_wait_for_io", _wait_for_io)]

@@ -10,8 +10,11 @@ from __future__ import annotations
 import json
 import os
 import random
+import select
+import socket
 import subprocess
 import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +114,40 @@ def test_sorting_by_index_gives_exabgps_order(exabgp: Any) -> None:
 def test_no_poll_timeout_while_commands_are_queued() -> None:
     assert exabgp_launch.poll_timeout(True, 10) == 0
     assert exabgp_launch.poll_timeout(False, 10) == 10
+
+
+class _Pass:
+    """What ExaBGP's `Reactor._wait_for_io` uses of the reactor: its poll, its command queue, its spin guard."""
+
+    def __init__(self) -> None:
+        self._poller: Any = select.poll()
+        self.asynchronous = types.SimpleNamespace(ready=lambda: True)
+        self.spins = 0
+
+    def _prevent_spin(self) -> bool:
+        self.spins += 1
+        return False
+
+
+def test_fix_1_forgets_a_closed_socket_the_reactor_left_in_its_poll() -> None:
+    """A session's socket closed and left registered: stock ExaBGP counts every pass a spin (and sleeps 10 ms a
+    pass past `speed` spins a second); with fix 1 the poll forgets it, and a live socket still wakes it."""
+    from exabgp.reactor.loop import Reactor  # type: ignore[import-untyped]
+
+    [(_, _, fixed)] = exabgp_launch._install_poll(exabgp_launch.resolve)
+    for wait_for_io, spins in ((Reactor._wait_for_io, 3), (fixed, 0)):
+        reactor = _Pass()
+        closed, _ = socket.socketpair()
+        live, peer = socket.socketpair()
+        reactor._poller.register(closed.fileno(), select.POLLIN | select.POLLNVAL)
+        reactor._poller.register(live.fileno(), select.POLLIN)
+        closed.close()
+        peer.send(b"x")
+        for _ in range(3):
+            assert list(wait_for_io(reactor, 0)) == [live.fileno()]
+        assert reactor.spins == spins
+        live.close()
+        peer.close()
 
 
 def _snapshot() -> dict[str, Any]:
