@@ -474,18 +474,25 @@ class ClosedForgotten:
     """Fix 1: the reactor's `select.poll` object, which forgets a descriptor it reports invalid (POLLNVAL: closed,
     and left registered by the reactor) instead of reporting it again at every poll."""
 
-    __slots__ = ("poller",)
+    __slots__ = ("forgotten", "poller")
 
     def __init__(self, poller: Any) -> None:
         self.poller = poller
+        self.forgotten: set[int] = set()
 
     def register(self, fd: int, eventmask: int = select.POLLIN | select.POLLPRI | select.POLLOUT) -> None:
+        self.forgotten.discard(fd)
         self.poller.register(fd, eventmask)
 
     def modify(self, fd: int, eventmask: int) -> None:
         self.poller.modify(fd, eventmask)
 
     def unregister(self, fd: int) -> None:
+        # The reactor unregisters an API descriptor it still believes registered: one forgotten here would raise
+        # KeyError in its main loop, which catches none, and ExaBGP would die.
+        if fd in self.forgotten:
+            self.forgotten.discard(fd)
+            return
         self.poller.unregister(fd)
 
     def poll(self, timeout: float | None = None) -> list[tuple[int, int]]:
@@ -496,6 +503,7 @@ class ClosedForgotten:
             if event & select.POLLNVAL:
                 with contextlib.suppress(KeyError):
                     self.poller.unregister(fd)
+                self.forgotten.add(fd)
         return [(fd, event) for fd, event in events if not event & select.POLLNVAL]
 
 

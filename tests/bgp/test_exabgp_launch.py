@@ -150,6 +150,26 @@ def test_fix_1_forgets_a_closed_socket_the_reactor_left_in_its_poll() -> None:
         peer.close()
 
 
+def test_fix_1_lets_the_reactor_unregister_a_descriptor_it_forgot() -> None:
+    """The reactor unregisters a closed API descriptor itself when its process goes (no KeyError for one the poll
+    forgot: its main loop would die of it); a descriptor registered again is polled again."""
+    poller = exabgp_launch.ClosedForgotten(select.poll())
+    closed, _ = socket.socketpair()
+    fd = closed.fileno()
+    poller.register(fd, select.POLLIN)
+    closed.close()
+    assert poller.poll(0) == []  # POLLNVAL: forgotten
+    poller.unregister(fd)
+    with pytest.raises(KeyError):
+        poller.unregister(fd)  # only once, and only a forgotten one
+    live, peer = socket.socketpair()
+    poller.register(live.fileno(), select.POLLIN)
+    peer.send(b"x")
+    assert poller.poll(0) == [(live.fileno(), select.POLLIN)]
+    live.close()
+    peer.close()
+
+
 def _snapshot() -> dict[str, Any]:
     """Every hooked name as the installed ExaBGP has it now."""
     return {str(hook): exabgp_launch.resolve(hook) for hooks in exabgp_launch.HOOKS.values() for hook in hooks}
