@@ -212,6 +212,7 @@ HOOKS: dict[str, tuple[Hook, ...]] = {
                Hook("exabgp.reactor.network.incoming", "Incoming.notification",
                     ("self", "code", "subcode", "message")),
                Hook("exabgp.reactor.network.incoming", "Incoming.close", ("self",)),
+               Hook("exabgp.bgp.message", "Notify.__init__", ("self", "code", "subcode", "data")),  # a refusal
                Hook("exabgp.reactor.asynchronous", "ASYNC.schedule", ("self", "uid", "command", "callback")),
                Hook("exabgp.bgp.fsm", "FSM.CONNECT"),
                Hook("exabgp.bgp.fsm", "FSM.OPENSENT"),

@@ -27,8 +27,13 @@ three things are wrong for an MCR, fixed here:
    survives (`keep_new`; RFC 6286 2.3: with equal identifiers, the larger AS), and the one closed gets a Cease,
    subcode 7 "Connection Collision Resolution" (RFC 4486). Meanwhile the session keeps its KEEPALIVE (`Peer._send_ka`,
    at most `KEEPALIVE_HOLD`): the other side makes it Established on receiving it, and the collision is settled at
-   both ends before either connection is Established. A connection arriving while the session is Established is
-   refused with that Cease, which is now really sent.
+   both ends before either connection is Established. On a connection mcrd opened the KEEPALIVE also waits for the
+   peer's answer to our OPEN, however late the network delivers that OPEN, and then until the peer's own connection
+   is closed at its end (`hold_keepalive`, `keepalive_first`): a connection refused (or Ceased by the peer) is kept
+   open at ours until the peer closes it (`Collisions.close`), and one the kernel has not handed to ExaBGP yet (in
+   the handshake, or queued) is read from /proc/net/tcp (`unaccepted`). FRR 8.4 must not read our KEEPALIVE before
+   the stop it queued for its own connection has run (see `keepalive_first`). A connection arriving while the session is
+   Established is refused with that Cease, which is now really sent.
 
 3. A link-local address cannot listen. The kernel binds an IPv6 link-local address only on a socket that names its
    interface (EINVAL otherwise), and ExaBGP binds the listening socket with the address alone; its connecting side
@@ -39,7 +44,8 @@ three things are wrong for an MCR, fixed here:
 
 Installed by exabgp_launch.py with its other fixes, all or none (its `HOOKS["listen"]` names what these replace
 and use). tests/bgp/test_exabgp_listen.py runs a real ExaBGP Peer through each case of fix 2 on loopback;
-tests/lab/test_listen.py makes mcrd's and FRR's connections collide at every return of a session.
+tests/lab/test_listen.py makes mcrd's and FRR's connections collide at every return of a session, and holds mcrd's
+OPEN in the network while FRR's own connection waits in OpenSent.
 """
 
 from __future__ import annotations
@@ -65,11 +71,12 @@ IPV6_FREEBIND = 78  # <linux/in6.h>, Linux 4.15+
 CEASE, CEASE_COLLISION = 6, 7
 OPEN_WAIT = 10.0  # seconds the peer has to send its OPEN on a colliding connection before that connection is closed
 # Seconds at most that a session keeps its KEEPALIVE (its step to Established) while a colliding connection's OPEN is
-# awaited: well under the shortest hold time a peer waits for it in OpenConfirm (3 s).
+# awaited: well under the shortest hold time a peer waits for it in OpenConfirm (3 s). Waiting for the peer's answer
+# to our OPEN is bounded by the hold time instead (`hold_keepalive`).
 KEEPALIVE_HOLD = 2.0
 _OPEN_PREFIX = 28  # marker 16, length 2, type 1, version 1, my AS 2, hold time 2, BGP identifier 4
 _POLL_EVENTS = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
-TCP_ESTABLISHED = 1  # tcpi_state, <netinet/tcp.h>
+TCP_ESTABLISHED, TCP_SYN_RECV = 1, 3  # tcpi_state, <netinet/tcp.h>; also the `st` column of /proc/net/tcp
 _CONNECTING = "_mcrd_connecting"  # on a Peer: the Protocol of the connection it is opening, until it takes it
 
 
@@ -203,27 +210,62 @@ class _Waiting:
     deadline: float
 
 
+def drained(io: socket.socket) -> bool:
+    """Read and drop what the peer sent on a connection being closed; True once the peer has closed it too."""
+    try:
+        while io.recv(4096, socket.MSG_DONTWAIT):
+            pass
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True
+    return True
+
+
 class Collisions:
-    """The new connections of a reactor waiting for their OPEN, by file descriptor."""
+    """The new connections of a reactor waiting for their OPEN (`waiting`), and those it refused, kept until the peer
+    closes them (`closing`), by file descriptor."""
 
     def __init__(self, reactor: Any) -> None:
         self.reactor = reactor
         self.waiting: dict[int, _Waiting] = {}
+        self.closing: dict[int, _Waiting] = {}
 
     def add(self, peer: Any, connection: Any) -> None:
         fd = connection.io.fileno()
         self.reactor._poller.register(fd, _POLL_EVENTS)
         self.waiting[fd] = _Waiting(peer, connection, time.monotonic() + OPEN_WAIT)
 
+    def close(self, peer: Any, connection: Any) -> None:
+        """Our side of `connection` is done (FIN sent); it is closed once the peer has closed its side: until then
+        the peer's state machine may still have that connection's events to run (`collision_pending`)."""
+        with contextlib.suppress(OSError):
+            connection.io.shutdown(socket.SHUT_WR)
+        fd = connection.io.fileno()
+        self.reactor._poller.register(fd, _POLL_EVENTS)
+        self.closing[fd] = _Waiting(peer, connection, time.monotonic() + OPEN_WAIT)
+
+    def owns(self, fd: int) -> bool:
+        return fd in self.waiting or fd in self.closing
+
+    def pending(self, peer: Any) -> bool:
+        return any(w.peer is peer for w in (*self.waiting.values(), *self.closing.values()))
+
     def timeout_ms(self, sleeptime: int) -> int:
-        if not self.waiting:
+        if not self.waiting and not self.closing:
             return sleeptime
-        left = min(w.deadline for w in self.waiting.values()) - time.monotonic()
+        left = min(w.deadline for w in (*self.waiting.values(), *self.closing.values())) - time.monotonic()
         return max(0, min(sleeptime, int(left * 1000) + 1))
 
     def resolve(self) -> None:
-        """Decide every waiting connection whose OPEN has arrived (or that closed, or waited too long)."""
+        """Decide every waiting connection whose OPEN has arrived (or that closed, or waited too long); close every
+        refused connection the peer has closed (or that waited too long)."""
         now = time.monotonic()
+        for fd, closing in list(self.closing.items()):
+            if drained(closing.connection.io) or now >= closing.deadline:
+                del self.closing[fd]
+                self.reactor._poller.unregister(fd)
+                closing.connection.close()
         for fd, waiting in list(self.waiting.items()):
             peeked = peek_open(waiting.connection.io)
             if peeked is None and now < waiting.deadline:
@@ -233,17 +275,21 @@ class Collisions:
             _decide(waiting.peer, waiting.connection, peeked)
 
 
-def _refuse(reactor: Any, connection: Any, why: str) -> None:
-    """Close `connection` with a Cease "Connection Collision Resolution", written by the reactor's scheduler."""
-    reactor.asynchronous.schedule(str(uuid.uuid1()), f"sending notification ({CEASE},{CEASE_COLLISION})",
-                                  connection.notification(CEASE, CEASE_COLLISION, why))
+def _refuse(peer: Any, connection: Any, why: str) -> None:
+    """Close `connection` with a Cease "Connection Collision Resolution": written at once (the first bytes on the
+    connection: the socket's buffer takes them), the connection then kept until the peer closes it."""
+    from exabgp.bgp.message import Notify  # type: ignore[import-untyped]
+
+    with contextlib.suppress(OSError):
+        connection.io.send(Notify(CEASE, CEASE_COLLISION, why).message(), socket.MSG_DONTWAIT)
+    _collisions(peer.reactor).close(peer, connection)
 
 
 def collision_pending(peer: Any) -> bool:
-    """Whether a connection from `peer`'s address is waiting to be decided: accepted by the listener and not yet
-    handed to the peer, or waiting for its OPEN (Collisions)."""
+    """Whether a connection from `peer`'s address is still to be settled: accepted by the listener and not yet
+    handed to the peer, waiting for its OPEN, or refused and not yet closed by the peer (Collisions)."""
     collisions = getattr(peer.reactor, "_mcrd_collisions", None)
-    if collisions is not None and any(w.peer is peer for w in collisions.waiting.values()):
+    if collisions is not None and collisions.pending(peer):
         return True
     address = str(peer.neighbor["peer-address"].top())
     for io in getattr(getattr(peer.reactor, "listener", None), "_accepted", {}).values():
@@ -259,8 +305,13 @@ def keepalive_first(io: socket.socket) -> bool:
     collision resolution included (RFC 4271 6.8 runs on receipt of an OPEN). FRR 8.4 must not get our OPEN and
     KEEPALIVE together while its own connection to us is in OpenSent: it stops that connection by an event it queues,
     then takes ours to Established on the KEEPALIVE, then runs the queued stop, which closes ours instead (no
-    NOTIFICATION; seen in the MQTT events test with MCRD_FAST_PATH=1). The connection's initiator waits, the other
-    side answers at once: two mcrd nodes do not wait for each other."""
+    NOTIFICATION; seen in the MQTT events test with MCRD_FAST_PATH=1, and in FRR's log when our OPEN is held in the
+    network past KEEPALIVE_HOLD: "Receive_KEEPALIVE_message (OpenConfirm->Established)", "peer transfer", then
+    "BGP_Stop (Established->Clearing)"). FRR writes its KEEPALIVE while still processing our OPEN and reads the
+    packets that have arrived in the same pass, so a KEEPALIVE of ours sent on receipt of FRR's can still come before
+    the queued stop: hence `hold_keepalive` also waits for FRR's own connection to close at FRR's end, which the stop
+    does. The connection's initiator waits, the other side answers at once: two mcrd nodes do not wait for each
+    other."""
     try:
         data = io.recv(19, socket.MSG_PEEK | socket.MSG_DONTWAIT)
     except (BlockingIOError, InterruptedError):
@@ -268,6 +319,60 @@ def keepalive_first(io: socket.socket) -> bool:
     except OSError:
         return True
     return not data or len(data) == 19
+
+
+def hold_keepalive(waited: float, answered_for: float | None, hold_time: int, *, pending: Callable[[], bool]) -> bool:
+    """Whether a session in OpenConfirm, `waited` seconds into it, keeps its KEEPALIVE a while longer.
+
+    On a connection it opened, until the peer has answered its OPEN (`keepalive_first`; `answered_for` None until
+    then): the peer sends its KEEPALIVE as it processes our OPEN, entering OpenConfirm, so ours reaches it a round
+    trip later however long we waited; a KEEPALIVE written before, behind an OPEN the network holds (lost, sent
+    again), reaches FRR 8.4 together with the OPEN. Bounded by the negotiated hold time (KEEPALIVE_HOLD if none):
+    without the peer's KEEPALIVE by then ExaBGP's own timer ends the connection anyway.
+
+    Then (from the start on a connection the peer opened: `answered_for` is `waited`), while a connection from the same
+    peer is being decided, refused and not yet closed by the peer, or not yet accepted (`pending`), at most
+    KEEPALIVE_HOLD: FRR 8.4 sends its KEEPALIVE while still processing our OPEN and may read ours in the same pass,
+    before the stop it queued for its own connection has run; that connection closed at its end means the stop has
+    run."""
+    if answered_for is None:
+        return waited < (hold_time or KEEPALIVE_HOLD)
+    return answered_for < KEEPALIVE_HOLD and pending()
+
+
+def proc_net_tcp(text: str) -> list[tuple[str, int, str, int, int]]:
+    """The sockets of /proc/net/tcp or /proc/net/tcp6 (the reading process's namespace): (local address, local port,
+    remote address, remote port, state). Addresses are printed as 32-bit words in host order (little-endian here)."""
+    def address(hex_words: str) -> str:
+        raw = b"".join(bytes.fromhex(hex_words[i:i + 8])[::-1] for i in range(0, len(hex_words), 8))
+        return str(ipaddress.ip_address(raw))
+
+    found = []
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        (local, local_port), (remote, remote_port) = (f.split(":") for f in fields[1:3])
+        found.append((address(local), int(local_port, 16), address(remote), int(remote_port, 16), int(fields[3], 16)))
+    return found
+
+
+def unaccepted(sockets: list[tuple[str, int, str, int, int]], local: str, remote: str) -> bool:
+    """Whether `remote` has a connection to port 179 of `local` that ExaBGP has not accepted: in the TCP handshake
+    (SYN_RECV, the peer's side of it may be open and in OpenSent already) or in the listening socket's queue. Call it
+    only when no accepted connection from `remote` is open (`collision_pending` False): those are ESTABLISHED too."""
+    return any(la == local and lp == BGP_PORT and ra == remote and st in (TCP_SYN_RECV, TCP_ESTABLISHED)
+               for la, lp, ra, _, st in sockets)
+
+
+def _unaccepted_from(connection: Any) -> bool:
+    try:
+        local, remote = connection.io.getsockname()[0], connection.io.getpeername()[0]
+        path = "/proc/net/tcp6" if connection.io.family == socket.AF_INET6 else "/proc/net/tcp"
+        with open(path) as table:
+            return unaccepted(proc_net_tcp(table.read()), unscoped(local), unscoped(remote))
+    except (OSError, ValueError):
+        return False
 
 
 def _has_own(peer: Any) -> bool:
@@ -298,6 +403,9 @@ def _own_state(peer: Any) -> Own:
 def _decide(peer: Any, connection: Any, peeked: PeekedOpen | None) -> None:
     from exabgp.bgp.fsm import FSM
 
+    if peeked is not None and peeked.invalid:  # e.g. the peer's own Cease: closed once the peer has closed it
+        _collisions(peer.reactor).close(peer, connection)
+        return
     if peeked is None or peeked.identifier is None:  # no OPEN: nothing to compare, the connection is not BGP's
         connection.close()
         return
@@ -306,7 +414,7 @@ def _decide(peer: Any, connection: Any, peeked: PeekedOpen | None) -> None:
                             int(peer.neighbor["peer-as"]))
     outcome = verdict(own, new_survives)
     if outcome is Verdict.REFUSE:
-        _refuse(peer.reactor, connection, "connection collision resolution: the existing connection survives")
+        _refuse(peer, connection, "connection collision resolution: the existing connection survives")
         return
     if outcome is Verdict.REPLACE:
         if peer.proto is not None:
@@ -395,12 +503,21 @@ def replacements(find: Callable[[Any], Any]) -> list[tuple[Any, str, Any]]:
     later = find(Hook("exabgp.reactor.peer", "ACTION.LATER"))
 
     def _send_ka(self: Any) -> Generator[Any, Any, Any]:
-        # OpenConfirm: our KEEPALIVE makes the session Established at the other end. Not while a connection from the
-        # same peer is being decided, and on a connection we opened not before the peer's KEEPALIVE: the collision is
-        # settled first, at both ends, before either connection is Established (see `keepalive_first`).
-        deadline = time.monotonic() + KEEPALIVE_HOLD
-        while time.monotonic() < deadline and (collision_pending(self) or (
-                self.proto.connection.direction == "outgoing" and not keepalive_first(self.proto.connection.io))):
+        # OpenConfirm: our KEEPALIVE makes the session Established at the other end. On a connection we opened not
+        # before the peer's KEEPALIVE, and not while a connection from the same peer is unsettled (being decided,
+        # refused and still open at the peer, not yet accepted): the collision is settled first, at both ends, before
+        # either connection is Established (see `hold_keepalive`, `keepalive_first`).
+        start, connection = time.monotonic(), self.proto.connection
+        hold_time = int(self.proto.negotiated.holdtime)
+        answered = None if connection.direction == "outgoing" else start
+        while True:
+            now = time.monotonic()
+            if answered is None and keepalive_first(connection.io):
+                answered = now
+            if not hold_keepalive(now - start, None if answered is None else now - answered, hold_time,
+                                  pending=lambda: collision_pending(self) or (
+                                      connection.direction == "outgoing" and _unaccepted_from(connection))):
+                break
             yield later
         return (yield from send_ka(self))
 
@@ -416,7 +533,7 @@ def replacements(find: Callable[[Any], Any]) -> list[tuple[Any, str, Any]]:
     def _wait_for_io(self: Any, sleeptime: int) -> Any:
         collisions = _collisions(self)
         for fd in wait_for_io(self, collisions.timeout_ms(sleeptime)):
-            if fd not in collisions.waiting:  # the reactor knows only its peers' and processes' descriptors
+            if not collisions.owns(fd):  # the reactor knows only its peers' and processes' descriptors
                 yield fd
         collisions.resolve()
 

@@ -14,14 +14,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mcrd.bgp.exabgp_listen import (
+    KEEPALIVE_HOLD,
     TCP_ESTABLISHED,
     Own,
     PeekedOpen,
     Verdict,
+    hold_keepalive,
     keep_new,
     link_of,
+    proc_net_tcp,
     read_open_prefix,
     tcp_state,
+    unaccepted,
     unscoped,
     verdict,
 )
@@ -97,6 +101,45 @@ def test_a_collision_is_decided_before_either_connection_is_established() -> Non
     assert verdict(Own.ESTABLISHED, new_survives=True) is Verdict.REFUSE
     assert verdict(Own.OPENING, new_survives=False) is Verdict.REFUSE
     assert verdict(Own.OPENING, new_survives=True) is Verdict.REPLACE
+
+
+def test_on_a_connection_it_opened_the_keepalive_waits_for_the_peers_answer_up_to_the_hold_time() -> None:
+    """OpenConfirm: on a connection mcrd opened the KEEPALIVE waits for the peer's answer to our OPEN past
+    KEEPALIVE_HOLD (an OPEN the network delivers late must not reach FRR with our KEEPALIVE), up to the hold time
+    (KEEPALIVE_HOLD when there is none); then, as on a connection the peer opened, while a connection from the same
+    peer is being decided or refused and not yet closed by the peer, at most KEEPALIVE_HOLD."""
+    def hold(waited: float, answered_for: float | None, hold_time: int = 9, *, pending: bool = False) -> bool:
+        return hold_keepalive(waited, answered_for, hold_time, pending=lambda: pending)
+
+    late = KEEPALIVE_HOLD + 1
+    assert [hold(0.0, None), hold(late, None), hold(8.9, None), hold(9.0, None)] == [True, True, True, False]
+    assert [hold(0.0, None, 0), hold(late, None, 0)] == [True, False]
+    assert not hold(late, 0.0)  # answered, nothing pending: at once
+    assert [hold(late, 0.0, pending=True), hold(late + late, late, pending=True)] == [True, False]
+    assert [hold(0.0, 0.0, pending=True), hold(late, late, pending=True)] == [True, False]
+
+
+def test_a_connection_not_yet_accepted_is_read_from_the_kernels_table() -> None:
+    """A connection in the listening socket's queue (the peer's side open, ExaBGP not told yet) is in
+    /proc/net/tcp, ESTABLISHED; `unaccepted` finds one from the peer to port 179 of the session's address, in the
+    handshake (SYN_RECV) or queued, and nothing else."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        with socket.create_connection(server.getsockname()) as client:
+            port, client_port = server.getsockname()[1], client.getsockname()[1]
+            with open("/proc/net/tcp") as table:
+                sockets = proc_net_tcp(table.read())
+    assert ("127.0.0.1", port, "127.0.0.1", client_port, TCP_ESTABLISHED) in sockets
+    v6 = proc_net_tcp("  sl  local_address remote_address st\n"
+                      "   0: 000080FE000000000000000001000000:00B3 000080FE000000000000000002000000:A0F1 03 0\n")
+    assert v6 == [("fe80::1", 179, "fe80::2", 0xA0F1, 3)]
+    hub, peer = "169.254.10.1", "169.254.10.2"
+    assert unaccepted([(hub, 179, peer, 40000, 3)], hub, peer)  # SYN_RECV
+    assert unaccepted([(hub, 179, peer, 40000, 1)], hub, peer)  # in the accept queue
+    assert not unaccepted([(hub, 179, peer, 40000, 6)], hub, peer)  # TIME_WAIT: closed
+    assert not unaccepted([(hub, 40000, peer, 179, 1)], hub, peer)  # our own connection
+    assert not unaccepted([(hub, 179, "169.254.10.3", 40000, 3)], hub, peer)
 
 
 def test_the_kernel_tells_a_connection_being_opened_from_an_open_one() -> None:
@@ -204,14 +247,42 @@ def received(sock):
     return read_all(sock).hex()
 
 
-def messages(sock):
-    data = read_all(sock)
-    found = []
-    while len(data) >= 19:
-        length = struct.unpack("!H", data[16:18])[0]
-        found.append(data[:length])
-        data = data[length:]
-    return found
+# The reactor's poll: the refused connections the other side has closed are closed at ours.
+def settle(peer):
+    collisions = peer.reactor._mcrd_collisions
+    deadline = time.monotonic() + 5
+    while collisions.closing and time.monotonic() < deadline:
+        collisions.resolve()
+
+
+# Run the peer's generator, as the reactor does, until done() (AssertionError naming `what` after `timeout`).
+def pump(peer, done, what, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        next(peer.generator)
+        time.sleep(0.01)  # the reactor's LATER: the peer's I/O has time to arrive
+
+
+# Run the peer's generator while reading what it writes to `sock`: the types of the messages it wrote, once
+# until(types) holds or after `timeout` seconds (a bounded check that something was NOT written).
+def pump_reading(peer, sock, until, timeout):
+    sock.setblocking(False)
+    data, deadline = b"", time.monotonic() + timeout
+    while True:
+        next(peer.generator)
+        try:
+            data += sock.recv(4096)
+        except BlockingIOError:
+            pass
+        types, rest = [], data
+        while len(rest) >= 19 and len(rest) >= struct.unpack("!H", rest[16:18])[0]:
+            length = struct.unpack("!H", rest[16:18])[0]
+            types.append(rest[18])
+            rest = rest[length:]
+        if until(types) or time.monotonic() >= deadline:
+            return types
+        time.sleep(0.01)
 
 
 def state(peer, connection):
@@ -259,29 +330,27 @@ result["3 own closed with"] = received(ours_at_speaker)
 # the other end) until the connection that arrived meanwhile is decided.
 peer = opening_peer()
 at_speaker = speaker.accept()[0]
-while peer.fsm != FSM.OPENSENT:
-    next(peer.generator)
+pump(peer, lambda: peer.fsm == FSM.OPENSENT, "OpenSent")
 remote, connection = incoming(peer)
 result["4 arrived"] = state(peer, connection)
 open_from(at_speaker, "10.0.0.1")
-for _ in range(20):
-    next(peer.generator)
-    time.sleep(0.01)
+pump(peer, lambda: peer.fsm == FSM.OPENCONFIRM, "OpenConfirm")
+# Held: nothing after the OPEN for 0.5 s of the peer running (it writes its KEEPALIVE within ms when not held).
+result["4 before"] = pump_reading(peer, at_speaker, lambda types: 4 in types, 0.5)
 result["4 held in"] = peer.fsm.name()
-at_speaker.settimeout(0.5)
-result["4 before"] = [m[18] for m in messages(at_speaker)]
 open_from(remote, "10.0.0.1")
 decide(peer)
 result["4 refused with"] = received(remote)
-for _ in range(5):
-    next(peer.generator)
+# Refused, the connection stays open at our end until the other side closes it: until then the other side may still
+# have events of its own about it to run, and the session keeps its KEEPALIVE.
+result["4 kept"] = exabgp_listen.collision_pending(peer)
+remote.close()
+settle(peer)
+result["4 closed by them"] = not exabgp_listen.collision_pending(peer)
 # 5. Decided; on the connection it opened it still waits for the other side's KEEPALIVE, then sends its own.
-result["5 before their keepalive"] = [m[18] for m in messages(at_speaker)]
+result["5 before their keepalive"] = pump_reading(peer, at_speaker, lambda types: bool(types), 0.5)
 at_speaker.sendall(rawbgp.keepalive())
-for _ in range(5):
-    next(peer.generator)
-    time.sleep(0.01)
-result["5 after their keepalive"] = [m[18] for m in messages(at_speaker)]
+result["5 after their keepalive"] = pump_reading(peer, at_speaker, lambda types: bool(types), 5.0)
 print(json.dumps(result))
 """
 
@@ -311,5 +380,6 @@ def test_a_connection_arriving_while_the_peer_opens_its_own_waits_for_its_open()
     assert got["4 arrived"] == {"taken": False, "waiting": True, "connecting": False}
     assert (got["4 held in"], got["4 before"]) == ("OPENCONFIRM", [1])
     assert cease_collision(got["4 refused with"])
+    assert (got["4 kept"], got["4 closed by them"]) == (True, True)
     assert got["5 before their keepalive"] == []
     assert got["5 after their keepalive"][:1] == [4]

@@ -3,7 +3,8 @@ session; OpenBGPD with `local-address` and a TCP MD5 password forms its session 
 socket); a connection from an address that is no configured peer is refused with a Cease; with two ExaBGP processes
 each listens on its own sessions' addresses only; and a listening socket binds an address the namespace does not have
 yet (IP_FREEBIND), accepting once it arrives. And when a session returns and both sides connect at once, the
-collision is resolved before either connection is Established: exactly one UP each time.
+collision is resolved before either connection is Established: exactly one UP each time, also when the hub's OPEN
+reaches FRR late, while FRR's own connection waits in OpenSent.
 
 Topology: hub (mcrd, two ExaBGP processes) -- frr (FRR 64512, whose SYNs only get through: the hub's own are dropped)
 and -- obgpd (OpenBGPD 64600, `local-address`, `tcp md5sig`). The collision test builds its own: hub (mcrd) -- FRR.
@@ -11,8 +12,11 @@ and -- obgpd (OpenBGPD 64600, `local-address`, `tcp md5sig`). The collision test
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import functools
 import json
+import operator
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -275,11 +279,49 @@ def both_connecting(found: set[tuple[int, int, str]]) -> bool:
     return any(local == 179 for local, _ in live) and any(remote == 179 for _, remote in live)
 
 
-def test_each_return_with_both_sides_connecting_gives_exactly_one_up(lab: Lab) -> None:
-    """The VXC goes down and comes back RESTORES times; each time both mcrd and FRR connect, and nft filters make the
-    connections collide, in turn: both handshakes held until both connections exist (COLLIDE), or the hub's own
-    connection still in its handshake when FRR's is accepted (IN_FLIGHT). Each return must be exactly one UP and no
-    DOWN in mcrd's log, and one connection established in FRR's counters."""
+@dataclass
+class Collide:
+    """The hub (mcrd, router ID above FRR's: at FRR, the connection mcrd initiates survives a collision) and FRR."""
+
+    lab: Lab
+    hub: Netns
+    frr_ns: Netns
+    link: Any
+    mcrd: Any
+    frr: FrrPeer
+
+    def count(self, event: str) -> int:
+        return sum(1 for e in self.lab.log_events(self.mcrd, event) if e.get("peer") == FRR_PEER)
+
+    def frr_counters(self) -> tuple[int, int]:
+        neighbor = self.frr.show_json(f"show bgp neighbors {FRR_HUB} json")[FRR_HUB]
+        return int(neighbor["connectionsEstablished"]), int(neighbor["connectionsDropped"])
+
+    def state(self) -> tuple[int, int, int, int]:
+        """mcrd's ups and downs, FRR's connections established and dropped."""
+        return self.count("session_up"), self.count("session_down"), *self.frr_counters()
+
+    def take_down(self) -> tuple[int, int, int, int]:
+        downs = self.count("session_down")
+        self.hub.ip("link", "set", self.link.if_a, "down")  # mcrd holds the session down; FRR loses the carrier
+        poll(lambda: self.count("session_down"), TIMEOUT, "the session down in mcrd", until=above(downs))
+        poll(lambda: self.frr.session_state(FRR_HUB), TIMEOUT, "FRR's session down",
+             until=lambda s: s != "Established")
+        return self.state()
+
+    def settle(self, before: tuple[int, int, int, int]) -> tuple[int, ...]:
+        """Wait for the session back at both ends; what changed since `before`, once it stays so."""
+        poll(lambda: self.count("session_up"), TIMEOUT, "the session back in mcrd", until=above(before[0]))
+        self.frr.wait_established(FRR_HUB, TIMEOUT)
+        # A second UP came within milliseconds of the first (ExaBGP reconnects at once when a peer drops an
+        # Established connection): 2 s is far above that, and under the 9 s hold time.
+        settled = self.state()
+        assert_stays(lambda: self.state() == settled, 2.0, "the session changed again")
+        return tuple(after - was for after, was in zip(settled, before, strict=True))
+
+
+@pytest.fixture
+def collide(lab: Lab) -> Collide:
     hub, frr_ns = lab.netns("hub"), lab.netns("frr")
     link = lab.link(hub, "frr", frr_ns, "hub", [], [f"{FRR_PEER}/29"])
     config = {
@@ -295,28 +337,26 @@ def test_each_return_with_both_sides_connecting_gives_exactly_one_up(lab: Lab) -
                      "--state-dir", str(mcrd_dir), label="mcrd")
     frr = FrrPeer(frr_ns, FRR_AS, "10.0.0.10", frr_config(FRR_AS, "10.0.0.10", [FrrNeighbor(FRR_HUB, MCR_AS,
                                                                                            hold_time=9)], [FRR_NET]))
-
-    def count(event: str) -> int:
-        return sum(1 for e in lab.log_events(mcrd, event) if e.get("peer") == FRR_PEER)
-
-    def established() -> int:
-        return int(frr.show_json(f"show bgp neighbors {FRR_HUB} json")[FRR_HUB]["connectionsEstablished"])
-
-    def state() -> tuple[int, int, int]:
-        return count("session_up"), count("session_down"), established()
-
-    poll(lambda: count("session_up"), TIMEOUT, "the session up in mcrd")
+    # FRR's own account of each connection (kept in its log, which the lab keeps when a test fails).
+    frr.vtysh("configure terminal", "log stdout debugging", "end", "debug bgp neighbor-events")
+    found = Collide(lab, hub, frr_ns, link, mcrd, frr)
+    poll(lambda: found.count("session_up"), TIMEOUT, "the session up in mcrd")
     frr.wait_established(FRR_HUB, TIMEOUT)
+    return found
+
+
+def test_each_return_with_both_sides_connecting_gives_exactly_one_up(collide: Collide) -> None:
+    """The VXC goes down and comes back RESTORES times; each time both mcrd and FRR connect, and nft filters make the
+    connections collide, in turn: both handshakes held until both connections exist (COLLIDE), or the hub's own
+    connection still in its handshake when FRR's is accepted (IN_FLIGHT). Each return must be exactly one UP and no
+    DOWN in mcrd's log, and one connection established (none dropped) in FRR's counters."""
+    hub = collide.hub
     outcomes = []
     for restore in range(RESTORES):
-        downs = count("session_down")
-        hub.ip("link", "set", link.if_a, "down")  # mcrd holds the session down; FRR loses the carrier
-        poll(lambda: count("session_down"), TIMEOUT, "the session down in mcrd", until=above(downs))
-        poll(lambda: frr.session_state(FRR_HUB), TIMEOUT, "FRR's session down", until=lambda s: s != "Established")
-        before = state()
+        before = collide.take_down()
         kind = FILTERS[restore % len(FILTERS)]
         hub.run("nft", "-f", "-", input_text=kind)
-        hub.ip("link", "set", link.if_a, "up")
+        hub.ip("link", "set", collide.link.if_a, "up")
         if kind is COLLIDE:
             poll(lambda: bgp_sockets(hub, FRR_PEER), TIMEOUT, "both sides' connections", until=both_connecting)
         else:
@@ -325,12 +365,94 @@ def test_each_return_with_both_sides_connecting_gives_exactly_one_up(lab: Lab) -
             poll(lambda: bgp_sockets(hub, FRR_PEER), TIMEOUT, "FRR's connection accepted by the hub",
                  until=lambda found: any(local == 179 and st == "ESTAB" for local, _, st in found))
         hub.run("nft", "delete", "table", "inet", "mcl_collide")
-        poll(lambda: count("session_up"), TIMEOUT, "the session back in mcrd", until=above(before[0]))
-        frr.wait_established(FRR_HUB, TIMEOUT)
-        # A second UP came within milliseconds of the first (ExaBGP reconnects at once when a peer drops an
-        # Established connection): 2 s is far above that, and under the 9 s hold time.
-        settled = state()
-        assert_stays(lambda: state() == settled, 2.0, "the session changed again")  # noqa: B023 (called at once)
-        outcomes.append(tuple(after - was for after, was in zip(settled, before, strict=True)))
-    print(f"\n(ups, downs, FRR connections established) per return: {outcomes}")
-    assert outcomes == [(1, 0, 1)] * RESTORES
+        outcomes.append(collide.settle(before))
+    print(f"\n(ups, downs, FRR connections established, dropped) per return: {outcomes}")
+    assert outcomes == [(1, 0, 1, 0)] * RESTORES
+
+
+LATE_RETURNS = 4
+# The hub's BGP data to FRR is dropped (its OPEN, and its KEEPALIVE if it writes one), and FRR's connection attempts
+# (mcl_late_syn) until the hub's OPEN is written. Pure ACKs pass: each side's TCP handshake completes, and FRR's OPEN on
+# the hub's connection reaches the hub, which goes to OpenConfirm.
+LATE_OUT = (
+    "table inet mcl_late_out {\n"
+    f" chain out {{ type filter hook output priority 0; ip daddr {FRR_PEER} tcp dport 179"
+    " tcp flags & psh == psh drop; }\n"
+    "}\n"
+)
+LATE_SYN = (
+    "table inet mcl_late_syn {\n"
+    f" chain in {{ type filter hook input priority 0; ip saddr {FRR_PEER} tcp dport 179"
+    " tcp flags & syn == syn drop; }\n"
+    "}\n"
+)
+# In FRR's namespace, FRR's BGP data on its own connections to the hub goes to a traffic class that holds it in the
+# queue (`hold_frr`; by its priority, 0x10020 = class 1:20: htb takes a packet whose priority names one of its
+# classes). Not dropped: released, it arrives at once, with no retransmission backoff. FRR's own connection to the hub
+# waits in OpenSent meanwhile.
+FRR_MARK = (
+    "table inet mcl_late_mark {\n"
+    f" chain out {{ type filter hook output priority 0; ip daddr {FRR_HUB} tcp dport 179"
+    " tcp flags & psh == psh meta priority set 0x10020; }\n"
+    "}\n"
+)
+
+
+def hold_frr(ns: Netns, ifname: str, held: bool) -> None:
+    """FRR's marked packets queued (8 bit/s: an OPEN takes minutes) or let go (at line rate)."""
+    rate = ["rate", "8bit", "ceil", "8bit"] if held else ["rate", "10gbit", "ceil", "10gbit"]
+    ns.run("tc", "class", "change", "dev", ifname, "parent", "1:", "classid", "1:20", "htb", *rate)
+
+
+def shape_frr(ns: Netns, ifname: str) -> None:
+    ns.run("tc", "qdisc", "add", "dev", ifname, "root", "handle", "1:", "htb", "default", "10")
+    for classid in ("1:10", "1:20"):
+        ns.run("tc", "class", "add", "dev", ifname, "parent", "1:", "classid", classid, "htb", "rate", "10gbit")
+    ns.run("nft", "-f", "-", input_text=FRR_MARK)
+
+
+def send_queue(ns: Netns, peer: str, *, outgoing: bool) -> int | None:
+    """Bytes not yet acknowledged on the namespace's established BGP connection with `peer` that this side opened
+    (`outgoing`: to the peer's port 179) or accepted; None when there is none."""
+    for line in ns.run("ss", "-Htn", "state", "established").stdout.splitlines():
+        fields = line.split()
+        local, remote = fields[-2].rsplit(":", 1), fields[-1].rsplit(":", 1)
+        if remote[0] == peer and (remote[1] == "179") == outgoing and (local[1] == "179") != outgoing:
+            return int(fields[1])
+    return None
+
+
+def test_a_return_whose_open_reaches_frr_late_gives_exactly_one_up(collide: Collide) -> None:
+    """FRR's own connection to the hub is in OpenSent when the hub's OPEN on the hub's connection reaches FRR, held
+    long enough in the network that the hub may have written its KEEPALIVE behind it (past KEEPALIVE_HOLD). FRR 8.4,
+    reading OPEN and KEEPALIVE in one pass, queues a BGP_Stop for its own connection, takes the hub's to Established on
+    the KEEPALIVE, then runs the stop on it: a DOWN and a second UP (every return before the fix; 3 returns in 12 when
+    the hub only waited for FRR's KEEPALIVE, which FRR writes before that pass ends, measured with FRR's OPEN dropped
+    rather than queued). Each return must be one UP, no DOWN, and one connection established (none dropped) in FRR's
+    counters."""
+    hub, frr_ns, frr_if = collide.hub, collide.frr_ns, collide.link.if_b
+    shape_frr(frr_ns, frr_if)
+    outcomes = []
+    for _ in range(LATE_RETURNS):
+        before = collide.take_down()
+        for table in (LATE_OUT, LATE_SYN):
+            hub.run("nft", "-f", "-", input_text=table)
+        hold_frr(frr_ns, frr_if, held=True)
+        hub.ip("link", "set", collide.link.if_a, "up")
+        opened = poll(lambda: send_queue(hub, FRR_PEER, outgoing=True), TIMEOUT, "the hub's OPEN held on its way")
+        hub.run("nft", "delete", "table", "inet", "mcl_late_syn")
+        # FRR's own connection accepted by the hub, its OPEN held: FRR's connection is in OpenSent.
+        poll(lambda: send_queue(frr_ns, FRR_HUB, outgoing=True), TIMEOUT, "FRR's OPEN held on its way")
+        # The hub holds its KEEPALIVE while FRR's connection is being decided and until FRR answers its OPEN: at
+        # most KEEPALIVE_HOLD (2 s) before the fix; a KEEPALIVE written is queued behind the OPEN. 4 s is well above
+        # that hold and under the 9 s hold time.
+        with contextlib.suppress(AssertionError):
+            poll(lambda: send_queue(hub, FRR_PEER, outgoing=True), 4.0, "the hub's KEEPALIVE written",
+                 until=functools.partial(operator.ne, opened))
+        hub.run("nft", "delete", "table", "inet", "mcl_late_out")  # the hub's OPEN (and KEEPALIVE) go, together
+        poll(lambda: send_queue(hub, FRR_PEER, outgoing=True), TIMEOUT, "the hub's OPEN received by FRR",
+             until=lambda queued: not queued)
+        hold_frr(frr_ns, frr_if, held=False)
+        outcomes.append(collide.settle(before))
+    print(f"\n(ups, downs, FRR connections established, dropped) per return: {outcomes}")
+    assert outcomes == [(1, 0, 1, 0)] * LATE_RETURNS
