@@ -12,28 +12,29 @@ three things are wrong for an MCR, fixed here:
    socket accepts connections the moment the address arrives: no rebind needed when addresses come and go. A socket
    that still cannot listen (its address in use) is logged and its sessions only connect, at startup as at a reload.
 
-2. Connection collisions (RFC 4271 6.8) are not resolved as the RFC says. `Peer.handle_connection` decides when the
-   new connection is accepted, before its OPEN is read: in OpenConfirm it compares the BGP identifiers, but in
-   Connect or OpenSent (both sides connected at once, each has sent its OPEN on its own connection) it always drops
-   its own connection and takes the new one. Two speakers doing that drop both connections, over and over: two mcrd
-   nodes never peered. It does the same in Idle while its own connection is still being opened (`Peer._connect` keeps
-   it out of `peer.proto` until the handshake is done), though the other side may have accepted that one already and
-   be about to keep it. No NOTIFICATION goes to the connection closed either (the refusal's Cease is a generator
-   nobody runs). Fix: when a connection arrives while the peer has one of its own under way (Connect, OpenSent,
-   OpenConfirm, or still being opened: `connecting`, recorded by a wrapper of `Protocol.connect`), it waits, without
-   blocking the reactor, for the peer's OPEN on it (read with MSG_PEEK, so that ExaBGP reads it again if it keeps the
-   connection), then `verdict()` decides: the peer's own attempt still in the TCP handshake (the kernel's TCP state,
-   `tcp_state`) is no connection yet and gives way; otherwise the connection initiated by the higher identifier
-   survives (`keep_new`; RFC 6286 2.3: with equal identifiers, the larger AS), and the one closed gets a Cease,
-   subcode 7 "Connection Collision Resolution" (RFC 4486). Meanwhile the session keeps its KEEPALIVE (`Peer._send_ka`,
-   at most `KEEPALIVE_HOLD`): the other side makes it Established on receiving it, and the collision is settled at
-   both ends before either connection is Established. On a connection mcrd opened the KEEPALIVE also waits for the
-   peer's answer to our OPEN, however late the network delivers that OPEN, and then until the peer's own connection
-   is closed at its end (`hold_keepalive`, `keepalive_first`): a connection refused (or Ceased by the peer) is kept
-   open at ours until the peer closes it (`Collisions.close`), and one the kernel has not handed to ExaBGP yet (in
-   the handshake, or queued) is read from /proc/net/tcp (`unaccepted`). FRR 8.4 must not read our KEEPALIVE before
-   the stop it queued for its own connection has run (see `keepalive_first`). A connection arriving while the session is
-   Established is refused with that Cease, which is now really sent.
+2. Connection collisions (RFC 4271 6.8) are not resolved as the RFC says. `Peer.handle_connection` decides when the new
+   connection is accepted, before its OPEN is read: in OpenConfirm it compares the BGP identifiers, but in Connect or
+   OpenSent (both sides connected at once, each has sent its OPEN on its own connection) it always drops its own
+   connection and takes the new one. Two speakers doing that drop both connections, over and over: two mcrd nodes never
+   peered. It does the same in Idle while its own connection is still being opened (`Peer._connect` keeps it out of
+   `peer.proto` until the handshake is done), though the other side may have accepted that one already and be about to
+   keep it. No NOTIFICATION goes to the connection closed either (the refusal's Cease is a generator nobody runs). Fix:
+   when a connection arrives while the peer has one of its own under way (Connect, OpenSent, OpenConfirm, or still being
+   opened: `connecting`, recorded by a wrapper of `Protocol.connect`), it waits, without blocking the reactor, for the
+   peer's OPEN on it (read with MSG_PEEK, so that ExaBGP reads it again if it keeps the connection), then `verdict()`
+   decides: the peer's own attempt still in the TCP handshake (the kernel's TCP state, `tcp_state`) is no connection yet
+   and gives way; otherwise the connection initiated by the higher identifier survives (`keep_new`; RFC 6286 2.3: with
+   equal identifiers, the larger AS), and the one closed gets a Cease, subcode 7 "Connection Collision Resolution" (RFC
+   4486). Meanwhile the session keeps its KEEPALIVE (`Peer._send_ka`, at most `KEEPALIVE_HOLD`): the other side makes it
+   Established on receiving it, and the collision is settled at both ends before either connection is Established. On a
+   connection mcrd opened the KEEPALIVE also waits for the peer's answer to our OPEN, however late the network delivers
+   that OPEN, and then until the peer's own connection is closed at its end (`hold_keepalive`, `keepalive_first`): a
+   connection refused (or Ceased by the peer) is kept open at ours until the peer closes it (`Collisions.close`), and
+   one the kernel has not handed to ExaBGP yet (in the handshake, or queued) is read from /proc/net/tcp (`unaccepted`).
+   FRR 8.4 must not read our KEEPALIVE before the stop it queued for its own connection has run (see `keepalive_first`),
+   nor just as it starts a new connection of its own: once it has answered, the KEEPALIVE waits at most ANSWERED_HOLD
+   (see `hold_keepalive`). A connection arriving while the session is Established is refused with that Cease, which is
+   now really sent.
 
 3. A link-local address cannot listen. The kernel binds an IPv6 link-local address only on a socket that names its
    interface (EINVAL otherwise), and ExaBGP binds the listening socket with the address alone; its connecting side
@@ -71,9 +72,11 @@ IPV6_FREEBIND = 78  # <linux/in6.h>, Linux 4.15+
 CEASE, CEASE_COLLISION = 6, 7
 OPEN_WAIT = 10.0  # seconds the peer has to send its OPEN on a colliding connection before that connection is closed
 # Seconds at most that a session keeps its KEEPALIVE (its step to Established) while a colliding connection's OPEN is
-# awaited: well under the shortest hold time a peer waits for it in OpenConfirm (3 s). Waiting for the peer's answer
-# to our OPEN is bounded by the hold time instead (`hold_keepalive`).
+# awaited: well under the shortest hold time a peer waits for it in OpenConfirm (3 s). On a connection mcrd opened,
+# waiting for the peer's answer to our OPEN is bounded by the hold time instead, and once the peer has answered the
+# wait for its own connection to settle by ANSWERED_HOLD (`hold_keepalive`).
 KEEPALIVE_HOLD = 2.0
+ANSWERED_HOLD = 0.5
 _OPEN_PREFIX = 28  # marker 16, length 2, type 1, version 1, my AS 2, hold time 2, BGP identifier 4
 _POLL_EVENTS = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
 TCP_ESTABLISHED, TCP_SYN_RECV = 1, 3  # tcpi_state, <netinet/tcp.h>; also the `st` column of /proc/net/tcp
@@ -321,23 +324,29 @@ def keepalive_first(io: socket.socket) -> bool:
     return not data or len(data) == 19
 
 
-def hold_keepalive(waited: float, answered_for: float | None, hold_time: int, *, pending: Callable[[], bool]) -> bool:
+def hold_keepalive(waited: float, answered_for: float | None, hold_time: int, *, outgoing: bool,
+                   pending: Callable[[], bool]) -> bool:
     """Whether a session in OpenConfirm, `waited` seconds into it, keeps its KEEPALIVE a while longer.
 
-    On a connection it opened, until the peer has answered its OPEN (`keepalive_first`; `answered_for` None until
-    then): the peer sends its KEEPALIVE as it processes our OPEN, entering OpenConfirm, so ours reaches it a round
-    trip later however long we waited; a KEEPALIVE written before, behind an OPEN the network holds (lost, sent
-    again), reaches FRR 8.4 together with the OPEN. Bounded by the negotiated hold time (KEEPALIVE_HOLD if none):
-    without the peer's KEEPALIVE by then ExaBGP's own timer ends the connection anyway.
-
-    Then (from the start on a connection the peer opened: `answered_for` is `waited`), while a connection from the same
-    peer is being decided, refused and not yet closed by the peer, or not yet accepted (`pending`), at most
-    KEEPALIVE_HOLD: FRR 8.4 sends its KEEPALIVE while still processing our OPEN and may read ours in the same pass,
+    On a connection it opened (`outgoing`), until the peer has answered its OPEN (`keepalive_first`; `answered_for`
+    None until then): the peer sends its KEEPALIVE as it processes our OPEN, entering OpenConfirm, so ours reaches it
+    a round trip later however long we waited; a KEEPALIVE written before, behind an OPEN the network holds (lost,
+    sent again), reaches FRR 8.4 together with the OPEN. Bounded by the negotiated hold time (KEEPALIVE_HOLD if none):
+    without the peer's KEEPALIVE by then ExaBGP's own timer ends the connection anyway. Then, while a connection from
+    the same peer is being decided, refused and not yet closed by the peer, or not yet accepted (`pending`), at most
+    ANSWERED_HOLD: FRR 8.4 sends its KEEPALIVE while still processing our OPEN and may read ours in the same pass,
     before the stop it queued for its own connection has run; that connection closed at its end means the stop has
-    run."""
+    run. The stop runs in FRR's next event-loop turn (milliseconds) whether or not its FIN reaches us, and FRR starts a
+    new connection of its own 1 s after it at the soonest (its start timer: 1 s, then 2 s): a KEEPALIVE sent when a
+    2-s hold ran out (FRR's FIN held in the network) reached FRR just as it started that connection, and FRR ran the
+    connection's open event on the session it had just made Established ("TCP_connection_open
+    (Established->Clearing)"): a DOWN and a second UP. Hence a KEEPALIVE by half a second after the answer.
+
+    On a connection the peer opened (`answered_for` is `waited`), while `pending`, at most KEEPALIVE_HOLD: the
+    colliding connection's OPEN is awaited, the collision settled before either connection is Established."""
     if answered_for is None:
         return waited < (hold_time or KEEPALIVE_HOLD)
-    return answered_for < KEEPALIVE_HOLD and pending()
+    return answered_for < (ANSWERED_HOLD if outgoing else KEEPALIVE_HOLD) and pending()
 
 
 def proc_net_tcp(text: str) -> list[tuple[str, int, str, int, int]]:
@@ -509,14 +518,15 @@ def replacements(find: Callable[[Any], Any]) -> list[tuple[Any, str, Any]]:
         # either connection is Established (see `hold_keepalive`, `keepalive_first`).
         start, connection = time.monotonic(), self.proto.connection
         hold_time = int(self.proto.negotiated.holdtime)
-        answered = None if connection.direction == "outgoing" else start
+        outgoing = connection.direction == "outgoing"
+        answered = None if outgoing else start
         while True:
             now = time.monotonic()
             if answered is None and keepalive_first(connection.io):
                 answered = now
             if not hold_keepalive(now - start, None if answered is None else now - answered, hold_time,
-                                  pending=lambda: collision_pending(self) or (
-                                      connection.direction == "outgoing" and _unaccepted_from(connection))):
+                                  outgoing=outgoing, pending=lambda: collision_pending(self) or (
+                                      outgoing and _unaccepted_from(connection))):
                 break
             yield later
         return (yield from send_ka(self))

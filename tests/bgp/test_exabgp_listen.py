@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import socket
 import subprocess
@@ -14,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mcrd.bgp.exabgp_listen import (
+    ANSWERED_HOLD,
     KEEPALIVE_HOLD,
     TCP_ESTABLISHED,
     Own,
@@ -106,17 +108,22 @@ def test_a_collision_is_decided_before_either_connection_is_established() -> Non
 def test_on_a_connection_it_opened_the_keepalive_waits_for_the_peers_answer_up_to_the_hold_time() -> None:
     """OpenConfirm: on a connection mcrd opened the KEEPALIVE waits for the peer's answer to our OPEN past
     KEEPALIVE_HOLD (an OPEN the network delivers late must not reach FRR with our KEEPALIVE), up to the hold time
-    (KEEPALIVE_HOLD when there is none); then, as on a connection the peer opened, while a connection from the same
-    peer is being decided or refused and not yet closed by the peer, at most KEEPALIVE_HOLD."""
-    def hold(waited: float, answered_for: float | None, hold_time: int = 9, *, pending: bool = False) -> bool:
-        return hold_keepalive(waited, answered_for, hold_time, pending=lambda: pending)
+    (KEEPALIVE_HOLD when there is none); then, while a connection from the same peer is being decided or refused and
+    not yet closed by the peer, at most ANSWERED_HOLD (before FRR's start timer). On a connection the peer opened,
+    while one is pending, at most KEEPALIVE_HOLD."""
+    def hold(waited: float, answered_for: float | None, hold_time: int = 9, *, outgoing: bool = True,
+             pending: bool = False) -> bool:
+        return hold_keepalive(waited, answered_for, hold_time, outgoing=outgoing, pending=lambda: pending)
 
     late = KEEPALIVE_HOLD + 1
     assert [hold(0.0, None), hold(late, None), hold(8.9, None), hold(9.0, None)] == [True, True, True, False]
     assert [hold(0.0, None, 0), hold(late, None, 0)] == [True, False]
     assert not hold(late, 0.0)  # answered, nothing pending: at once
-    assert [hold(late, 0.0, pending=True), hold(late + late, late, pending=True)] == [True, False]
-    assert [hold(0.0, 0.0, pending=True), hold(late, late, pending=True)] == [True, False]
+    assert [hold(late, 0.0, pending=True), hold(late, ANSWERED_HOLD, pending=True)] == [True, False]
+    assert ANSWERED_HOLD < 1.0  # FRR 8.4's start timer: a new connection of its own 1 s after a stop at the soonest
+    incoming = functools.partial(hold, outgoing=False)
+    assert [incoming(0.0, 0.0, pending=True), incoming(1.0, 1.0, pending=True)] == [True, True]
+    assert [incoming(late, late, pending=True), incoming(0.0, 0.0)] == [False, False]
 
 
 def test_a_connection_not_yet_accepted_is_read_from_the_kernels_table() -> None:

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from mcrd.bgp.exabgp_listen import KEEPALIVE_HOLD
 from mcrd.bgp.pool import process_of
 from tests.lab.conftest import LAB_MARKS, module_lab
 from tests.lab.harness import FrrNeighbor, FrrPeer, Lab, Netns, assert_stays, frr_config, poll
@@ -371,6 +372,10 @@ def test_each_return_with_both_sides_connecting_gives_exactly_one_up(collide: Co
 
 
 LATE_RETURNS = 4
+# Every other return FRR's packets stay held once FRR has read the hub's OPEN, until the hub is Established (at most
+# this long): FRR's own connection (its OPEN, then its Cease and FIN, queued behind) stays unsettled at the hub past
+# KEEPALIVE_HOLD.
+UNSETTLED = KEEPALIVE_HOLD + 1.5
 # The hub's BGP data to FRR is dropped (its OPEN, and its KEEPALIVE if it writes one), and FRR's connection attempts
 # (mcl_late_syn) until the hub's OPEN is written. Pure ACKs pass: each side's TCP handshake completes, and FRR's OPEN on
 # the hub's connection reaches the hub, which goes to OpenConfirm.
@@ -396,6 +401,22 @@ FRR_MARK = (
     " tcp flags & psh == psh meta priority set 0x10020; }\n"
     "}\n"
 )
+
+
+# FRR's connection attempts to the hub, counted.
+COUNT_SYN = (
+    "table inet mcl_late_count {\n"
+    f" chain in {{ type filter hook input priority 0; ip saddr {FRR_PEER} tcp dport 179"
+    " tcp flags & (syn | ack) == syn counter; }\n"
+    "}\n"
+)
+
+
+def frr_syns(hub: Netns) -> int:
+    listing = hub.run("nft", "list", "table", "inet", "mcl_late_count").stdout
+    found = re.search(r"counter packets (\d+)", listing)
+    assert found, listing
+    return int(found.group(1))
 
 
 def hold_frr(ns: Netns, ifname: str, held: bool) -> None:
@@ -428,12 +449,13 @@ def test_a_return_whose_open_reaches_frr_late_gives_exactly_one_up(collide: Coll
     reading OPEN and KEEPALIVE in one pass, queues a BGP_Stop for its own connection, takes the hub's to Established on
     the KEEPALIVE, then runs the stop on it: a DOWN and a second UP (every return before the fix; 3 returns in 12 when
     the hub only waited for FRR's KEEPALIVE, which FRR writes before that pass ends, measured with FRR's OPEN dropped
-    rather than queued). Each return must be one UP, no DOWN, and one connection established (none dropped) in FRR's
-    counters."""
+    rather than queued). Every other return FRR's own connection then stays unsettled at the hub (FRR's packets held
+    until the hub is Established), and the hub must not wait for it past FRR's start timer. Each return must be one
+    UP, no DOWN, and one connection established (none dropped) in FRR's counters."""
     hub, frr_ns, frr_if = collide.hub, collide.frr_ns, collide.link.if_b
     shape_frr(frr_ns, frr_if)
     outcomes = []
-    for _ in range(LATE_RETURNS):
+    for restore in range(LATE_RETURNS):
         before = collide.take_down()
         for table in (LATE_OUT, LATE_SYN):
             hub.run("nft", "-f", "-", input_text=table)
@@ -452,6 +474,16 @@ def test_a_return_whose_open_reaches_frr_late_gives_exactly_one_up(collide: Coll
         hub.run("nft", "delete", "table", "inet", "mcl_late_out")  # the hub's OPEN (and KEEPALIVE) go, together
         poll(lambda: send_queue(hub, FRR_PEER, outgoing=True), TIMEOUT, "the hub's OPEN received by FRR",
              until=lambda queued: not queued)
+        if restore % 2:
+            # FRR has answered the hub's OPEN (its KEEPALIVE is not held) and stopped its own connection, whose Cease
+            # and FIN stay held: the hub must not wait for them past FRR's start timer (1 or 2 s), which starts a new
+            # connection. With a 2-s hold the hub's KEEPALIVE reached FRR as it did, and FRR ran that connection's
+            # open event on the session it had just made Established: a DOWN and a second UP (1 return in 4 in CI).
+            hub.run("nft", "-f", "-", input_text=COUNT_SYN)
+            poll(lambda: collide.count("session_up"), UNSETTLED, "the session up while FRR's packets are held",
+                 until=above(before[0]))
+            assert frr_syns(hub) == 0, "FRR started a new connection before its session with the hub was Established"
+            hub.run("nft", "delete", "table", "inet", "mcl_late_count")
         hold_frr(frr_ns, frr_if, held=False)
         outcomes.append(collide.settle(before))
     print(f"\n(ups, downs, FRR connections established, dropped) per return: {outcomes}")
