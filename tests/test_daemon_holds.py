@@ -5,7 +5,6 @@ and reloads, and let go at the right moment."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +19,9 @@ from mcrd.rib.inputs import ConfigChanged, PeerDown, PeerUp, RoutesAnnounced, Ro
 from mcrd.route.attributes import PathAttributes
 from tests.core.helpers import peer_config
 from tests.lg.fixtures import bfd_status
+from tests.logs import RecordingLog
 
 AWS, AZURE = "10.0.1.2", "10.0.2.2"
-
-
-class Log:
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str, dict[str, Any]]] = []
-
-    def __getattr__(self, level: str) -> Callable[..., None]:
-        return lambda event, **fields: self.lines.append((level, event, fields))
-
-    def events(self, name: str) -> list[dict[str, Any]]:
-        return [fields for _, event, fields in self.lines if event == name]
 
 
 class FakeSpeaker:
@@ -77,7 +66,7 @@ LINKS_UP = LinkSnapshot({"eth1": up("eth1", "10.0.1.1"), "eth2": up("eth2", "10.
 @pytest.fixture
 def daemon(tmp_path: Path) -> Daemon:
     d = Daemon(tmp_path / "mcrd.yaml", config(), state_dir=tmp_path)
-    d.log = Log()
+    d.log = RecordingLog()
     d.speaker_pool = FakeSpeaker()  # type: ignore[assignment]
     d.bfd = FakeBfd()  # type: ignore[assignment]
     d.links = LINKS_UP
@@ -96,8 +85,8 @@ def feed(d: Daemon, *items: Any) -> list[Effects]:
     return out
 
 
-def log_of(d: Daemon) -> Log:
-    assert isinstance(d.log, Log)
+def log_of(d: Daemon) -> RecordingLog:
+    assert isinstance(d.log, RecordingLog)
     return d.log
 
 

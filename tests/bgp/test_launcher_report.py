@@ -11,29 +11,18 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from mcrd.bgp import exabgp_launch
 from mcrd.bgp.speaker import ExaBgpSpeaker
 from mcrd.config.model import Config
+from tests.logs import RecordingLog
 
 # The seam: the launcher as it would run against an ExaBGP release other than the one its fixes were read in.
 OTHER_RELEASE = "9.9.9"
 MISMATCHED = [sys.executable, "-c",
               f"from mcrd.bgp import exabgp_launch\nexabgp_launch.TUNED_FOR = {OTHER_RELEASE!r}\nexabgp_launch.main()"]
-
-
-class _Log:
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str, dict[str, Any]]] = []
-
-    def __getattr__(self, level: str) -> Any:
-        return lambda event, **fields: self.lines.append((level, event, fields))
-
-    def events(self, name: str) -> list[tuple[str, dict[str, Any]]]:
-        return [(level, fields) for level, event, fields in self.lines if event == name]
 
 
 @pytest.fixture
@@ -64,9 +53,9 @@ CONFIG = Config.model_validate({
 
 
 def _run(state_dir: Path, command: list[str] | None, *, expect_fixes: bool | None = None
-         ) -> tuple[_Log, str, ExaBgpSpeaker]:
-    async def main() -> tuple[_Log, str, ExaBgpSpeaker]:
-        log = _Log()
+         ) -> tuple[RecordingLog, str, ExaBgpSpeaker]:
+    async def main() -> tuple[RecordingLog, str, ExaBgpSpeaker]:
+        log = RecordingLog()
         speaker = ExaBgpSpeaker(state_dir, lambda parsed: None, lambda reason: None, log, exabgp_command=command)
         if expect_fixes is not None:  # what the daemon expected before the launcher reported
             speaker.negotiation_fixes = expect_fixes
@@ -74,7 +63,7 @@ def _run(state_dir: Path, command: list[str] | None, *, expect_fixes: bool | Non
         task = asyncio.create_task(speaker.run())
         try:
             deadline = time.monotonic() + 30
-            while not log.events("exabgp_fixes"):
+            while not log.leveled("exabgp_fixes"):
                 assert time.monotonic() < deadline, f"no exabgp_fixes line: {log.lines}"
                 assert not task.done(), log.lines
                 await asyncio.sleep(0.05)
@@ -92,39 +81,39 @@ def test_with_every_fix_installed_the_daemon_logs_them_and_exabgp_runs_at_full_s
         state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(exabgp_launch.STOCK_ENV, raising=False)
     log, speed, speaker = _run(state_dir, None)
-    assert log.events("exabgp_fixes") == [("info", {
-        "pid": log.events("exabgp_fixes")[0][1]["pid"], "applied": True, "fixes": list(exabgp_launch.expected_fixes()),
+    assert log.leveled("exabgp_fixes") == [("info", {
+        "pid": log.leveled("exabgp_fixes")[0][1]["pid"], "applied": True, "fixes": list(exabgp_launch.expected_fixes()),
         "reactor_speed": exabgp_launch.SPEED_WITH_FIXES, "release": exabgp_launch.TUNED_FOR,
         "reason": f"ExaBGP {exabgp_launch.TUNED_FOR}"})]
     assert speed == exabgp_launch.SPEED_WITH_FIXES
     assert speaker.fixes is not None
     assert speaker.fixes.fixes == exabgp_launch.expected_fixes()
-    assert log.events("exabgp_stock") == []
+    assert log.leveled("exabgp_stock") == []
     assert "route-refresh enable" in (state_dir / "exabgp.conf").read_text()  # fix 7 runs: offered
-    assert log.events("exabgp_config_rewritten") == []
+    assert log.leveled("exabgp_config_rewritten") == []
 
 
 def test_when_the_fixes_do_not_fit_none_is_installed_and_the_daemon_says_so(
         state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(exabgp_launch.STOCK_ENV, raising=False)
     log, speed, _ = _run(state_dir, MISMATCHED)
-    [(level, fields)] = log.events("exabgp_fixes")
+    [(level, fields)] = log.leveled("exabgp_fixes")
     reason = f"ExaBGP {exabgp_launch.TUNED_FOR} installed; the fixes were read in {OTHER_RELEASE}"
     assert (level, fields["applied"], fields["fixes"], fields["reactor_speed"], fields["reason"]) == (
         "info", False, [], exabgp_launch.SPEED_STOCK, reason)
     assert speed == exabgp_launch.SPEED_STOCK
-    [(level, fields)] = log.events("exabgp_stock")
+    [(level, fields)] = log.leveled("exabgp_stock")
     assert (level, fields["reason"]) == ("warning", reason)
 
 
 def test_mcrd_exabgp_stock_runs_exabgp_stock(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(exabgp_launch.STOCK_ENV, "1")
     log, speed, _ = _run(state_dir, None)
-    [(level, fields)] = log.events("exabgp_fixes")
+    [(level, fields)] = log.leveled("exabgp_fixes")
     assert (level, fields["applied"], fields["fixes"], fields["reason"]) == (
         "info", False, [], f"{exabgp_launch.STOCK_ENV}=1")
     assert speed == exabgp_launch.SPEED_STOCK
-    [(level, fields)] = log.events("exabgp_stock")  # asked for, and still worth a warning: it has ExaBGP's bugs
+    [(level, fields)] = log.leveled("exabgp_stock")  # asked for, and still worth a warning: it has ExaBGP's bugs
     assert (level, fields["reason"]) == ("warning", f"{exabgp_launch.STOCK_ENV}=1")
 
 
@@ -134,7 +123,7 @@ def test_a_configuration_that_expected_the_fixes_is_rewritten_when_the_launcher_
     monkeypatch.delenv(exabgp_launch.STOCK_ENV, raising=False)
     log, speed, speaker = _run(state_dir, MISMATCHED, expect_fixes=True)
     assert speed == exabgp_launch.SPEED_STOCK
-    [(level, fields)] = log.events("exabgp_config_rewritten")
+    [(level, fields)] = log.leveled("exabgp_config_rewritten")
     assert (level, fields["route_refresh"]) == ("warning", False)
     assert speaker.negotiation_fixes is False
     text = (state_dir / "exabgp.conf").read_text()

@@ -15,6 +15,7 @@ from mcrd.bgp.lines import LineSplitter, Oversized
 from mcrd.bgp.messages import Parsed, received_update_peer
 from mcrd.bgp.speaker import ExaBgpSpeaker
 from mcrd.rib.inputs import RoutesAnnounced, RoutesWithdrawn
+from tests.logs import RecordingLog
 
 
 @settings(max_examples=300)
@@ -49,7 +50,7 @@ def _prefixes(count: int) -> list[str]:
 
 async def _serve(tmp: Path, payload: bytes, **options: Any) -> tuple[ExaBgpSpeaker, list[Parsed]]:
     got: list[Parsed] = []
-    speaker = ExaBgpSpeaker(tmp, got.append, lambda reason: None, _Log(), **options)
+    speaker = ExaBgpSpeaker(tmp, got.append, lambda reason: None, RecordingLog(), **options)
     server = await asyncio.start_unix_server(speaker._serve, path=str(tmp / "api.sock"))
     _, writer = await asyncio.open_unix_connection(str(tmp / "api.sock"))
     for start in range(0, len(payload), 65536):  # the bridge copies 64 KiB at a time
@@ -64,14 +65,6 @@ async def _serve(tmp: Path, payload: bytes, **options: Any) -> tuple[ExaBgpSpeak
             break
         await asyncio.sleep(0.01)
     return speaker, got
-
-
-class _Log:
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, dict[str, Any]]] = []
-
-    def __getattr__(self, level: str) -> Any:
-        return lambda event, **fields: self.lines.append((event, fields))
 
 
 def test_an_update_line_far_over_64_kib_is_read_whole_and_the_next_line_too(tmp_path: Path) -> None:
@@ -112,8 +105,6 @@ def test_the_peer_of_an_oversized_line_is_read_from_its_head() -> None:
     assert received_update_peer(head) == "2001:db8::2"
     assert received_update_peer(head.replace('"receive"', '"send"')) is None
     assert received_update_peer('{"type": "state", "neighbor": {"address": {"peer": "10.0.0.2"}}}') is None
-
-
 
 
 def test_commands_stay_under_exabgps_1_mib_line_limit_for_the_largest_update() -> None:

@@ -18,20 +18,10 @@ import pytest
 import uvloop
 
 from mcrd.bgp.speaker import ExaBgpSpeaker
+from tests.logs import RecordingLog
 
 DEADLINE = 10.0
 COMMAND = "neighbor 192.0.2.1 announce route 10.0.%d.0/24 next-hop self"
-
-
-class _Log:
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str, dict[str, Any]]] = []
-
-    def __getattr__(self, level: str) -> Any:
-        return lambda event, **fields: self.lines.append((level, event, fields))
-
-    def events(self, name: str) -> list[dict[str, Any]]:
-        return [fields for _, event, fields in self.lines if event == name]
 
 
 async def _until(condition: Any, what: str) -> None:
@@ -44,7 +34,7 @@ async def _until(condition: Any, what: str) -> None:
 @pytest.mark.parametrize("how", ["bridge gone mid-write", "transport closed"])
 def test_commands_after_the_api_connection_died_reach_the_next_exabgp(tmp_path: Path, how: str) -> None:
     async def main() -> None:
-        log = _Log()
+        log = RecordingLog()
         speaker = ExaBgpSpeaker(tmp_path, lambda parsed: None, lambda reason: None, log)
         path = tmp_path / "api.sock"
         server = await asyncio.start_unix_server(speaker._serve, path=str(path))

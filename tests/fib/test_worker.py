@@ -17,21 +17,9 @@ from mcrd.fib.worker import FibWorker
 from mcrd.iface.links import InterfaceManager
 from mcrd.rib.effects import FibInstall, FibNextHop
 from tests.fib.lab import NEEDS_ROOT, Lab, ip_json, our_routes, sh, unique, veth_lab
+from tests.logs import RecordingLog
 
 pytestmark = NEEDS_ROOT
-
-
-class Log:
-    """Records what is logged: [(level, event, fields)]."""
-
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str, dict[str, Any]]] = []
-
-    def __getattr__(self, level: str) -> Any:
-        return lambda event, **fields: self.lines.append((level, event, fields))
-
-    def events(self, name: str) -> list[dict[str, Any]]:
-        return [fields for _, event, fields in self.lines if event == name]
 
 
 async def until(fn: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
@@ -63,7 +51,7 @@ def test_everything_through_the_worker_under_uvloop_run(lab: Lab) -> None:
     async def main() -> None:
         seen["loop"] = type(asyncio.get_running_loop())
         # The links first, as the daemon does: pyroute2's IPRoute in the links thread, under uvloop.
-        links = InterfaceManager(Log(), netns=lab.ns)
+        links = InterfaceManager(RecordingLog(), netns=lab.ns)
         try:
             seen["links"] = await links.apply(config)
         finally:
@@ -114,7 +102,7 @@ def test_even_with_the_uvloop_policy_installed_globally(lab: Lab) -> None:
 
     async def main() -> None:
         seen["loop"] = type(asyncio.get_running_loop())
-        links = InterfaceManager(Log(), netns=lab.ns)
+        links = InterfaceManager(RecordingLog(), netns=lab.ns)
         try:
             seen["links"] = await links.apply(config)
         finally:
@@ -159,7 +147,7 @@ async def test_a_refused_route_is_sent_again_until_the_kernel_takes_it(lab: Lab)
     arrives with nothing else asked of the worker. No scan within the test (600 s): the retry alone does it."""
     later = unique("mvl")
     hop = FibNextHop("198.51.100.2", later)
-    log = Log()
+    log = RecordingLog()
     async with FibWorker(netns=lab.ns, scan_interval=600, log=log) as worker:
         await worker.reconcile({})
         errors = await worker.apply([FibInstall(hop, ("10.40.0.0/16", "10.41.0.0/16"))], [])
@@ -210,7 +198,7 @@ async def test_the_scan_puts_back_what_was_changed_behind_its_back(addressed: La
     lab = addressed
     v4, v6 = FibNextHop(lab.gw4, lab.near), FibNextHop(lab.gw6, lab.near)
     want = {"10.1.0.0/16": v4, "10.2.0.0/16": v4, "10.3.0.0/16": v4, "2001:db8:40::/48": v6}
-    log = Log()
+    log = RecordingLog()
 
     def ours() -> dict[str, str]:
         return {p: r.get("gateway", "") for p, r in our_routes(lab.ns).items()}

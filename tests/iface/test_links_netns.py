@@ -12,16 +12,9 @@ import pytest
 from mcrd.iface.links import InterfaceManager
 from tests.fib.lab import NEEDS_ROOT, Lab, in_netns, sh, unique, veth_lab
 from tests.iface.test_apply_netns import addresses, lab_config
+from tests.logs import RecordingLog
 
 pytestmark = NEEDS_ROOT
-
-
-class Log:
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str, dict[str, Any]]] = []
-
-    def __getattr__(self, level: str) -> Callable[..., None]:
-        return lambda event, **fields: self.lines.append((level, event, fields))
 
 
 @pytest.fixture
@@ -48,7 +41,7 @@ async def test_waits_for_the_interface_then_configures_it_and_follows_reloads(la
              "vrouter": {"interfaces": [{"ipAddresses": list(late_addresses)}]}},
         )
 
-    log = Log()
+    log = RecordingLog()
     manager = InterfaceManager(log, netns=lab.ns, interval=0.02)
     try:
         report = await manager.apply(config("192.0.2.5/30"))

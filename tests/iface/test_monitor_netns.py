@@ -12,7 +12,7 @@ import pytest
 from mcrd.iface.monitor import LinkMonitor
 from mcrd.iface.tracking import LinkSnapshot
 from tests.fib.lab import NEEDS_ROOT, Lab, veth_lab
-from tests.iface.test_links_netns import Log
+from tests.logs import RecordingLog
 
 pytestmark = NEEDS_ROOT
 
@@ -33,7 +33,7 @@ async def until(seen: list[LinkSnapshot], check: Callable[[LinkSnapshot], bool],
 
 async def test_link_down_up_carrier_and_addresses_are_seen(lab: Lab) -> None:
     seen: list[LinkSnapshot] = []
-    monitor = LinkMonitor(seen.append, Log(), netns=lab.ns)
+    monitor = LinkMonitor(seen.append, RecordingLog(), netns=lab.ns)
     first = await monitor.start()
     try:
         near = first.links[lab.near]
@@ -65,7 +65,7 @@ async def test_a_flood_of_changes_ends_in_the_exact_state(lab: Lab) -> None:
     """A tiny socket buffer overruns (ENOBUFS): the monitor recreates it and dumps again. Whether one flood
     overruns depends on how the reader thread is scheduled, so floods of adds and deletes repeat until one has."""
     seen: list[LinkSnapshot] = []
-    monitor = LinkMonitor(seen.append, Log(), netns=lab.ns, rcvbuf=256)
+    monitor = LinkMonitor(seen.append, RecordingLog(), netns=lab.ns, rcvbuf=256)
     await monitor.start()
     addresses = [f"198.51.100.{i}" for i in range(1, 200)]
     want = set(addresses)
