@@ -165,10 +165,12 @@ class Peer:
         return self.daemon.session_state(s.md5_hub_ip if md5 else s.hub_ip)
 
     def rib(self) -> dict[str, Route]:
-        """Every route in the peer's own RIB but its own prefix, with communities of the three kinds."""
+        """Every route in the peer's own RIB but its own prefix, with communities of the three kinds: the path
+        learned on the main session where the peer holds two (an MD5 spoke gets every route on both; FRR keeps the
+        older eBGP path as best, so which one is best is a race)."""
         d = self.daemon
         if isinstance(d, FrrPeer):
-            routes = {p: d.route_detail(p)[0] for p in d.routes("ipv4")}
+            routes = {p: _main_path(d.route_detail(p), self.spoke.hub_ip) for p in d.routes("ipv4")}
         elif isinstance(d, BirdPeer):
             routes = d.routes("master4")
         elif isinstance(d, GoBgpPeer | OpenBgpdPeer):
@@ -324,6 +326,11 @@ def reference(spoke: Spoke, w: World) -> Peer:
     """A peer that shows how `spoke`'s route arrives at the others (FRR; BIRD for FRR's own route)."""
     return w.peers["bird" if spoke.name == "frr" else "frr"]
 
+
+
+def _main_path(paths: list[Route], hub_ip: str) -> Route:
+    """The path learned from `hub_ip` (FRR's peer address), else the best."""
+    return next((path for path in paths if path.source == hub_ip), paths[0])
 
 # --- the matrix's columns, one test each, parametrized by peer ----------------------------------------------------
 
