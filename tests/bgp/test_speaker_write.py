@@ -12,23 +12,16 @@ from __future__ import annotations
 import asyncio
 import socket
 from pathlib import Path
-from typing import Any
 
 import pytest
 import uvloop
 
 from mcrd.bgp.speaker import ExaBgpSpeaker
+from tests.async_poll import until
 from tests.logs import RecordingLog
 
 DEADLINE = 10.0
 COMMAND = "neighbor 192.0.2.1 announce route 10.0.%d.0/24 next-hop self"
-
-
-async def _until(condition: Any, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + DEADLINE
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out: {what}"
-        await asyncio.sleep(0.01)
 
 
 @pytest.mark.parametrize("how", ["bridge gone mid-write", "transport closed"])
@@ -47,13 +40,13 @@ def test_commands_after_the_api_connection_died_reach_the_next_exabgp(tmp_path: 
             speaker._writer = dying
             if how == "transport closed":  # before the loop's next write
                 dying.transport.abort()
-                await _until(lambda: "closed=True" in repr(dying.transport), "the transport is closed")
+                await until(lambda: "closed=True" in repr(dying.transport), "the transport is closed")
             else:  # the bridge exits with ExaBGP: this write fails (ConnectionError), the next finds it closed
                 bridge.close()
                 speaker.send([COMMAND % 0])
-                await _until(lambda: log.events("exabgp_api_write_failed") or writing.done(), "the write fails")
+                await until(lambda: log.events("exabgp_api_write_failed") or writing.done(), "the write fails")
             speaker.send([COMMAND % 1])  # more commands wake the loop (the dead ExaBGP's last acks did in the lab)
-            await _until(lambda: speaker._writer is None or writing.done(), "the loop lets the dead connection go")
+            await until(lambda: speaker._writer is None or writing.done(), "the loop lets the dead connection go")
             assert not writing.done(), writing.exception()
             bridge.close()
 

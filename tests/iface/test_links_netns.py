@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from mcrd.iface.links import InterfaceManager
+from tests.async_poll import until
 from tests.fib.lab import NEEDS_ROOT, Lab, in_netns, sh, unique, veth_lab
 from tests.iface.test_apply_netns import addresses, lab_config
 from tests.logs import RecordingLog
@@ -21,13 +21,6 @@ pytestmark = NEEDS_ROOT
 def lab() -> Iterator[Lab]:
     with veth_lab("links", addresses=False) as lab:
         yield lab
-
-
-async def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 async def test_waits_for_the_interface_then_configures_it_and_follows_reloads(lab: Lab) -> None:
@@ -51,15 +44,16 @@ async def test_waits_for_the_interface_then_configures_it_and_follows_reloads(la
             ("info", "interfaces_configured", {"created": [], "addresses": 1, "ready": [lab.near]}),
         ]
         task = asyncio.create_task(manager.run())
-        await until(lambda: manager.polls >= 3)  # a few polls while it is missing: the message is not repeated
+        # A few polls while it is missing: the message is not repeated.
+        await until(lambda: manager.polls >= 3, "three polls")
         await asyncio.to_thread(sh, "ip", "-n", lab.ns, "link", "add", late, "type", "veth", "peer", "name", peer)
-        await until(lambda: late in manager.report.ready)
+        await until(lambda: late in manager.report.ready, f"{late} ready")
         assert addresses(lab, late) == {"192.0.2.5/30"}
         assert [line[1] for line in log.lines].count(f"waiting for interface {late} (VXC aws-vxc)") == 1
 
         before = manager.report
         manager.update(config("192.0.2.5/30", "2001:db8:c::1/64"))  # a reload adds an address
-        await until(lambda: manager.report is not before)
+        await until(lambda: manager.report is not before, "a new report")
         assert manager.report.addresses_added == 1
         assert addresses(lab, late) == {"192.0.2.5/30", "2001:db8:c::1/64"}
         task.cancel()

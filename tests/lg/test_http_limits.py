@@ -10,7 +10,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -21,6 +21,7 @@ from mcrd.lg.configapi import dump
 from mcrd.lg.http import ApiServer, Limits
 from mcrd.rib.inputs import RoutesAnnounced
 from mcrd.route.attributes import PathAttributes
+from tests.async_poll import until
 from tests.config.config_testlib import alias_bomb
 from tests.lg.conftest import Served, serving
 from tests.lg.fixtures import AZURE, NOW, TOKEN, config
@@ -34,16 +35,6 @@ HALF_HEADER = b"GET /healthz HTTP/1.1\r\nHost: mcrd\r\nX-Slow: "
 async def limited() -> AsyncIterator[Served]:
     async with serving(LIMITS) as it:
         yield it
-
-
-async def until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> float:
-    """Poll `condition` until true; the seconds it took."""
-    start = time.monotonic()
-    while not condition():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        await asyncio.sleep(0.02)
-    return time.monotonic() - start
 
 
 async def connect(served: Served) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
