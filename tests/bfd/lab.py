@@ -46,7 +46,15 @@ class Engine:
         return str(self.status().get(peer, {}).get("state", ""))
 
     def wait_state(self, peer: str, state: str, timeout: float = 15.0) -> None:
-        poll(lambda: self.state(peer), timeout, f"engine: session {peer} not {state}", until=lambda s: s == state)
+        """Until the status says ``state`` and the transition log agrees: the BFD thread changes the state before the
+        driver's loop prints the transition, so a status written in between is ahead of the log."""
+        def agreed() -> bool:
+            if self.state(peer) != state:
+                return False
+            seen = self.transitions(peer)
+            return seen[-1]["new"] == state if seen else state == "Down"
+
+        poll(agreed, timeout, f"engine: session {peer} not {state}")
 
     def transitions(self, peer: str | None = None) -> list[dict[str, Any]]:
         out = []
