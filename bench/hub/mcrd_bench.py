@@ -5,6 +5,12 @@
 - `MCRD_BENCH_EXABGP=poll,copy` (a subset of mcrd.bgp.exabgp_launch.FIXES): ExaBGP is started through
   bench/hub/exabgp_fixes.py with only those fixes, at the stock `reactor.speed` mcrd uses without them (0.1).
   (ExaBGP with none of the fixes: `MCRD_EXABGP_STOCK=1`, which mcrd itself understands.)
+- `MCRD_BENCH_CPROFILE=DIR`: SIGUSR2 starts cProfile (thread CPU time) in the daemon's main thread, the next
+  SIGUSR2 stops it and writes DIR/main-N.prof and the garbage collections meanwhile, DIR/gc-N.json (bench/hub/run.py
+  sends both around the withdrawal). The profiler's own cost is counted per call, builtins included: read it for
+  shares, not for times.
+- `MCRD_BENCH_PARTS=DIR`: the same signals time a few parts of the daemon's main thread (thread CPU time) and
+  the whole of it, into DIR/parts-PID-N.json.
 """
 
 from __future__ import annotations
@@ -27,6 +33,94 @@ if os.environ.get("MCRD_BENCH_EXABGP"):
         _init(self, *args, **kwargs)
 
     speaker.ExaBgpSpeaker.__init__ = _patched_init  # type: ignore[method-assign]
+
+if os.environ.get("MCRD_BENCH_CPROFILE"):
+    import cProfile
+    import gc
+    import json
+    import signal
+    import time
+
+    _profiles: dict[str, Any] = {"n": 0, "on": None}
+    _gc: dict[str, Any] = {"start": 0.0, "by_gen": {}}
+
+    def _gc_timer(phase: str, info: dict[str, int]) -> None:  # the collections while cProfile is on, timed
+        if _profiles["on"] is None:
+            return
+        if phase == "start":
+            _gc["start"] = time.perf_counter()
+            return
+        gen = str(info["generation"])
+        count, took = _gc["by_gen"].get(gen, (0, 0.0))
+        _gc["by_gen"][gen] = (count + 1, took + time.perf_counter() - _gc["start"])
+
+    gc.callbacks.append(_gc_timer)
+
+    def _toggle(*_: Any) -> None:
+        running = _profiles["on"]
+        if running is None:
+            profiler = cProfile.Profile(time.thread_time)  # this thread's CPU: not the time others ran meanwhile
+            _profiles["on"] = profiler
+            profiler.enable()
+            return
+        running.disable()
+        _profiles["n"] += 1
+        out = Path(os.environ["MCRD_BENCH_CPROFILE"])
+        out.mkdir(parents=True, exist_ok=True)
+        running.dump_stats(str(out / f"main-{_profiles['n']}.prof"))
+        (out / f"gc-{_profiles['n']}.json").write_text(json.dumps(_gc["by_gen"]))
+        _gc["by_gen"] = {}
+        _profiles["on"] = None
+
+    signal.signal(signal.SIGUSR2, _toggle)
+
+if os.environ.get("MCRD_BENCH_PARTS"):
+    import json
+    import signal
+    import time
+
+    from mcrd import daemon
+    from mcrd.bgp import messages, pool
+    from mcrd.events import sink
+
+    _parts: dict[str, float] = {}
+    _on: dict[str, Any] = {"since": None, "n": 0}
+
+    def _timed(owner: Any, name: str, label: str, listed: bool = False) -> None:
+        """`owner.name` with the main thread's CPU time in it added up while on (`listed`: a generator, consumed)."""
+        original = getattr(owner, name)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            if _on["since"] is None:
+                return original(*args, **kwargs)
+            start = time.thread_time()
+            try:
+                result = original(*args, **kwargs)
+                return list(result) if listed else result
+            finally:
+                _parts[label] = _parts.get(label, 0.0) + time.thread_time() - start
+
+        setattr(owner, name, timed)
+
+    _timed(messages.Decoder, "decode", "decode")
+    _timed(daemon.Daemon, "_handle", "processor")
+    _timed(daemon, "fast_effects_commands", "commands", listed=True)
+    _timed(pool.SpeakerPool, "send", "send")
+    _timed(sink.Events, "emit_effects", "events")
+
+    def _toggle_parts(*_: Any) -> None:
+        if _on["since"] is None:
+            _parts.clear()
+            _on["since"] = time.thread_time()
+            return
+        _parts["main thread, all"] = time.thread_time() - _on["since"]
+        _on["since"] = None
+        _on["n"] += 1
+        out = Path(os.environ["MCRD_BENCH_PARTS"])
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"parts-{os.getpid()}-{_on['n']}.json").write_text(json.dumps(_parts))
+
+    signal.signal(signal.SIGUSR2, _toggle_parts)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -238,9 +239,19 @@ def run_once(args: argparse.Namespace, run: int) -> dict[str, Any]:
         # --- withdraw -----------------------------------------------------------------------------------------
         monitor.set_target({})
         profiles = start_profiles(args, hub, "withdraw") if args.profile else []
+        perf = start_perf(args, "withdraw", row["run"]) if args.perf else None
+        cprofile = args.hub == "mcrd" and any(e.startswith(("MCRD_BENCH_CPROFILE=", "MCRD_BENCH_PARTS="))
+                                                for e in args.exabgp_env)
+        if cprofile:
+            os.kill(hub.roots[0], signal.SIGUSR2)  # bench/hub/mcrd_bench.py: cProfile on
         cpu2, threads2 = sampler.cpu(), sampler.cpu_by_thread()
         t1 = signal_spokes(ctls, "disable gen")
         row.update(converge_withdraw(args, ctls, monitor, fib, t1))
+        if cprofile:
+            os.kill(hub.roots[0], signal.SIGUSR2)  # off, written
+        if perf is not None:
+            perf.send_signal(2)  # SIGINT: perf writes its data and exits
+            perf.wait(60)
         if args.profile:
             row["profiles"] = finished + stop_profiles(profiles)
         row["cpu_withdraw_s"] = round(sampler.cpu() - cpu2, 2)
@@ -417,6 +428,17 @@ def start_profiles(args: argparse.Namespace, hub: Hub, phase: str) -> list[dict[
     return out
 
 
+def start_perf(args: argparse.Namespace, phase: str, run: int) -> subprocess.Popen[bytes]:
+    """`perf record` of the hub's core (user and kernel, call graphs) for one phase: what BIRD and mcrd each spend
+    in the kernel, which py-spy cannot show (`perf report -i FILE --sort comm,dso,sym`)."""
+    Path(args.perf).mkdir(parents=True, exist_ok=True)
+    path = Path(args.perf) / f"{args.shape}-{phase}-{args.hub}-{run}.data"
+    proc = subprocess.Popen(["perf", "record", "-q", "-g", "-C", HUB_CPU, "-o", str(path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # perf attaches
+    return proc
+
+
 def stop_profiles(profiles: list[dict[str, Any]]) -> list[dict[str, Any]]:
     import signal
 
@@ -458,6 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--variant", default="", help="a label for this configuration in the results")
     parser.add_argument("--profile", metavar="DIR",
                         help="mcrd only: py-spy the daemon and ExaBGP (announce and withdraw)")
+    parser.add_argument("--perf", metavar="DIR", help="perf record the hub's core during the withdrawal")
     parser.add_argument("--profile-rate", type=int, default=100, metavar="HZ", help="py-spy's sampling rate")
     parser.add_argument("--keep-logs", metavar="DIR", help="copy every daemon log there")
     parser.add_argument("-v", "--verbose", action="store_true")

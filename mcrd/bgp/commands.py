@@ -16,6 +16,10 @@ from mcrd.rib.effects import Announce, Effects
 from mcrd.route.attributes import Origin, PathAttributes
 
 PREFIXES_PER_COMMAND = 500
+# A fast path command costs ExaBGP a JSON parse, a `done` answer and a write per session, and each command starts
+# UPDATEs of its own: as many prefixes as a processor round holds, so that a round of withdrawals leaves as whole
+# UPDATEs (about 1,000 IPv4 /24s in 4,096 octets) and not halves (docs/PERFORMANCE.md, issue 14).
+FAST_PREFIXES_PER_COMMAND = 2000
 
 _ORIGIN_NAMES = {Origin.IGP: "igp", Origin.EGP: "egp", Origin.INCOMPLETE: "incomplete"}
 
@@ -74,13 +78,15 @@ def effects_commands(effects: Effects, size: int = PREFIXES_PER_COMMAND,
 
 
 def fast_effects_commands(effects: Effects, instances: Mapping[str, int], size: int = PREFIXES_PER_COMMAND,
-                          process_of: Callable[[str], int] | None = None) -> Iterator[str]:
+                          process_of: Callable[[str], int] | None = None,
+                          fast_size: int = FAST_PREFIXES_PER_COMMAND) -> Iterator[str]:
     """`effects_commands` with the send fast path: the sessions in `instances` (peer -> its session instance) get
-    `mcrd ...` commands (exabgp_fastpath.py), the same grouping, one command for all the sessions that get the same
-    change; the others ExaBGP's own commands."""
+    `mcrd ...` commands (exabgp_fastpath.py) of up to `fast_size` prefixes, the same grouping, one command for all
+    the sessions that get the same change; the others ExaBGP's own commands, of up to `size`."""
     stock = Effects(announce=tuple(a for a in effects.announce if a.peer not in instances),
                     withdraw=tuple(w for w in effects.withdraw if w.peer not in instances))
     yield from effects_commands(stock, size, process_of)
+    size = fast_size
     process = process_of or _one_process
     withdrawn: dict[tuple[tuple[str, ...], int], list[str]] = {}
     for withdraw in effects.withdraw:
@@ -107,7 +113,7 @@ def fast_effects_commands(effects: Effects, instances: Mapping[str, int], size: 
 
 
 def refresh_commands(peer: str, family: int, advertised: Mapping[str, PathAttributes], *, enhanced: bool,
-                     size: int = PREFIXES_PER_COMMAND, instance: int | None = None) -> Iterator[str]:
+                     size: int | None = None, instance: int | None = None) -> Iterator[str]:
     """The answer to a ROUTE-REFRESH request from `peer` (RFC 2918): its whole Adj-RIB-Out `advertised` announced
     again, grouped by attributes as in `effects_commands`. With enhanced route refresh (RFC 7313) it goes between a
     BoRR and an EoRR (exabgp_launch.py, fix 7), after which the peer drops what it held from us and was not sent
@@ -122,9 +128,10 @@ def refresh_commands(peer: str, family: int, advertised: Mapping[str, PathAttrib
         groups.setdefault(id(attrs), (attrs, []))[1].append(prefix)
     announce = tuple(Announce(peer, attrs, tuple(prefixes)) for attrs, prefixes in groups.values())
     if instance is None:
-        yield from effects_commands(Effects(announce=announce), size)
+        yield from effects_commands(Effects(announce=announce), size or PREFIXES_PER_COMMAND)
     else:
-        yield from fast_effects_commands(Effects(announce=announce), {peer: instance}, size)
+        yield from fast_effects_commands(Effects(announce=announce), {peer: instance},
+                                         fast_size=size or FAST_PREFIXES_PER_COMMAND)
     if enhanced:
         yield (f"neighbor {peer} announce eorr {afi} unicast" if instance is None
                else exabgp_fastpath.eor_command(sessions, family, "eorr"))

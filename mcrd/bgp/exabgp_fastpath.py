@@ -160,9 +160,10 @@ def by_family(prefixes: Iterable[str]) -> dict[int, list[bytes]]:
 
 
 def messages(command: Command, packed: Mapping[int, Sequence[bytes]], profile: wire.Profile,
-             next_hops: Mapping[int, str | None], families: Iterable[int]) -> Iterator[bytes]:
+             next_hops: Mapping[int, str | None], families: Iterable[int],
+             fills: wire.Fills | None = None) -> Iterator[bytes]:
     """The UPDATEs of `command` for one session: `profile`, its own address per family (`next_hops`), the families
-    it negotiated (others are left out, as ExaBGP does)."""
+    it negotiated (others are left out, as ExaBGP does). `fills`: one per command, shared by its sessions."""
     for family in families:
         if command.op in ("eor", "borr", "eorr"):
             if family == command.family:
@@ -173,13 +174,13 @@ def messages(command: Command, packed: Mapping[int, Sequence[bytes]], profile: w
         if not nlris:
             continue
         if command.op == "withdraw":
-            yield from wire.withdrawals(family, nlris, profile)
+            yield from wire.withdrawals(family, nlris, profile, fills)
             continue
         assert command.attributes is not None
         hop = next_hops.get(family)
         if hop is None:
             raise ValueError(f"no IPv{family} address of our own on this session for next hop self")
-        yield from wire.announcements(command.attributes, family, nlris, profile, hop)
+        yield from wire.announcements(command.attributes, family, nlris, profile, hop, fills)
 
 
 # --- the ordered byte queue ------------------------------------------------------------------------------------------
@@ -348,6 +349,7 @@ def run_command(reactor: Any, line: str) -> int:
     command = parse_command(line)
     packed = by_family(command.nlri)
     sessions = _established_sessions(reactor)
+    fills: wire.Fills = {}
     written = 0
     for key in command.sessions:
         peer = sessions.get(key)
@@ -358,7 +360,7 @@ def run_command(reactor: Any, line: str) -> int:
             continue
         profile, hops, families = _profile(peer)
         queue = queue_of(connection)
-        for message in messages(command, packed, profile, hops, families):
+        for message in messages(command, packed, profile, hops, families, fills):
             queue.append(message)
         # A connection that fails (the peer reset it) is left to ExaBGP, which finds out at its next read or write:
         # raised here, it would fail the command for the sessions after this one in it too.

@@ -149,42 +149,58 @@ def _fill(items: Iterable[bytes], room: int) -> Iterator[bytes]:
         yield b"".join(blob)
 
 
+Fills = dict[tuple[int, int], list[bytes]]
+"""Blobs of NLRI already joined, by (family, room): what the sessions of one command share (`announcements`)."""
+
+
+def _filled(family: int, nlris: Sequence[bytes], room: int, fills: Fills | None) -> list[bytes]:
+    """`_fill(nlris, room)`, taken from `fills` when a session of the same room joined them already: ten sessions
+    that get the same prefixes mostly differ only in their next hop, not in how the prefixes split into messages."""
+    if fills is None:
+        return list(_fill(nlris, room))
+    blobs = fills.get((family, room))
+    if blobs is None:
+        blobs = fills[(family, room)] = list(_fill(nlris, room))
+    return blobs
+
+
 def _mp_room(room: int, header: int) -> int:
     """NLRI octets that fit an MP attribute of `room` octets in all (flags, type, length and `header` included)."""
     return room - 4 - header if room - 3 - header > 255 else room - 3 - header
 
 
 def announcements(attrs: PathAttributes, family: int, nlris: Sequence[bytes], profile: Profile,
-                  next_hop: str) -> Iterator[bytes]:
+                  next_hop: str, fills: Fills | None = None) -> Iterator[bytes]:
     """UPDATEs announcing `nlris` (encoded by `nlri`, all of `family`) with `attrs` and `next_hop` on a session of
-    `profile`: IPv4 in the NLRI field, IPv6 in MP_REACH_NLRI, as many prefixes per message as fit."""
+    `profile`: IPv4 in the NLRI field, IPv6 in MP_REACH_NLRI, as many prefixes per message as fit. `fills`: shared
+    by the sessions of one command, for these same `nlris`."""
     if not nlris:
         return
     room = profile.max_size - HEADER_LEN - 4
     if family == 4:
         attributes = path_attributes(attrs, profile, next_hop)
-        for blob in _fill(nlris, room - len(attributes)):
+        for blob in _filled(family, nlris, room - len(attributes), fills):
             yield _message(b"", attributes, blob)
         return
     attributes = path_attributes(attrs, profile, None)
     hop = socket.inet_pton(socket.AF_INET6, next_hop)
     header = struct.pack("!HBB", AFI_IPV6, SAFI_UNICAST, len(hop)) + hop + b"\x00"
-    for blob in _fill(nlris, _mp_room(room - len(attributes), len(header))):
+    for blob in _filled(family, nlris, _mp_room(room - len(attributes), len(header)), fills):
         yield _message(b"", attributes + _attribute(OPTIONAL, MP_REACH, header + blob), b"")
 
 
-def withdrawals(family: int, nlris: Sequence[bytes], profile: Profile) -> Iterator[bytes]:
+def withdrawals(family: int, nlris: Sequence[bytes], profile: Profile, fills: Fills | None = None) -> Iterator[bytes]:
     """UPDATEs withdrawing `nlris` (all of `family`): IPv4 in the Withdrawn Routes field, IPv6 in MP_UNREACH_NLRI,
-    with no other attribute."""
+    with no other attribute. `fills` as for `announcements`."""
     if not nlris:
         return
     room = profile.max_size - HEADER_LEN - 4
     if family == 4:
-        for blob in _fill(nlris, room):
+        for blob in _filled(family, nlris, room, fills):
             yield _message(blob, b"", b"")
         return
     header = struct.pack("!HB", AFI_IPV6, SAFI_UNICAST)
-    for blob in _fill(nlris, _mp_room(room, len(header))):
+    for blob in _filled(family, nlris, _mp_room(room, len(header)), fills):
         yield _message(b"", _attribute(OPTIONAL, MP_UNREACH, header + blob), b"")
 
 

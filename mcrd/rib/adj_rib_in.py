@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from itertools import compress
+from operator import gt, lt
+
 from mcrd.policy import mcr
 from mcrd.policy.rejection import Rejection
 from mcrd.rib.effects import ReceivedChanged
@@ -26,19 +29,15 @@ class AdjRibIn:
         """The round's net change of what is accepted from the peer; forgets the round."""
         if not self.before and not self.rejected_in_round:
             return None
-        now_accepted = self.accepted
-        accepted: list[str] = []
-        removed: list[str] = []
-        for prefix, was in self.before.items():
-            if was:
-                if prefix not in now_accepted:
-                    removed.append(prefix)
-            elif prefix in now_accepted:
-                accepted.append(prefix)
+        prefixes = list(self.before)  # C loops: a round changes up to thousands of prefixes
+        has = list(map(self.accepted.__contains__, prefixes))
+        had = self.before.values()  # bools
+        accepted = tuple(compress(prefixes, map(gt, has, had)))
+        removed = tuple(compress(prefixes, map(lt, has, had)))
         rejected, self.rejected_in_round = self.rejected_in_round, 0
         self.before.clear()
         if accepted or removed or rejected:
-            return ReceivedChanged(key, tuple(accepted), tuple(removed), rejected)
+            return ReceivedChanged(key, accepted, removed, rejected)
         return None
 
 

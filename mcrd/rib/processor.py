@@ -14,6 +14,7 @@ by all prefixes of an UPDATE.
 
 from __future__ import annotations
 
+import collections
 import functools
 import ipaddress
 import itertools
@@ -200,17 +201,20 @@ class RouteProcessor:
                 del rib.rejected[prefix]
                 self._waiting.forget(peer.key, prefix)
         accepted, before = rib.accepted, rib.before
-        gone = [prefix for prefix in dict.fromkeys(update.prefixes) if prefix in accepted]
+        gone = list(filter(accepted.__contains__, dict.fromkeys(update.prefixes)))  # C loops, here and below
         if not gone:
             return
         self._touched[peer.key] = peer
-        for prefix in gone:  # what `_remove` does, for a whole UPDATE
-            if prefix not in before:
-                before[prefix] = True
-            del accepted[prefix]
+        # What `_remove` does, for a whole UPDATE: note what was accepted before the round, then remove.
+        collections.deque(map(before.setdefault, gone, itertools.repeat(True)), maxlen=0)
+        collections.deque(map(accepted.__delitem__, gone), maxlen=0)
         # The usual withdrawal leaves no other candidate: sets in C find the prefixes that still have some.
-        others = set().union(*(candidates.keys() & gone for candidates in self._candidates))
-        choose, changed = self._loc.choose, self._changed
+        others = set().union(*(candidates.keys() & gone for candidates in self._candidates if candidates))
+        loc, changed = self._loc, self._changed
+        if not others and loc.local.keys().isdisjoint(gone):  # nothing to choose from: in bulk
+            changed.update(dict.fromkeys(loc.drop(gone)))
+            return
+        choose = loc.choose
         for prefix in gone:
             new = choose(prefix, [found for candidates in self._candidates if (found := candidates.get(prefix))
                                   is not None] if prefix in others else [])

@@ -10,7 +10,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mcrd.bgp import exabgp_fastpath
-from mcrd.bgp.commands import attributes_text, effects_commands, fast_effects_commands, first_neighbor, refresh_commands
+from mcrd.bgp.commands import (
+    FAST_PREFIXES_PER_COMMAND,
+    PREFIXES_PER_COMMAND,
+    attributes_text,
+    effects_commands,
+    fast_effects_commands,
+    first_neighbor,
+    refresh_commands,
+)
 from mcrd.bgp.messages import _attributes
 from mcrd.rib.effects import Announce, Effects, Withdraw
 from mcrd.route.attributes import ExtendedCommunity, Origin, PathAttributes
@@ -143,6 +151,17 @@ def test_the_fast_path_names_session_instances_and_leaves_the_other_sessions_to_
         ("announce", (("192.0.2.1", 3), ("198.51.100.1", 9)), ("10.0.0.0/24",))]
     assert fast[1].attributes == dataclasses.replace(attrs, next_hop="self")
     assert [first_neighbor(command) for command in commands] == ["203.0.113.1", "192.0.2.1", "192.0.2.1"]
+
+
+def test_a_fast_path_command_takes_a_whole_round_and_an_exabgp_command_500() -> None:
+    prefixes = tuple(f"10.{i // 256}.{i % 256}.0/24" for i in range(4500))
+    effects = Effects(withdraw=(Withdraw("192.0.2.1", prefixes), Withdraw("203.0.113.1", prefixes)))
+    commands = list(fast_effects_commands(effects, {"192.0.2.1": 3}))
+    stock = [c for c in commands if c.startswith("neighbor ")]
+    fast = [exabgp_fastpath.parse_command(c) for c in commands if not c.startswith("neighbor ")]
+    assert [len(c.split(" nlri ")[1].split()) for c in stock] == [PREFIXES_PER_COMMAND] * 9
+    assert [len(c.nlri) for c in fast] == [FAST_PREFIXES_PER_COMMAND, FAST_PREFIXES_PER_COMMAND, 500]
+    assert sum((c.nlri for c in fast), ()) == prefixes
 
 
 def test_a_route_refresh_on_the_fast_path_is_bracketed_there_too() -> None:

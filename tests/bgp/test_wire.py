@@ -266,3 +266,24 @@ def test_route_refresh_markers_are_what_exabgp_reads(family: int, subtype: int) 
     refresh = RouteRefresh.unpack_message(message[wire.HEADER_LEN:], Direction.IN, negotiated)
     assert (int(refresh.afi), int(refresh.reserved), int(refresh.safi)) == (1 if family == 4 else 2, subtype, 1)
     assert refresh.reserved == (RouteRefresh.start if subtype == wire.BORR else RouteRefresh.end)
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_sessions_of_one_command_sharing_their_fills_get_the_bytes_each_would_get_alone(family: int) -> None:
+    """`fills` shares how the prefixes split into messages between the sessions of one command: sessions of other
+    message sizes, AS number widths and next hops each still get exactly their own bytes."""
+    base = ipaddress.ip_network("10.0.0.0/8" if family == 4 else "2001:db8::/32")
+    routes = [str(net) for _, net in zip(range(3000), base.subnets(new_prefix=base.prefixlen + 16), strict=False)]
+    nlris = [wire.nlri(prefix)[1] for prefix in routes]
+    attrs = PathAttributes("self", (133937, 4200000001), communities=("65000:1",))
+    hops = ["192.0.2.1", "198.51.100.1"] if family == 4 else ["2001:db8::1", "2001:db8:ffff::1"]
+    sessions = [(wire.Profile(asn4, size), hop) for asn4 in (True, False)
+                for size in (wire.INITIAL_SIZE, wire.EXTENDED_SIZE) for hop in hops]
+    announce_fills: wire.Fills = {}
+    withdraw_fills: wire.Fills = {}
+    for profile, hop in sessions:
+        assert (list(wire.announcements(attrs, family, nlris, profile, hop, announce_fills))
+                == list(wire.announcements(attrs, family, nlris, profile, hop)))
+        assert (list(wire.withdrawals(family, nlris, profile, withdraw_fills))
+                == list(wire.withdrawals(family, nlris, profile)))
+    assert len(withdraw_fills) == 2  # one split per message size, shared by the other six sessions
