@@ -152,11 +152,7 @@ def parse_command(line: str) -> Command:
 
 def by_family(prefixes: Iterable[str]) -> dict[int, list[bytes]]:
     """The prefixes packed once for every session, by family (4, 6)."""
-    packed: dict[int, list[bytes]] = {}
-    for prefix in prefixes:
-        family, encoded = wire.nlri(prefix)
-        packed.setdefault(family, []).append(encoded)
-    return packed
+    return wire.nlris_by_family(prefixes)
 
 
 def messages(command: Command, packed: Mapping[int, Sequence[bytes]], profile: wire.Profile,

@@ -66,6 +66,36 @@ def nlri(prefix: str) -> tuple[int, bytes]:
     return family, bytes([length]) + packed[: (length + 7) // 8]
 
 
+# Prefix length as written -> (its NLRI length octet, the address octets that follow it), per family.
+_HEADS = {family: {str(length): (bytes((length,)), (length + 7) // 8) for length in range(bits + 1)}
+          for family, bits in ((4, 32), (6, 128))}
+
+
+def nlris_by_family(prefixes: Iterable[str]) -> dict[int, list[bytes]]:
+    """`nlri` of each prefix, by family (4, 6), in order: one loop with the lengths looked up, as it runs once per
+    prefix of every command; ValueError for the first that is not a prefix."""
+    out: dict[int, list[bytes]] = {}
+    v4: list[bytes] = []
+    v6: list[bytes] = []
+    heads4, heads6, pton, inet, inet6 = _HEADS[4], _HEADS[6], socket.inet_pton, socket.AF_INET, socket.AF_INET6
+    for prefix in prefixes:
+        address, _, length = prefix.partition("/")
+        ipv6 = ":" in address
+        head = (heads6 if ipv6 else heads4).get(length)
+        try:
+            if head is None:
+                raise OSError
+            (v6 if ipv6 else v4).append(head[0] + pton(inet6 if ipv6 else inet, address)[: head[1]])
+        except OSError:
+            family, encoded = nlri(prefix)  # raises ValueError naming it; else an unusual spelling such as "/024"
+            (v6 if family == 6 else v4).append(encoded)
+    if v4:
+        out[4] = v4
+    if v6:
+        out[6] = v6
+    return out
+
+
 def _attribute(flags: int, code: int, value: bytes) -> bytes:
     if len(value) > 255:
         return struct.pack("!BBH", flags | EXTENDED_LENGTH, code, len(value)) + value

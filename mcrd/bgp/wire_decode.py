@@ -228,8 +228,28 @@ _MASKS = tuple((0xFF00 >> bits) & 0xFF for bits in range(8))  # the octet mask f
 _PAD = tuple(bytes(n) for n in range(17))  # zero octets that make a prefix's significant ones a whole address
 
 
+_MASK_TABLES = tuple(bytes(b & mask for b in range(256)) for mask in _MASKS)  # bytes.translate: one mask, C loop
+
+
+def _same_length_ipv4(blob: bytes) -> list[str] | None:
+    """`prefixes` of an IPv4 NLRI field whose prefixes all have one length (a burst of /24s), by octet columns in C
+    loops; None otherwise. A third of the general loop's time, which every received prefix goes through."""
+    length = blob[0]
+    stride = ((length + 7) >> 3) + 1
+    count, rest = divmod(len(blob), stride)
+    if stride == 1 or rest or blob[::stride] != bytes((length,)) * count:
+        return None
+    columns = [blob[k::stride] for k in range(1, stride)]
+    if length & 7:
+        columns[-1] = columns[-1].translate(_MASK_TABLES[length & 7])
+    template = ".".join(["%d"] * (stride - 1) + ["0"] * (5 - stride)) + f"/{length}"
+    return list(map(template.__mod__, zip(*columns, strict=True)))
+
+
 def prefixes(blob: bytes, family: int) -> list[str]:
     """The prefixes of an NLRI field `parse` checked, as mcrd.bgp.messages writes them (host bits cleared)."""
+    if family == 4 and len(blob) > 8 and (same := _same_length_ipv4(bytes(blob))) is not None:
+        return same
     out: list[str] = []
     append, ntoa, masks, pad = out.append, socket.inet_ntoa, _MASKS, _PAD
     i, end = 0, len(blob)

@@ -429,9 +429,11 @@ def _slow_reader(hub: Hub, listener: socket.socket, hold: int, stall: float, wit
         assert hub.proc.poll() is None
         time.sleep(0.1)
     # The stall is real: the hub's send buffer is full (the rest waits in the launcher's queue).
-    [state] = subprocess.run(["ss", "-Htn", "src", HUB, "dst", PEER], capture_output=True, text=True,
-                             check=True).stdout.splitlines()
-    assert int(state.split()[2]) > 2048, state
+    # Established only: an earlier test's connection to the same peer may still be closing. (With a state filter
+    # ss leaves out the state column: Recv-Q, Send-Q, ...)
+    [state] = subprocess.run(["ss", "-Htn", "state", "established", "src", HUB, "dst", PEER], capture_output=True,
+                             text=True, check=True).stdout.splitlines()
+    assert int(state.split()[1]) > 2048, state
     peer.reading.set()
     _wait(lambda: sum(1 for route in _routes(peer) if route[0] == "announce") >= len(prefixes), timeout=within)
     routes = _routes(peer)  # every UPDATE parsed: the framing held

@@ -287,3 +287,21 @@ def test_sessions_of_one_command_sharing_their_fills_get_the_bytes_each_would_ge
         assert (list(wire.withdrawals(family, nlris, profile, withdraw_fills))
                 == list(wire.withdrawals(family, nlris, profile)))
     assert len(withdraw_fills) == 2  # one split per message size, shared by the other six sessions
+
+
+@given(st.lists(st.one_of(st.ip_addresses(v=4).flatmap(lambda a: st.integers(0, 32).map(lambda n: (a, n))),
+                          st.ip_addresses(v=6).flatmap(lambda a: st.integers(0, 128).map(lambda n: (a, n)))),
+                max_size=30))
+def test_prefixes_packed_in_one_loop_are_what_nlri_packs_one_by_one(given_prefixes: list[tuple[Any, int]]) -> None:
+    prefixes = [f"{address}/{length}" for address, length in given_prefixes]
+    one_by_one: dict[int, list[bytes]] = {}
+    for prefix in prefixes:
+        family, encoded = wire.nlri(prefix)
+        one_by_one.setdefault(family, []).append(encoded)
+    assert wire.nlris_by_family(prefixes) == one_by_one
+
+
+@pytest.mark.parametrize("text", ["10.0.0.0", "10.0.0.0/33", "1.2.3/8", "x/8", "2001:db8::/129", "10.0.0.0/-1"])
+def test_a_bad_prefix_among_many_is_named(text: str) -> None:
+    with pytest.raises(ValueError, match="not a prefix"):
+        wire.nlris_by_family(["10.0.0.0/8", text])

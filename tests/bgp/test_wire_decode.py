@@ -367,3 +367,14 @@ def test_ipv6_routes_from_an_ipv4_session_use_the_global_next_hop() -> None:
     assert plain is not None
     assert wire_decode.routes("192.0.2.1", plain) == [
         RoutesAnnounced("192.0.2.1", PathAttributes("2001:db8::2", (64512,)), ("2001:db8:1::/48",))]
+
+
+@given(st.integers(0, 32), st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=60))
+def test_ipv4_prefixes_of_one_length_read_as_ipaddress_writes_them(length: int, addresses: list[int]) -> None:
+    """An NLRI field of one prefix length (the octet-column path), host bits set in the last octet included."""
+    size = (length + 7) // 8
+    blob = b"".join(bytes((length,)) + address.to_bytes(4, "big")[:size] for address in addresses)
+    want = [str(ipaddress.ip_network((address >> (32 - length) << (32 - length) if length else 0, length)))
+            for address in addresses]
+    assert wire_decode.prefixes(blob, 4) == want
+    assert wire_decode.prefixes(blob + bytes((32, 10, 0, 0, 1)), 4) == [*want, "10.0.0.1/32"]  # mixed lengths
