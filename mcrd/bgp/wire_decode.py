@@ -75,6 +75,11 @@ def _nlri_ok(blob: bytes, bits: int) -> bool:
     if not blob:
         return False
     i, end = 0, len(blob)
+    if blob[0] <= bits:  # prefixes of one length (a burst): checked in C loops
+        stride = ((blob[0] + 7) >> 3) + 1
+        count, rest = divmod(end, stride)
+        if not rest and blob[::stride] == blob[:1] * count:
+            return True
     while i < end:
         length = blob[i]
         if length > bits:
