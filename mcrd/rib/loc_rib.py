@@ -177,7 +177,7 @@ class LocRib:
                 if hop is None or hop is was or (was is not None and hop == was):
                     continue
                 installs.setdefault(hop, []).append(prefix)
-        return tuple(FibInstall(hop, tuple(prefixes)) for hop, prefixes in installs.items()), removals
+        return tuple(FibInstall(hop, tuple(group)) for hop, group in installs.items()), removals
 
     def best_changes(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The round's prefixes that gained a best route and those that lost theirs."""

@@ -99,12 +99,15 @@ def with_hops(body: bytes, hops: bytes) -> bytes:
     """`body` (an IPv6 announcement packed by wire.py, MP_REACH last) with another next hop field."""
     attrs_len = int.from_bytes(body[2:4], "big")
     attributes = body[4 : 4 + attrs_len]
-    at = attributes.rfind(bytes((wire.OPTIONAL, wire.MP_REACH)))
-    if at < 0:
-        at = attributes.rfind(bytes((wire.OPTIONAL | wire.EXTENDED_LENGTH, wire.MP_REACH)))
-        value = attributes[at + 4 :]
-    else:
-        value = attributes[at + 3 :]
+    at = 0  # walk the attributes: the bytes of MP_REACH's header can occur inside another's value
+    while True:
+        flags, code = attributes[at], attributes[at + 1]
+        size, head = ((int.from_bytes(attributes[at + 2 : at + 4], "big"), 4) if flags & wire.EXTENDED_LENGTH
+                      else (attributes[at + 2], 3))
+        if code == wire.MP_REACH:
+            value = attributes[at + head : at + head + size]
+            break
+        at += head + size
     hop_len = value[3]
     value = value[:3] + bytes((len(hops),)) + hops + value[4 + hop_len :]
     attributes = attributes[:at] + wire._attribute(wire.OPTIONAL, wire.MP_REACH, value)
