@@ -206,6 +206,7 @@ HOOKS: dict[str, tuple[Hook, ...]] = {
                Hook("exabgp.reactor.peer", "ACTION.LATER"),
                Hook("exabgp.reactor.loop", "Reactor._wait_for_io", ("self", "sleeptime")),
                Hook("exabgp.reactor.loop", "Reactor._listen_for_neighbors", ("self",)),
+               Hook("exabgp.reactor.listener", "Listener.incoming", ("self",)),  # reads .serving and ._sockets
                Hook("exabgp.reactor.loop", "Reactor.__init__", ("self", "configuration")),  # sets ._poller
                Hook("exabgp.reactor.peer", "Peer.stopping", ("self",)),
                Hook("exabgp.reactor.peer", "Peer._close", ("self", "message", "error")),

@@ -4,7 +4,7 @@ mcrd renders `listen 179;` on every neighbor (exabgp_config.py): ExaBGP then bin
 179, with the neighbor's MD5 key on the listening socket (one socket per local address, one key per peer), and
 accepts a connection only from a configured peer to the local address of that peer's session (others get a Cease,
 "no session configured"). Read in ExaBGP 5.0.15's source (reactor/listener.py, reactor/peer.py, reactor/loop.py),
-three things are wrong for an MCR, fixed here:
+three things are wrong for an MCR and one costs too much, fixed here:
 
 1. A missing address stops ExaBGP. At startup a bind that fails ends the process (`Exit.listening`), and an MCR's
    VXC address may not be there yet (the interface comes later, or is held down). Fix: the listening socket is made
@@ -42,6 +42,11 @@ three things are wrong for an MCR, fixed here:
    accepted link-local connection's ends are named `fe80::1%eth1` by the kernel, which ExaBGP's address parser
    refuses. Fix: the listening socket of a link-local address is bound to the `source-interface` of the session
    whose local address it is (`link_of`), and the scope is dropped from an accepted connection's ends (`unscoped`).
+
+4. Every pass of the reactor tries `accept()` on every listening socket (one per local address: thirty for thirty
+   VXCs), and each try that finds no connection raises an exception: while routes move, a tenth of ExaBGP's time
+   (S3, 30 spokes, docs/PERFORMANCE.md). Fix: one `poll()` of the listening sockets first (`any_ready`), and ExaBGP's
+   own `accept()` loop only when one of them has a connection waiting.
 
 Installed by exabgp_launch.py with its other fixes, all or none (its `HOOKS["listen"]` names what these replace
 and use). tests/bgp/test_exabgp_listen.py runs a real ExaBGP Peer through each case of fix 2 on loopback;
@@ -460,6 +465,26 @@ def _stock_handle_connection(peer: Any, connection: Any) -> None:
 _HANDLE_CONNECTION: Any = None
 
 
+_LISTEN_POLL = "_mcrd_listen_poll"
+
+
+def any_ready(listener: Any) -> bool:
+    """Fix 4: whether a listening socket of `listener` (ExaBGP's `Listener._sockets`) has a connection to accept, or
+    an error to report; one `poll()` for all, its registrations kept while the set of sockets stays the same."""
+    sockets = listener._sockets.keys()
+    cached = listener.__dict__.get(_LISTEN_POLL)
+    if cached is None or cached[0] != sockets:
+        poller = select.poll()
+        try:
+            for sock in sockets:
+                poller.register(sock, select.POLLIN)
+        except (ValueError, OSError):  # a socket closed but still listed: ExaBGP's own loop deals with it
+            return True
+        cached = (frozenset(sockets), poller)
+        listener.__dict__[_LISTEN_POLL] = cached
+    return bool(cached[1].poll(0))
+
+
 def _collisions(reactor: Any) -> Collisions:
     found = getattr(reactor, "_mcrd_collisions", None)
     if found is None:
@@ -468,7 +493,7 @@ def _collisions(reactor: Any) -> Collisions:
 
 
 def replacements(find: Callable[[Any], Any]) -> list[tuple[Any, str, Any]]:
-    """The three fixes, as (class, attribute, new value) for exabgp_launch.install() to make (and undo if need be)."""
+    """The four fixes, as (class, attribute, new value) for exabgp_launch.install() to make (and undo if need be)."""
     from exabgp.bgp.fsm import FSM
 
 
@@ -547,6 +572,13 @@ def replacements(find: Callable[[Any], Any]) -> list[tuple[Any, str, Any]]:
                 yield fd
         collisions.resolve()
 
+    stock_incoming = listener.incoming
+
+    def _incoming(self: Any) -> Any:
+        if self.serving and not any_ready(self):
+            return False  # what ExaBGP's loop finds when no accept() succeeds
+        return stock_incoming(self)
+
     listen_for_neighbors = reactor._listen_for_neighbors
 
     def _listen_for_neighbors(self: Any) -> bool:
@@ -558,4 +590,5 @@ def replacements(find: Callable[[Any], Any]) -> list[tuple[Any, str, Any]]:
     return [(listener, "_new_socket", _new_socket), (incoming, "__init__", _incoming_init),
             (peer, "handle_connection", handle_connection),
             (protocol, "connect", connect), (peer, "_send_ka", _send_ka),
-            (reactor, "_wait_for_io", _wait_for_io), (reactor, "_listen_for_neighbors", _listen_for_neighbors)]
+            (reactor, "_wait_for_io", _wait_for_io), (reactor, "_listen_for_neighbors", _listen_for_neighbors),
+            (listener, "incoming", _incoming)]

@@ -207,6 +207,7 @@ REPLACED = ["exabgp.bgp.message.open.capability.negotiated.Negotiated._negotiate
             "exabgp.bgp.message.update.Update._split_nlris", "exabgp.bgp.neighbor.Neighbor.remove_self",
             "exabgp.configuration.neighbor.ParseNeighbor._post_capa_rr",
             "exabgp.reactor.api.command.command.Command.functions", "exabgp.reactor.listener.Listener._new_socket",
+            "exabgp.reactor.listener.Listener.incoming",
             "exabgp.reactor.loop.Reactor._listen_for_neighbors", "exabgp.reactor.loop.Reactor._wait_for_io",
             "exabgp.reactor.network.incoming.Incoming.__init__",
             "exabgp.reactor.peer.Peer._main", "exabgp.reactor.peer.Peer._send_ka",

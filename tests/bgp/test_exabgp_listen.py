@@ -21,6 +21,7 @@ from mcrd.bgp.exabgp_listen import (
     Own,
     PeekedOpen,
     Verdict,
+    any_ready,
     hold_keepalive,
     keep_new,
     link_of,
@@ -86,6 +87,42 @@ def test_a_link_local_listening_socket_is_bound_to_its_sessions_interface() -> N
     assert link_of("169.254.0.1", {"169.254.0.1": "eth3"}) is None  # IPv4 link-local too
     assert link_of("fe80::9", links) is None  # no session of that address: ExaBGP reports the bind it cannot do
     assert link_of("not an address", links) is None
+
+
+def test_the_listening_sockets_are_polled_once_and_accepted_from_only_with_a_connection_waiting() -> None:
+    """Fix 4, on real loopback sockets: `any_ready` says whether ExaBGP's accept() loop has anything to take, and
+    follows the sockets ExaBGP listens on as they come and go."""
+
+    class Listener:  # ExaBGP's Listener, as far as any_ready reads it: socket -> (local, port, peer, md5)
+        def __init__(self) -> None:
+            self._sockets: dict[socket.socket, tuple[str, int, str, bool]] = {}
+
+    def listening() -> socket.socket:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        sock.setblocking(False)
+        return sock
+
+    listener, first, second = Listener(), listening(), listening()
+    clients: list[socket.socket] = []
+    try:
+        listener._sockets[first] = ("127.0.0.1", first.getsockname()[1], "127.0.0.2", False)
+        assert not any_ready(listener)
+        listener._sockets[second] = ("127.0.0.1", second.getsockname()[1], "127.0.0.3", False)
+        assert not any_ready(listener)
+        clients.append(socket.create_connection(second.getsockname()))  # the set changed since the last poll
+        assert any_ready(listener)
+        second.accept()[0].close()
+        assert not any_ready(listener)
+        del listener._sockets[second]
+        clients.append(socket.create_connection(second.getsockname()))  # no longer ExaBGP's: not looked at
+        assert not any_ready(listener)
+        clients.append(socket.create_connection(first.getsockname()))
+        assert any_ready(listener)
+    finally:
+        for sock in (first, second, *clients):
+            sock.close()
 
 
 def test_the_scope_of_an_accepted_link_local_connection_is_dropped() -> None:
