@@ -9,8 +9,8 @@
   SIGUSR2 stops it and writes DIR/main-N.prof and the garbage collections meanwhile, DIR/gc-N.json (bench/hub/run.py
   sends both around the withdrawal). The profiler's own cost is counted per call, builtins included: read it for
   shares, not for times.
-- `MCRD_BENCH_PARTS=DIR`: the same signals time a few parts of the daemon's main thread (thread CPU time) and
-  the whole of it, into DIR/parts-PID-N.json.
+- `MCRD_BENCH_PARTS=DIR`: the same signals time a few parts of the daemon's main thread (thread CPU time), its
+  garbage collections by generation, and the whole of it, into DIR/parts-PID-N.json.
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ if os.environ.get("MCRD_BENCH_CPROFILE"):
     signal.signal(signal.SIGUSR2, _toggle)
 
 if os.environ.get("MCRD_BENCH_PARTS"):
+    import gc
     import json
     import signal
     import time
@@ -84,7 +85,18 @@ if os.environ.get("MCRD_BENCH_PARTS"):
     from mcrd.events import sink
 
     _parts: dict[str, float] = {}
-    _on: dict[str, Any] = {"since": None, "n": 0}
+    _on: dict[str, Any] = {"since": None, "n": 0, "gc": 0.0}
+
+    def _gc_part(phase: str, info: dict[str, int]) -> None:  # the collections while on, as a part of their own
+        if _on["since"] is None:
+            return
+        if phase == "start":
+            _on["gc"] = time.thread_time()
+            return
+        label = f"gc, generation {info['generation']}"
+        _parts[label] = _parts.get(label, 0.0) + time.thread_time() - _on["gc"]
+
+    gc.callbacks.append(_gc_part)
 
     def _timed(owner: Any, name: str, label: str, listed: bool = False) -> None:
         """`owner.name` with the main thread's CPU time in it added up while on (`listed`: a generator, consumed)."""
