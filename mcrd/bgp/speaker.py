@@ -84,6 +84,7 @@ class ExaBgpSpeaker:
         self._wake_writer = asyncio.Event()
         self._connected = asyncio.Event()
         self._stopping = False
+        self._fresh = False  # a new ExaBGP process whose bridge has not connected yet
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=20)
         self._secrets: list[str] = []
         self._written = ""  # the configuration last written
@@ -204,6 +205,7 @@ class ExaBgpSpeaker:
             env=env,
             start_new_session=True,  # the daemon decides when ExaBGP stops, after or before a terminal's ^C
         )
+        self._fresh = True
         self._log.info("exabgp_started", pid=self._process.pid, config=str(self._conf))
         assert self._process.stderr is not None
         stderr_task = asyncio.create_task(self._read_stderr(self._process.stderr), name="exabgp-stderr")
@@ -234,6 +236,9 @@ class ExaBgpSpeaker:
             self._writer.close()
         self._writer = writer
         self._in_flight.clear()
+        if self._fresh:  # a new ExaBGP, not the bridge of this one again
+            self._fresh = False
+            self._drop_stale()
         self._connected.set()
         self._wake_writer.set()
         decoder: Decoder | None = None  # made once the launcher's report says what ExaBGP negotiates
@@ -269,6 +274,16 @@ class ExaBgpSpeaker:
             if self._writer is writer:
                 self._writer = None
                 self._connected.clear()
+
+    def _drop_stale(self) -> None:
+        """Commands queued while no ExaBGP ran were made from what the dead one had reported: its sessions are gone,
+        and a new session gets its whole table when it comes up. Sent, a stock command would put its route into the
+        new ExaBGP's table for that neighbor, announced when the session comes up, even if it was withdrawn since;
+        a fast path command would be refused (it names a session instance of the dead ExaBGP)."""
+        if self._pending:
+            self._log.info("exabgp_stale_commands_dropped", count=len(self._pending),
+                           why="queued for an ExaBGP that has died; new sessions get their tables when they come up")
+            self._pending.clear()
 
     def _launcher_report(self, text: str | None) -> None:
         """Log what the launcher installed into this ExaBGP and the reactor speed it chose (the bridge's first line;
