@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,3 +35,11 @@ def exabgp(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return conf, API(conf)
 
 
+@pytest.fixture
+def state_dir() -> Iterator[Path]:
+    """A daemon state directory for a real ExaBgpSpeaker, under /tmp: the API socket's path has a length limit."""
+    path = Path(tempfile.mkdtemp(prefix="mcrd-speaker-", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -5,11 +5,8 @@ follow what the launcher really installed. ExaBGP runs with no neighbor: no sess
 from __future__ import annotations
 
 import asyncio
-import shutil
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,14 +21,6 @@ OTHER_RELEASE = "9.9.9"
 MISMATCHED = [sys.executable, "-c",
               f"from mcrd.bgp import exabgp_launch\nexabgp_launch.TUNED_FOR = {OTHER_RELEASE!r}\nexabgp_launch.main()"]
 
-
-@pytest.fixture
-def state_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="mcrd-launch-", dir="/tmp"))  # short: the API socket path has a limit
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def _api_process_speed(pid: int) -> str:

@@ -9,10 +9,7 @@ route ...` is kept for the neighbor and announced when its session comes up) is 
 from __future__ import annotations
 
 import asyncio
-import shutil
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,14 +54,6 @@ CONFIG = Config.model_validate({
 STALE = "neighbor 127.0.0.2 announce route 10.9.0.0/24 next-hop self"
 KEPT = "neighbor 127.0.0.2 announce route 10.8.0.0/24 next-hop self"
 
-
-@pytest.fixture
-def state_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="mcrd-restart-", dir="/tmp"))  # short: the API socket path has a limit
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def _received(record: Path) -> list[tuple[int, str]]:
