@@ -6,9 +6,9 @@
   bench/hub/exabgp_fixes.py with only those fixes, at the stock `reactor.speed` mcrd uses without them (0.1).
   (ExaBGP with none of the fixes: `MCRD_EXABGP_STOCK=1`, which mcrd itself understands.)
 - `MCRD_BENCH_CPROFILE=DIR`: SIGUSR2 starts cProfile (thread CPU time) in the daemon's main thread, the next
-  SIGUSR2 stops it and writes DIR/main-N.prof and the garbage collections meanwhile, DIR/gc-N.json (bench/hub/run.py
-  sends both around the withdrawal). The profiler's own cost is counted per call, builtins included: read it for
-  shares, not for times.
+  SIGUSR2 stops it and writes DIR/main-N.prof (bench/hub/run.py sends both around the withdrawal; the garbage
+  collections are timed by MCRD_BENCH_PARTS). The profiler's own cost is counted per call, builtins included: read
+  it for shares, not for times.
 - `MCRD_BENCH_PARTS=DIR`: the same signals time a few parts of the daemon's main thread (thread CPU time), its
   garbage collections by generation, and the whole of it, into DIR/parts-PID-N.json.
 """
@@ -36,25 +36,10 @@ if os.environ.get("MCRD_BENCH_EXABGP"):
 
 if os.environ.get("MCRD_BENCH_CPROFILE"):
     import cProfile
-    import gc
-    import json
     import signal
     import time
 
     _profiles: dict[str, Any] = {"n": 0, "on": None}
-    _gc: dict[str, Any] = {"start": 0.0, "by_gen": {}}
-
-    def _gc_timer(phase: str, info: dict[str, int]) -> None:  # the collections while cProfile is on, timed
-        if _profiles["on"] is None:
-            return
-        if phase == "start":
-            _gc["start"] = time.perf_counter()
-            return
-        gen = str(info["generation"])
-        count, took = _gc["by_gen"].get(gen, (0, 0.0))
-        _gc["by_gen"][gen] = (count + 1, took + time.perf_counter() - _gc["start"])
-
-    gc.callbacks.append(_gc_timer)
 
     def _toggle(*_: Any) -> None:
         running = _profiles["on"]
@@ -68,8 +53,6 @@ if os.environ.get("MCRD_BENCH_CPROFILE"):
         out = Path(os.environ["MCRD_BENCH_CPROFILE"])
         out.mkdir(parents=True, exist_ok=True)
         running.dump_stats(str(out / f"main-{_profiles['n']}.prof"))
-        (out / f"gc-{_profiles['n']}.json").write_text(json.dumps(_gc["by_gen"]))
-        _gc["by_gen"] = {}
         _profiles["on"] = None
 
     signal.signal(signal.SIGUSR2, _toggle)

@@ -240,14 +240,14 @@ def run_once(args: argparse.Namespace, run: int) -> dict[str, Any]:
         monitor.set_target({})
         profiles = start_profiles(args, hub, "withdraw") if args.profile else []
         perf = start_perf(args, "withdraw", row["run"]) if args.perf else None
-        cprofile = args.hub == "mcrd" and any(e.startswith(("MCRD_BENCH_CPROFILE=", "MCRD_BENCH_PARTS="))
+        toggled = args.hub == "mcrd" and any(e.startswith(("MCRD_BENCH_CPROFILE=", "MCRD_BENCH_PARTS="))
                                                 for e in args.exabgp_env)
-        if cprofile:
-            os.kill(hub.roots[0], signal.SIGUSR2)  # bench/hub/mcrd_bench.py: cProfile on
+        if toggled:
+            os.kill(hub.roots[0], signal.SIGUSR2)  # bench/hub/mcrd_bench.py: cProfile or the parts on
         cpu2, threads2 = sampler.cpu(), sampler.cpu_by_thread()
         t1 = signal_spokes(ctls, "disable gen")
         row.update(converge_withdraw(args, ctls, monitor, fib, t1))
-        if cprofile:
+        if toggled:
             os.kill(hub.roots[0], signal.SIGUSR2)  # off, written
         if perf is not None:
             perf.send_signal(2)  # SIGINT: perf writes its data and exits

@@ -86,7 +86,6 @@ def fast_effects_commands(effects: Effects, instances: Mapping[str, int], size: 
     stock = Effects(announce=tuple(a for a in effects.announce if a.peer not in instances),
                     withdraw=tuple(w for w in effects.withdraw if w.peer not in instances))
     yield from effects_commands(stock, size, process_of)
-    size = fast_size
     process = process_of or _one_process
     withdrawn: dict[tuple[tuple[str, ...], int], list[str]] = {}
     for withdraw in effects.withdraw:
@@ -95,7 +94,7 @@ def fast_effects_commands(effects: Effects, instances: Mapping[str, int], size: 
             session = exabgp_fastpath.session_name(withdraw.peer, instance)
             withdrawn.setdefault((withdraw.prefixes, process(withdraw.peer)), []).append(session)
     for (prefixes, _), sessions in withdrawn.items():
-        for chunk in _chunks(prefixes, size):
+        for chunk in _chunks(prefixes, fast_size):
             yield exabgp_fastpath.withdraw_command(sessions, chunk)
     announced: dict[tuple[PathAttributes, tuple[str, ...], int], list[str]] = {}
     selfed: dict[int, PathAttributes] = {}  # id(attrs) -> the same with next hop self: one per attributes object
@@ -108,7 +107,7 @@ def fast_effects_commands(effects: Effects, instances: Mapping[str, int], size: 
             group = (attrs, announce.prefixes, process(announce.peer))
             announced.setdefault(group, []).append(exabgp_fastpath.session_name(announce.peer, instance))
     for (attrs, prefixes, _), sessions in announced.items():
-        for chunk in _chunks(prefixes, size):
+        for chunk in _chunks(prefixes, fast_size):
             yield exabgp_fastpath.announce_command(sessions, attrs, chunk)
 
 

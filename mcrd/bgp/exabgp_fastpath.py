@@ -150,11 +150,6 @@ def parse_command(line: str) -> Command:
     return Command(body["op"], tuple(sessions), attributes, tuple(body.get("nlri", ())), family)
 
 
-def by_family(prefixes: Iterable[str]) -> dict[int, list[bytes]]:
-    """The prefixes packed once for every session, by family (4, 6)."""
-    return wire.nlris_by_family(prefixes)
-
-
 def messages(command: Command, packed: Mapping[int, Sequence[bytes]], profile: wire.Profile,
              next_hops: Mapping[int, str | None], families: Iterable[int],
              fills: wire.Fills | None = None) -> Iterator[bytes]:
@@ -343,7 +338,7 @@ def _profile(peer: Any) -> tuple[wire.Profile, dict[int, str | None], list[int]]
 def run_command(reactor: Any, line: str) -> int:
     """Apply a fast path command; the number of sessions it was written to (instances no longer up are skipped)."""
     command = parse_command(line)
-    packed = by_family(command.nlri)
+    packed = wire.nlris_by_family(command.nlri)  # once for every session
     sessions = _established_sessions(reactor)
     fills: wire.Fills = {}
     written = 0

@@ -82,13 +82,14 @@ def nlris_by_family(prefixes: Iterable[str]) -> dict[int, list[bytes]]:
         address, _, length = prefix.partition("/")
         ipv6 = ":" in address
         head = (heads6 if ipv6 else heads4).get(length)
-        try:
-            if head is None:
-                raise OSError
-            (v6 if ipv6 else v4).append(head[0] + pton(inet6 if ipv6 else inet, address)[: head[1]])
-        except OSError:
-            family, encoded = nlri(prefix)  # raises ValueError naming it; else an unusual spelling such as "/024"
-            (v6 if family == 6 else v4).append(encoded)
+        if head is not None:
+            try:
+                (v6 if ipv6 else v4).append(head[0] + pton(inet6 if ipv6 else inet, address)[: head[1]])
+                continue
+            except OSError:
+                pass
+        family, encoded = nlri(prefix)  # raises ValueError naming it; else an unusual spelling such as "/024"
+        (v6 if family == 6 else v4).append(encoded)
     if v4:
         out[4] = v4
     if v6:

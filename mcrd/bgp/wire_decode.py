@@ -253,7 +253,7 @@ def _same_length_ipv4(blob: bytes) -> list[str] | None:
 
 def prefixes(blob: bytes, family: int) -> list[str]:
     """The prefixes of an NLRI field `parse` checked, as mcrd.bgp.messages writes them (host bits cleared)."""
-    if family == 4 and len(blob) > 8 and (same := _same_length_ipv4(bytes(blob))) is not None:
+    if family == 4 and len(blob) > 8 and (same := _same_length_ipv4(blob)) is not None:
         return same
     out: list[str] = []
     append, ntoa, masks, pad = out.append, socket.inet_ntoa, _MASKS, _PAD
