@@ -330,6 +330,17 @@ class Netns:
         )
         return proc.returncode == 0
 
+    def connects(self, source: str, target: str, port: int = 179, timeout: float = 2.0) -> bool:
+        """Whether a plain TCP connection (no TCP-MD5 key) from ``source`` reaches ``target``:``port`` within
+        ``timeout`` seconds."""
+        script = (
+            "import socket, sys\n"
+            "s = socket.socket(); s.settimeout(float(sys.argv[4])); s.bind((sys.argv[1], 0))\n"
+            "try:\n    s.connect((sys.argv[2], int(sys.argv[3])))\nexcept OSError:\n    sys.exit(1)\n"
+        )
+        return self.run(sys.executable, "-c", script, source, target, str(port), str(timeout),
+                        check=False, timeout=timeout + 10).returncode == 0
+
     def netstat(self) -> dict[str, int]:
         """Kernel TCP/IP counters of this namespace from /proc/net/netstat and /proc/net/snmp, as ``TcpExt.Name``."""
         counters: dict[str, int] = {}

@@ -13,7 +13,8 @@ have a second session with a TCP-MD5 key on 169.254.n.5/.6 that carries no route
 imports nothing from it). docs/INTEROP.md is the matrix these tests prove; each test names its column, and the
 parameter names the peer.
 
-A second, separate lab puts two mcrd hubs back to back (an MCR-to-MCR VXC), each with a cloud behind it.
+A second, separate lab puts two mcrd hubs back to back (an MCR-to-MCR VXC with a TCP-MD5 key), each with a cloud
+behind it.
 """
 
 from __future__ import annotations
@@ -498,17 +499,21 @@ MCR_B_AS = 65200
 CLOUD_A_AS, CLOUD_B_AS = 64512, 12076
 NET_A, NET_B = "10.10.0.0/16", "10.30.0.0/16"
 HOST_A, HOST_B = "10.10.0.1", "10.30.0.1"
+PAIR_KEY = "mcr-to-mcr-md5"  # the MCR-to-MCR session's TCP-MD5 key, set at both ends
+# (standard, extended, large) communities each cloud tags its prefix with, as the harness spells them.
+COMMUNITIES_A = ("65010:1",), ("rt 65010:1",), ("4200000001:10:1",)
+COMMUNITIES_B = ("65030:3",), ("rt 65030:3",), ("4200000001:30:3",)
 
 
 def pair_config(lab: Lab, asn: int, name: str, cloud: tuple[str, str, int], other: tuple[str, str, int]) -> str:
-    def vxc(iface: str, local: str, peer: str, peer_asn: int) -> dict[str, Any]:
+    def vxc(iface: str, local: str, peer: str, peer_asn: int, key: str | None = None) -> dict[str, Any]:
         conn = {"peerAsn": peer_asn, "localIpAddress": local, "peerIpAddress": peer, "peerType": "NON_CLOUD",
-                "holdTime": 9}
+                "holdTime": 9, **({"password": key} if key else {})}
         return {"productName": f"{iface}-vxc", "interface": lab.ifname(iface),
                 "vrouter": {"interfaces": [{"ipAddresses": [f"{local}/30"], "bgpConnections": [conn]}]}}
 
     config = {"mcr": {"productName": name, "mcrAsn": asn, "routerId": f"10.255.0.{asn % 250}"},
-              "vxcs": [vxc("cloud", *cloud), vxc("mcr", *other)]}
+              "vxcs": [vxc("cloud", *cloud), vxc("mcr", *other, key=PAIR_KEY)]}
     return json.dumps(config, indent=2) + "\n"
 
 
@@ -523,8 +528,9 @@ class Pair:
 
 
 def build_pair(lab: Lab) -> Pair:
-    """mcra (AS 133937) -- mcrb (AS 65200) over 169.254.9.0/30; clouda (FRR 64512, 10.10/16) behind mcra, cloudb
-    (BIRD 12076, 10.30/16) behind mcrb; each cloud has a host address in its prefix."""
+    """mcra (AS 133937) -- mcrb (AS 65200) over 169.254.9.0/30, TCP-MD5 at both ends; clouda (FRR 64512, 10.10/16)
+    behind mcra, cloudb (BIRD 12076, 10.30/16) behind mcrb, each tagging its prefix with communities of all three
+    kinds; each cloud has a host address in its prefix."""
     mcra, mcrb, clouda, cloudb = (lab.netns(n) for n in ("mcra", "mcrb", "clouda", "cloudb"))
     lab.link(mcra, "mcr", mcrb, "mcr", [], [])
     lab.link(mcra, "cloud", clouda, "mcr", [], ["169.254.1.2/30"])
@@ -536,10 +542,15 @@ def build_pair(lab: Lab) -> Pair:
     start_mcrd(lab, mcrb, pair_config(lab, MCR_B_AS, "mcr-b", ("169.254.2.1", "169.254.2.2", CLOUD_B_AS),
                                       ("169.254.9.2", "169.254.9.1", MCR_AS)))
     a = FrrPeer(clouda, CLOUD_A_AS, "10.0.1.1", frr_config(
-        CLOUD_A_AS, "10.0.1.1", [FrrNeighbor("169.254.1.1", MCR_AS, hold_time=9)], [NET_A],
-        hostname="clouda", graceful_restart=False))
+        CLOUD_A_AS, "10.0.1.1", [FrrNeighbor("169.254.1.1", MCR_AS, hold_time=9)], hostname="clouda",
+        graceful_restart=False))
+    std, ext, large = COMMUNITIES_A
+    a.announce(NET_A, communities=std, ext_communities=ext, large_communities=large)
+    std, ext, large = COMMUNITIES_B
     b = BirdPeer(cloudb, bird_config(CLOUD_B_AS, "10.0.1.2", [BirdNeighbor("mcr", "169.254.2.1", MCR_B_AS,
-                                                                            hold_time=9)], [NET_B]))
+                                                                            hold_time=9)],
+                                     [BirdStatic(NET_B, communities=std, ext_communities=ext,
+                                                 large_communities=large)]))
     return Pair(lab, mcra, mcrb, a, b, time.monotonic())
 
 
@@ -567,6 +578,32 @@ def test_mcrd_to_mcrd_routes(pair: Pair) -> None:
          until=lambda r: r is not None and (r.as_path, r.next_hop) == ((MCR_AS, MCR_B_AS, CLOUD_B_AS), "169.254.1.1"))
     poll(lambda: pair.cloudb.routes().get(NET_A), pair_wait(pair), "cloud B holds cloud A's prefix",
          until=lambda r: r is not None and (r.as_path, r.next_hop) == ((MCR_B_AS, MCR_AS, CLOUD_A_AS), "169.254.2.1"))
+
+
+def test_mcrd_to_mcrd_communities(pair: Pair) -> None:
+    """Each cloud's standard, extended and large communities arrive unchanged at the other cloud, across both
+    MCRs."""
+    def kinds(route: Route | None) -> object:
+        return None if route is None else (route.communities, route.ext_communities, route.large_communities)
+
+    poll(lambda: kinds(pair.cloudb.routes().get(NET_A)), pair_wait(pair), "cloud A's communities at cloud B",
+         until=lambda got: got == COMMUNITIES_A)
+    poll(lambda: kinds(next(iter(pair.clouda.route_detail(NET_B)), None)), pair_wait(pair),
+         "cloud B's communities at cloud A",
+         until=lambda got: got == COMMUNITIES_B)
+
+
+def test_mcrd_to_mcrd_md5(pair: Pair) -> None:
+    """The MCR-to-MCR session carries a TCP-MD5 key at both ends (RFC 2385) and is UP: each MCR's kernel drops a
+    segment from the other MCR's address that is not signed with it, so UP means both sign."""
+    poll(lambda: (lg_sessions(pair.mcra).get("169.254.9.2"), lg_sessions(pair.mcrb).get("169.254.9.1")),
+         pair_wait(pair), "the MCR-to-MCR session with its key at both ends", until=lambda got: got == ("UP", "UP"),
+         ignore=(LabCommandError,))
+    for ns, source, target in ((pair.mcrb, "169.254.9.2", "169.254.9.1"), (pair.mcra, "169.254.9.1", "169.254.9.2")):
+        other = pair.mcra if ns is pair.mcrb else pair.mcrb
+        before = other.netstat()["TcpExt.TCPMD5NotFound"]
+        assert not ns.connects(source, target), f"{target}:179 accepted an unsigned connection"
+        assert other.netstat()["TcpExt.TCPMD5NotFound"] > before, f"{target}'s kernel counted no unsigned SYN"
 
 
 def test_mcrd_to_mcrd_ping(pair: Pair) -> None:

@@ -170,17 +170,8 @@ def test_openbgpd_with_local_address_and_md5_forms_its_session(listen: Listen) -
          until=lambda rib: STATIC in rib and FRR_NET in rib)
     # The key is on the listening socket: a SYN from OpenBGPD's address without it is dropped by the hub's kernel.
     before = listen.hub.netstat()["TcpExt.TCPMD5NotFound"]
-    assert not _connects(listen.ob_ns, OB_PEER, OB_HUB)
+    assert not listen.ob_ns.connects(OB_PEER, OB_HUB)
     assert listen.hub.netstat()["TcpExt.TCPMD5NotFound"] > before
-
-
-def _connects(ns: Netns, source: str, target: str, timeout: float = 2.0) -> bool:
-    script = (
-        "import socket, sys\n"
-        "s = socket.socket(); s.settimeout(float(sys.argv[3])); s.bind((sys.argv[1], 0))\n"
-        "try:\n    s.connect((sys.argv[2], 179))\nexcept OSError:\n    sys.exit(1)\n"
-    )
-    return ns.run(sys.executable, "-c", script, source, target, str(timeout), check=False).returncode == 0
 
 
 def test_a_connection_from_no_configured_peer_is_refused_with_a_cease(listen: Listen) -> None:
@@ -224,7 +215,7 @@ def test_a_listening_socket_binds_an_address_before_it_arrives(lab: Lab) -> None
     poll(lambda: "bound" in log.read_text(), TIMEOUT, "the absent address bound")
     assert "192.0.2.1" not in ns.addresses()
     ns.add_address(link.if_a, "192.0.2.1/24")  # the address arrives: the socket accepts at once, no rebind
-    poll(lambda: _connects(other, "192.0.2.2", "192.0.2.1"), TIMEOUT, "a connection to the new address")
+    poll(lambda: other.connects("192.0.2.2", "192.0.2.1"), TIMEOUT, "a connection to the new address")
     poll(lambda: "accepted 192.0.2.2" in log.read_text(), TIMEOUT, "the connection accepted")
     # Without IP_FREEBIND the same bind of an absent address fails: what stopped ExaBGP at startup.
     plain = ("import socket\ntry:\n    socket.socket().bind(('192.0.2.77', 179))\n"
