@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from mcrd.bfd.manager import BfdPeerConfig
+from mcrd.config.devices import layer3_ifnames
 from mcrd.config.model import Config
-from mcrd.iface.plan import layer3_ifnames
 
 
 def bfd_peers(config: Config) -> list[BfdPeerConfig]:

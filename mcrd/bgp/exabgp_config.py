@@ -8,8 +8,8 @@ import shlex
 from collections.abc import Callable, Collection, Sequence
 
 from mcrd.bgp import exabgp_launch
+from mcrd.config.devices import layer3_ifnames
 from mcrd.config.model import Config
-from mcrd.iface.plan import layer3_ifnames
 
 PROCESS_NAME = "mcrd"
 BGP_PORT = 179

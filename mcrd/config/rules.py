@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 from pydantic_core import PydanticCustomError
 
+from mcrd.config.devices import layer3_ifnames
+
 if TYPE_CHECKING:
     from mcrd.config.model import BgpConnection, Config, PrefixFilterEntry, PrefixFilterList, VrouterInterface
 
@@ -181,7 +183,7 @@ def config_problems(cfg: Config) -> Iterator[Problem]:
     locals_: list[object] = []
     peer_paths: list[Path] = []
     local_paths: list[Path] = []
-    ifnames = _layer3_ifnames(cfg)
+    ifnames = layer3_ifnames(cfg)
     for v, vxc in enumerate(cfg.vxcs):
         for n, iface in enumerate(vxc.vrouter.interfaces):
             base: Path = ("vxcs", v, "vrouter", "interfaces", n)
@@ -208,13 +210,6 @@ def config_problems(cfg: Config) -> Iterator[Problem]:
         yield local_paths[i], f"{locals_[i]} is already an address of another interface"
     if cfg.mcr.router_id is None and not any(isinstance(a, ipaddress.IPv4Address) for a in locals_):
         yield ("mcr", "routerId"), "no interface has an IPv4 address to take it from: set it"
-
-
-def _layer3_ifnames(cfg: Config) -> dict[tuple[int, int], str]:
-    # Imported here: mcrd.iface.plan (pure) imports the model, which imports this module.
-    from mcrd.iface.plan import layer3_ifnames
-
-    return layer3_ifnames(cfg)
 
 
 def _scope_problems(address: object, ifname: str, path: Path) -> Iterator[Problem]:

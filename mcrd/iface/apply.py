@@ -23,7 +23,8 @@ from typing import Any, Protocol
 from pyroute2 import IPRoute  # type: ignore[import-untyped]
 from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
 
-from mcrd.iface.plan import ETH_P_8021Q, LinkPlan, VlanDevice
+from mcrd.config.devices import ETH_P_8021Q, VlanDevice
+from mcrd.iface.plan import LinkPlan
 
 IFF_UP = 0x1
 IFA_F_NODAD = 0x02

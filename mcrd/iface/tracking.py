@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from mcrd.config.devices import layer3_ifnames
 from mcrd.config.model import Config
-from mcrd.iface.plan import layer3_ifnames
 
 # Operstates (RFC 2863, IFLA_OPERSTATE) that carry traffic. UNKNOWN is what drivers without carrier reporting say
 # (lo, tun, some virtual devices): their IFF_LOWER_UP decides.

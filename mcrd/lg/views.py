@@ -7,7 +7,7 @@ is the VXC's `productName`.
 
 Decisions (where Megaport's documentation says nothing), kept here:
 - `sessionId` is the peer address (`peerIpAddress`), unique on an MCR.
-- `interface` is the Linux device that carries the VXC (`mcrd.iface.plan`).
+- `interface` is the Linux device that carries the VXC (`mcrd.config.devices`).
 - CONNECTED and LOCAL routes have next hop `0.0.0.0` (`::` for IPv6): directly connected.
 - `metric` is the MED for BGP routes and 0 for STATIC, CONNECTED and LOCAL routes.
 - In `routes` (the IP routing table) `best` marks the route the kernel uses: a connected subnet wins over a static or
@@ -27,8 +27,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
+from mcrd.config.devices import layer3_ifnames
 from mcrd.config.model import Config, IPNetwork
-from mcrd.iface.plan import layer3_ifnames
 from mcrd.policy.mcr import LOCAL_PREF, STATIC_ORIGIN
 from mcrd.policy.prefix_list import ParsedPrefix, parse_prefix
 from mcrd.rib.entry import RouteEntry

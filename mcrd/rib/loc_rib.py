@@ -9,8 +9,8 @@ from enum import Enum
 from itertools import compress, repeat
 from operator import and_, gt, is_, is_not, lt
 
+from mcrd.config.devices import layer3_ifnames
 from mcrd.config.model import Config
-from mcrd.iface.plan import layer3_ifnames
 from mcrd.policy import mcr
 from mcrd.rib import decision
 from mcrd.rib.decision import Step

@@ -22,8 +22,8 @@ import operator
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
+from mcrd.config.devices import peer_ifnames
 from mcrd.config.model import Config
-from mcrd.iface.plan import peer_ifnames
 from mcrd.policy import mcr
 from mcrd.policy.peer import compile_peers
 from mcrd.policy.rejection import Rejection

@@ -12,8 +12,9 @@ from pyroute2.iproute.ipmock import IPEngine  # type: ignore[import-untyped]
 from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg  # type: ignore[import-untyped]
 
+from mcrd.config.devices import VlanDevice
 from mcrd.iface.apply import GLOBAL_SYSCTLS, LinkApplier, vlan_request
-from mcrd.iface.plan import VlanDevice, plan_links
+from mcrd.iface.plan import plan_links
 from tests.iface.test_plan import config, vxc
 
 

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from mcrd.config.devices import VlanDevice, vlan_ifname
 from mcrd.config.model import Config
-from mcrd.iface.plan import LinkPlan, VlanDevice, plan_links, vlan_ifname
+from mcrd.iface.plan import LinkPlan, plan_links
 
 
 def config(*vxcs: dict[str, Any]) -> Config:
