@@ -1431,7 +1431,8 @@ def gobgp_config(asn: int, router_id: str, neighbors: Sequence[GoBgpNeighbor]) -
 def _gobgp_path(prefix: str, path: dict[str, Any]) -> Route:
     attrs = {a.get("type"): a for a in path.get("attrs") or [] if isinstance(a, dict)}
     segments = (attrs.get(2) or {}).get("as_paths") or []
-    hop = (attrs.get(3) or {}).get("nexthop") or next(iter((attrs.get(14) or {}).get("nexthops") or []), "")
+    reach = attrs.get(14) or {}  # MP_REACH_NLRI: GoBGP 3.10 prints its next hop as "nexthop", like NEXT_HOP's
+    hop = (attrs.get(3) or {}).get("nexthop") or reach.get("nexthop") or next(iter(reach.get("nexthops") or []), "")
     med = (attrs.get(4) or {}).get("metric")
     local_pref = (attrs.get(5) or {}).get("value")
     comms = [int(c) for c in (attrs.get(8) or {}).get("communities") or []]

@@ -70,6 +70,7 @@ class Spoke:
     local_asn: int = MCR_AS  # mcrd's AS on this session (`localAsn`)
     as4: bool = True
     md5: bool = False
+    v6: bool = False  # a third session over IPv6 (2001:db8:ffff:n::1 and ::2), its prefix 2001:db8:n::/48
 
     @property
     def hub_ip(self) -> str:
@@ -88,6 +89,18 @@ class Spoke:
         return f"169.254.{self.n}.6"
 
     @property
+    def hub_ip6(self) -> str:
+        return f"2001:db8:ffff:{self.n}::1"
+
+    @property
+    def ip6(self) -> str:
+        return f"2001:db8:ffff:{self.n}::2"
+
+    @property
+    def prefix6(self) -> str:
+        return f"2001:db8:{self.n}::/48"
+
+    @property
     def key(self) -> str:
         return f"md5-{self.name}"
 
@@ -102,15 +115,16 @@ class Spoke:
 
 
 SPOKES = [
-    Spoke("frr", "frr", 64512, 1, md5=True),
-    Spoke("bird", "bird", 12076, 2, md5=True),
-    Spoke("gobgp", "gobgp", 65001, 3, md5=True),
-    Spoke("openbgpd", "openbgpd", 65002, 4, md5=True),
+    Spoke("frr", "frr", 64512, 1, md5=True, v6=True),
+    Spoke("bird", "bird", 12076, 2, md5=True, v6=True),
+    Spoke("gobgp", "gobgp", 65001, 3, md5=True, v6=True),
+    Spoke("openbgpd", "openbgpd", 65002, 4, md5=True, v6=True),
     Spoke("as4", "bird", 4200000001, 5),
     Spoke("as4off", "bird", 65003, 6, local_asn=65100, as4=False),
 ]
 BY_NAME = {s.name: s for s in SPOKES}
 MD5_SPOKES = [s.name for s in SPOKES if s.md5]
+V6_SPOKES = [s.name for s in SPOKES if s.v6]
 
 
 def mcr_config(lab: Lab) -> str:
@@ -126,6 +140,10 @@ def mcr_config(lab: Lab) -> str:
             conns.append({"peerAsn": s.asn, "localIpAddress": s.md5_hub_ip, "peerIpAddress": s.md5_ip,
                           "peerType": "NON_CLOUD", "holdTime": 9, "password": s.key, "exportPolicy": "deny",
                           "importWhitelist": "nothing"})
+        if s.v6:
+            addresses.append(f"{s.hub_ip6}/64")
+            conns.append({"peerAsn": s.asn, "localIpAddress": s.hub_ip6, "peerIpAddress": s.ip6,
+                          "peerType": "NON_CLOUD", "holdTime": 9})
         vxcs.append({"productName": f"{s.name}-vxc", "interface": lab.ifname(s.name),
                      "vrouter": {"interfaces": [{"ipAddresses": addresses, "bgpConnections": conns}]}})
     config = {
@@ -164,6 +182,22 @@ class Peer:
         if isinstance(self.daemon, BirdPeer):
             return self.daemon.session_state("mcr_md5" if md5 else "mcr")
         return self.daemon.session_state(s.md5_hub_ip if md5 else s.hub_ip)
+
+    def state6(self) -> str:
+        if isinstance(self.daemon, BirdPeer):
+            return self.daemon.session_state("mcr6")
+        return self.daemon.session_state(self.spoke.hub_ip6)
+
+    def rib6(self) -> dict[str, Route]:
+        """Every IPv6 route in the peer's own RIB but its own prefix (one session carries IPv6: the best path)."""
+        d = self.daemon
+        if isinstance(d, BirdPeer):
+            routes = d.routes("master6")
+        elif isinstance(d, FrrPeer | GoBgpPeer | OpenBgpdPeer):
+            routes = d.routes("ipv6")
+        else:
+            raise TypeError(d)
+        return {p: r for p, r in routes.items() if p != self.spoke.prefix6}
 
     def rib(self) -> dict[str, Route]:
         """Every route in the peer's own RIB but its own prefix, with communities of the three kinds: the path
@@ -241,31 +275,45 @@ def start_peer(lab: Lab, spoke: Spoke, ns: Netns) -> Peer:
         neighbors = [FrrNeighbor(s.hub_ip, s.local_asn, hold_time=9)]
         if s.md5:
             neighbors.append(FrrNeighbor(s.md5_hub_ip, s.local_asn, password=s.key, hold_time=9))
+        if s.v6:
+            neighbors.append(FrrNeighbor(s.hub_ip6, s.local_asn, hold_time=9))
         frr = FrrPeer(ns, s.asn, router_id, frr_config(s.asn, router_id, neighbors, hostname=s.name,
                                                         graceful_restart=False))
         frr.announce(s.prefix, communities=std, ext_communities=ext, large_communities=large)
+        if s.v6:
+            frr.announce(s.prefix6)
         return Peer(s, frr)
     if s.impl == "bird":
         extra = () if s.as4 else ("enable as4 off;",)
         birds = [BirdNeighbor("mcr", s.hub_ip, s.local_asn, hold_time=9, extra=extra)]
         if s.md5:
             birds.append(BirdNeighbor("mcr_md5", s.md5_hub_ip, s.local_asn, password=s.key, hold_time=9))
-        static = BirdStatic(s.prefix, communities=std, ext_communities=ext, large_communities=large)
-        return Peer(s, BirdPeer(ns, bird_config(s.asn, router_id, birds, [static], kernel_export=False)))
+        statics = [BirdStatic(s.prefix, communities=std, ext_communities=ext, large_communities=large)]
+        if s.v6:
+            birds.append(BirdNeighbor("mcr6", s.hub_ip6, s.local_asn, hold_time=9))
+            statics.append(BirdStatic(s.prefix6))
+        return Peer(s, BirdPeer(ns, bird_config(s.asn, router_id, birds, statics, kernel_export=False)))
     if s.impl == "gobgp":
         gos = [GoBgpNeighbor(s.hub_ip, s.local_asn, hold_time=9)]
         if s.md5:
             gos.append(GoBgpNeighbor(s.md5_hub_ip, s.local_asn, password=s.key, hold_time=9))
+        if s.v6:
+            gos.append(GoBgpNeighbor(s.hub_ip6, s.local_asn, hold_time=9))
         gobgp = GoBgpPeer(ns, gobgp_config(s.asn, router_id, gos))
         gobgp.announce(s.prefix, communities=std, ext_communities=ext, large_communities=large)
+        if s.v6:
+            gobgp.announce(s.prefix6)
         return Peer(s, gobgp)
     if s.impl == "openbgpd":
         obs = [OpenBgpdNeighbor(s.hub_ip, s.local_asn, local_address=s.ip, hold_time=9)]
         if s.md5:
             obs.append(OpenBgpdNeighbor(s.md5_hub_ip, s.local_asn, local_address=s.md5_ip, password=s.key,
                                         hold_time=9))
-        net = OpenBgpdNetwork(s.prefix, std, ext, large)
-        return Peer(s, OpenBgpdPeer(ns, openbgpd_config(s.asn, router_id, obs, [net])))
+        nets: list[OpenBgpdNetwork | str] = [OpenBgpdNetwork(s.prefix, std, ext, large)]
+        if s.v6:
+            obs.append(OpenBgpdNeighbor(s.hub_ip6, s.local_asn, local_address=s.ip6, hold_time=9))
+            nets.append(s.prefix6)
+        return Peer(s, OpenBgpdPeer(ns, openbgpd_config(s.asn, router_id, obs, nets)))
     raise ValueError(s.impl)
 
 
@@ -282,7 +330,8 @@ def build_world(lab: Lab) -> World:
     spokes = {s.name: lab.netns(s.name) for s in SPOKES}
     for s in SPOKES:
         # mcrd configures the hub side itself (addresses from its config); the peer side is the lab's.
-        lab.link(hub, s.name, spokes[s.name], "hub", [], [f"{s.ip}/30"] + ([f"{s.md5_ip}/30"] if s.md5 else []))
+        lab.link(hub, s.name, spokes[s.name], "hub", [], [f"{s.ip}/30"] + ([f"{s.md5_ip}/30"] if s.md5 else [])
+                 + ([f"{s.ip6}/64"] if s.v6 else []))
     start_mcrd(lab, hub, mcr_config(lab))
     return World(lab, hub, {s.name: start_peer(lab, s, spokes[s.name]) for s in SPOKES}, time.monotonic())
 
@@ -417,6 +466,27 @@ def test_md5(world: World, name: str) -> None:
     # Counted from the lab's start: the MD5 sessions come up with the others, in a second or two.
     poll(lambda: peer.state(md5=True), max(1.0, world.started + MD5_WAIT - time.monotonic()),
          f"{name}: the MD5 session", until=lambda got: got == "Established")
+
+
+# --- IPv6: a session over global IPv6 addresses carrying IPv6 unicast only --------------------------------------
+
+
+@pytest.mark.parametrize("name", V6_SPOKES)
+def test_ipv6_session(world: World, name: str) -> None:
+    peer = world.peers[name]
+    poll(peer.state6, TIMEOUT, f"{name}: the IPv6 session with the hub", until=lambda got: got == "Established")
+
+
+@pytest.mark.parametrize("name", V6_SPOKES)
+def test_ipv6_routes(world: World, name: str) -> None:
+    """The peer's IPv6 table holds exactly the other IPv6 spokes' prefixes, each with the AS path mcrd's AS then
+    the originator's and the hub's global address on this link as next hop; no IPv4 prefix rides the IPv6 session
+    (the IPv4 table's exactness is test_routes')."""
+    peer, spoke = world.peers[name], BY_NAME[name]
+    want = {s.prefix6: (expected_path(spoke, s), spoke.hub_ip6) for s in others(spoke) if s.v6}
+    poll(lambda: {p: (r.as_path, r.next_hop) for p, r in peer.rib6().items()}, TIMEOUT,
+         f"{name} ({spoke.impl}): exactly the other spokes' IPv6 prefixes, path and next hop",
+         until=lambda got: got == want)
 
 
 # --- route refresh from the peer (issue 18.6) ----------------------------------------------------------------------

@@ -219,6 +219,17 @@ GOBGP_RIB = (
     '{"type":4,"metric":7},{"type":3,"nexthop":"0.0.0.0"}],"stale":false}]}'
 )
 
+# gobgp -j global rib -a ipv6 (GoBGP 3.10): a route from the hub over an IPv6 session and GoBGP's own; the next hop
+# is in MP_REACH_NLRI (type 14).
+GOBGP_RIB6 = (
+    '{"2001:db8:1::/48":[{"nlri":{"prefix":"2001:db8:1::/48"},"age":1796565356,"best":true,"attrs":[{"type":1,'
+    '"value":0},{"type":2,"as_paths":[{"segment_type":2,"num":2,"asns":[133937,64512]}]},{"type":14,'
+    '"nexthop":"2001:db8:ffff:3::1","afi":2,"safi":1,"value":[{"prefix":"2001:db8:1::/48"}]}],"stale":false,'
+    '"source-id":"10.255.0.1","neighbor-ip":"2001:db8:ffff:3::1"}],'
+    '"2001:db8:3::/48":[{"nlri":{"prefix":"2001:db8:3::/48"},"age":1796565356,"best":true,"attrs":[{"type":1,'
+    '"value":0},{"type":14,"nexthop":"::","afi":2,"safi":1,"value":[{"prefix":"2001:db8:3::/48"}]}],"stale":false}]}'
+)
+
 # bgpctl -j show rib detail inet (abridged to the fields the parser reads and a few more).
 OPENBGPD_RIB = """{"rib": [
  {"prefix": "10.1.0.0/16", "aspath": "133937 64512", "exit_nexthop": "169.254.4.1", "true_nexthop": "169.254.4.2",
@@ -254,6 +265,14 @@ def test_gobgp_rib_with_communities_of_three_kinds() -> None:
     own = routes["10.3.0.0/16"]
     assert (own.as_path, own.next_hop, own.source, own.med) == ((), "", "", 7)
     assert parse_gobgp_routes(None) == {}
+
+
+def test_gobgp_ipv6_rib_reads_the_next_hop_of_mp_reach() -> None:
+    routes = parse_gobgp_routes(json.loads(GOBGP_RIB6))
+    hub = routes["2001:db8:1::/48"]
+    assert (hub.as_path, hub.next_hop, hub.source) == ((133937, 64512), "2001:db8:ffff:3::1", "2001:db8:ffff:3::1")
+    own = routes["2001:db8:3::/48"]
+    assert (own.as_path, own.next_hop, own.source) == ((), "", "")
 
 
 def test_openbgpd_rib_reads_the_next_hop_attribute() -> None:
