@@ -13,8 +13,8 @@ have a second session with a TCP-MD5 key on 169.254.n.5/.6 that carries no route
 imports nothing from it). docs/INTEROP.md is the matrix these tests prove; each test names its column, and the
 parameter names the peer.
 
-A second, separate lab puts two mcrd hubs back to back (an MCR-to-MCR VXC with a TCP-MD5 key), each with a cloud
-behind it.
+A second, separate lab puts two mcrd hubs back to back (an MCR-to-MCR VXC, dual stack, a TCP-MD5 key on its IPv4
+session), each with a cloud behind it.
 """
 
 from __future__ import annotations
@@ -569,18 +569,27 @@ MCR_B_AS = 65200
 CLOUD_A_AS, CLOUD_B_AS = 64512, 12076
 NET_A, NET_B = "10.10.0.0/16", "10.30.0.0/16"
 HOST_A, HOST_B = "10.10.0.1", "10.30.0.1"
+NET_A6, NET_B6 = "2001:db8:10::/48", "2001:db8:30::/48"  # dual stack: an IPv6 session beside each IPv4 one
+HOST_A6, HOST_B6 = "2001:db8:10::1", "2001:db8:30::1"
 PAIR_KEY = "mcr-to-mcr-md5"  # the MCR-to-MCR session's TCP-MD5 key, set at both ends
 # (standard, extended, large) communities each cloud tags its prefix with, as the harness spells them.
 COMMUNITIES_A = ("65010:1",), ("rt 65010:1",), ("4200000001:10:1",)
 COMMUNITIES_B = ("65030:3",), ("rt 65030:3",), ("4200000001:30:3",)
 
 
-def pair_config(lab: Lab, asn: int, name: str, cloud: tuple[str, str, int], other: tuple[str, str, int]) -> str:
-    def vxc(iface: str, local: str, peer: str, peer_asn: int, key: str | None = None) -> dict[str, Any]:
+Ends = tuple[str, str, str, str, int]  # local and peer address, IPv4 then IPv6; the peer's AS
+
+
+def pair_config(lab: Lab, asn: int, name: str, cloud: Ends, other: Ends) -> str:
+    def vxc(iface: str, local: str, peer: str, local6: str, peer6: str, peer_asn: int,
+            key: str | None = None) -> dict[str, Any]:
         conn = {"peerAsn": peer_asn, "localIpAddress": local, "peerIpAddress": peer, "peerType": "NON_CLOUD",
                 "holdTime": 9, **({"password": key} if key else {})}
+        conn6 = {"peerAsn": peer_asn, "localIpAddress": local6, "peerIpAddress": peer6, "peerType": "NON_CLOUD",
+                 "holdTime": 9}
         return {"productName": f"{iface}-vxc", "interface": lab.ifname(iface),
-                "vrouter": {"interfaces": [{"ipAddresses": [f"{local}/30"], "bgpConnections": [conn]}]}}
+                "vrouter": {"interfaces": [{"ipAddresses": [f"{local}/30", f"{local6}/64"],
+                                            "bgpConnections": [conn, conn6]}]}}
 
     config = {"mcr": {"productName": name, "mcrAsn": asn, "routerId": f"10.255.0.{asn % 250}"},
               "vxcs": [vxc("cloud", *cloud), vxc("mcr", *other, key=PAIR_KEY)]}
@@ -598,29 +607,37 @@ class Pair:
 
 
 def build_pair(lab: Lab) -> Pair:
-    """mcra (AS 133937) -- mcrb (AS 65200) over 169.254.9.0/30, TCP-MD5 at both ends; clouda (FRR 64512, 10.10/16)
-    behind mcra, cloudb (BIRD 12076, 10.30/16) behind mcrb, each tagging its prefix with communities of all three
-    kinds; each cloud has a host address in its prefix."""
+    """mcra (AS 133937) -- mcrb (AS 65200) over 169.254.9.0/30 (TCP-MD5 at both ends) and 2001:db8:ffff:9::/64;
+    clouda (FRR 64512, 10.10/16 and 2001:db8:10::/48) behind mcra over 169.254.1.0/30 and 2001:db8:ffff:1::/64,
+    cloudb (BIRD 12076, 10.30/16 and 2001:db8:30::/48) behind mcrb over 169.254.2.0/30 and 2001:db8:ffff:2::/64:
+    an IPv4 and an IPv6 session on each VXC. Each cloud tags its IPv4 prefix with communities of all three kinds
+    and has a host address of each family in its prefixes."""
     mcra, mcrb, clouda, cloudb = (lab.netns(n) for n in ("mcra", "mcrb", "clouda", "cloudb"))
     lab.link(mcra, "mcr", mcrb, "mcr", [], [])
-    lab.link(mcra, "cloud", clouda, "mcr", [], ["169.254.1.2/30"])
-    lab.link(mcrb, "cloud", cloudb, "mcr", [], ["169.254.2.2/30"])
-    for ns, host in ((clouda, HOST_A), (cloudb, HOST_B)):
+    lab.link(mcra, "cloud", clouda, "mcr", [], ["169.254.1.2/30", "2001:db8:ffff:1::2/64"])
+    lab.link(mcrb, "cloud", cloudb, "mcr", [], ["169.254.2.2/30", "2001:db8:ffff:2::2/64"])
+    for ns, host, host6 in ((clouda, HOST_A, HOST_A6), (cloudb, HOST_B, HOST_B6)):
         ns.add_address("lo", f"{host}/32")
-    start_mcrd(lab, mcra, pair_config(lab, MCR_AS, "mcr-a", ("169.254.1.1", "169.254.1.2", CLOUD_A_AS),
-                                      ("169.254.9.1", "169.254.9.2", MCR_B_AS)))
-    start_mcrd(lab, mcrb, pair_config(lab, MCR_B_AS, "mcr-b", ("169.254.2.1", "169.254.2.2", CLOUD_B_AS),
-                                      ("169.254.9.2", "169.254.9.1", MCR_AS)))
+        ns.add_address("lo", f"{host6}/128")
+    start_mcrd(lab, mcra, pair_config(
+        lab, MCR_AS, "mcr-a", ("169.254.1.1", "169.254.1.2", "2001:db8:ffff:1::1", "2001:db8:ffff:1::2", CLOUD_A_AS),
+        ("169.254.9.1", "169.254.9.2", "2001:db8:ffff:9::1", "2001:db8:ffff:9::2", MCR_B_AS)))
+    start_mcrd(lab, mcrb, pair_config(
+        lab, MCR_B_AS, "mcr-b", ("169.254.2.1", "169.254.2.2", "2001:db8:ffff:2::1", "2001:db8:ffff:2::2", CLOUD_B_AS),
+        ("169.254.9.2", "169.254.9.1", "2001:db8:ffff:9::2", "2001:db8:ffff:9::1", MCR_AS)))
     a = FrrPeer(clouda, CLOUD_A_AS, "10.0.1.1", frr_config(
-        CLOUD_A_AS, "10.0.1.1", [FrrNeighbor("169.254.1.1", MCR_AS, hold_time=9)], hostname="clouda",
-        graceful_restart=False))
+        CLOUD_A_AS, "10.0.1.1", [FrrNeighbor("169.254.1.1", MCR_AS, hold_time=9),
+                                 FrrNeighbor("2001:db8:ffff:1::1", MCR_AS, hold_time=9)],
+        hostname="clouda", graceful_restart=False))
     std, ext, large = COMMUNITIES_A
     a.announce(NET_A, communities=std, ext_communities=ext, large_communities=large)
+    a.announce(NET_A6)
     std, ext, large = COMMUNITIES_B
-    b = BirdPeer(cloudb, bird_config(CLOUD_B_AS, "10.0.1.2", [BirdNeighbor("mcr", "169.254.2.1", MCR_B_AS,
-                                                                            hold_time=9)],
+    b = BirdPeer(cloudb, bird_config(CLOUD_B_AS, "10.0.1.2",
+                                     [BirdNeighbor("mcr", "169.254.2.1", MCR_B_AS, hold_time=9),
+                                      BirdNeighbor("mcr6", "2001:db8:ffff:2::1", MCR_B_AS, hold_time=9)],
                                      [BirdStatic(NET_B, communities=std, ext_communities=ext,
-                                                 large_communities=large)]))
+                                                 large_communities=large), BirdStatic(NET_B6)]))
     return Pair(lab, mcra, mcrb, a, b, time.monotonic())
 
 
@@ -635,19 +652,26 @@ def lg_sessions(ns: Netns) -> dict[str, str]:
 
 
 def test_mcrd_to_mcrd_session(pair: Pair) -> None:
-    """Both MCRs' looking glasses show the MCR-to-MCR session UP."""
-    poll(lambda: (lg_sessions(pair.mcra).get("169.254.9.2"), lg_sessions(pair.mcrb).get("169.254.9.1")),
-         pair_wait(pair), "the MCR-to-MCR session at both ends", until=lambda got: got == ("UP", "UP"),
+    """Both MCRs' looking glasses show the MCR-to-MCR sessions UP, IPv4 and IPv6."""
+    poll(lambda: (lg_sessions(pair.mcra).get("169.254.9.2"), lg_sessions(pair.mcrb).get("169.254.9.1"),
+                  lg_sessions(pair.mcra).get("2001:db8:ffff:9::2"), lg_sessions(pair.mcrb).get("2001:db8:ffff:9::1")),
+         pair_wait(pair), "the MCR-to-MCR sessions at both ends", until=lambda got: got == ("UP",) * 4,
          ignore=(LabCommandError,))  # the looking glass answers a moment after the daemon starts
 
 
 def test_mcrd_to_mcrd_routes(pair: Pair) -> None:
-    """Each cloud holds the other's prefix across both MCRs: both MCRs' ASes in the path, its own MCR as next
-    hop."""
+    """Each cloud holds the other's prefixes of both families across both MCRs: both MCRs' ASes in the path, its own
+    MCR's address on that link as next hop."""
     poll(lambda: pair.clouda.routes().get(NET_B), pair_wait(pair), "cloud A holds cloud B's prefix",
          until=lambda r: r is not None and (r.as_path, r.next_hop) == ((MCR_AS, MCR_B_AS, CLOUD_B_AS), "169.254.1.1"))
     poll(lambda: pair.cloudb.routes().get(NET_A), pair_wait(pair), "cloud B holds cloud A's prefix",
          until=lambda r: r is not None and (r.as_path, r.next_hop) == ((MCR_B_AS, MCR_AS, CLOUD_A_AS), "169.254.2.1"))
+    poll(lambda: pair.clouda.routes("ipv6").get(NET_B6), pair_wait(pair), "cloud A holds cloud B's IPv6 prefix",
+         until=lambda r: r is not None and (r.as_path, r.next_hop) == ((MCR_AS, MCR_B_AS, CLOUD_B_AS),
+                                                                       "2001:db8:ffff:1::1"))
+    poll(lambda: pair.cloudb.routes("master6").get(NET_A6), pair_wait(pair), "cloud B holds cloud A's IPv6 prefix",
+         until=lambda r: r is not None and (r.as_path, r.next_hop) == ((MCR_B_AS, MCR_AS, CLOUD_A_AS),
+                                                                       "2001:db8:ffff:2::1"))
 
 
 def test_mcrd_to_mcrd_communities(pair: Pair) -> None:
@@ -676,10 +700,11 @@ def test_mcrd_to_mcrd_md5(pair: Pair) -> None:
         assert other.netstat()["TcpExt.TCPMD5NotFound"] > before, f"{target}'s kernel counted no unsigned SYN"
 
 
-def test_mcrd_to_mcrd_ping(pair: Pair) -> None:
-    """A host address in cloud A reaches one in cloud B through both MCRs' kernels."""
+@pytest.mark.parametrize(("source", "target"), [(HOST_A, HOST_B), (HOST_A6, HOST_B6)])
+def test_mcrd_to_mcrd_ping(pair: Pair, source: str, target: str) -> None:
+    """A host address in cloud A reaches one in cloud B through both MCRs' kernels, over IPv4 and over IPv6."""
     def ping() -> bool:
-        return pair.clouda.ns.run("ping", "-n", "-q", "-c", "1", "-W", "1", "-I", HOST_A, HOST_B,
+        return pair.clouda.ns.run("ping", "-n", "-q", "-c", "1", "-W", "1", "-I", source, target,
                                   check=False).returncode == 0
 
-    poll(ping, pair_wait(pair), f"ping {HOST_A} -> {HOST_B} across both MCRs")
+    poll(ping, pair_wait(pair), f"ping {source} -> {target} across both MCRs")
