@@ -653,25 +653,36 @@ def lg_sessions(ns: Netns) -> dict[str, str]:
 
 def test_mcrd_to_mcrd_session(pair: Pair) -> None:
     """Both MCRs' looking glasses show the MCR-to-MCR sessions UP, IPv4 and IPv6."""
-    poll(lambda: (lg_sessions(pair.mcra).get("169.254.9.2"), lg_sessions(pair.mcrb).get("169.254.9.1"),
-                  lg_sessions(pair.mcra).get("2001:db8:ffff:9::2"), lg_sessions(pair.mcrb).get("2001:db8:ffff:9::1")),
-         pair_wait(pair), "the MCR-to-MCR sessions at both ends", until=lambda got: got == ("UP",) * 4,
+    def states() -> tuple[str | None, ...]:
+        at_a, at_b = lg_sessions(pair.mcra), lg_sessions(pair.mcrb)
+        return (at_a.get("169.254.9.2"), at_b.get("169.254.9.1"),
+                at_a.get("2001:db8:ffff:9::2"), at_b.get("2001:db8:ffff:9::1"))
+
+    poll(states, pair_wait(pair), "the MCR-to-MCR sessions at both ends", until=lambda got: got == ("UP",) * 4,
          ignore=(LabCommandError,))  # the looking glass answers a moment after the daemon starts
+
+
+def wait_path_and_hop(pair: Pair, cloud: str, table: Callable[[], dict[str, Route]], prefix: str,
+                      want: tuple[tuple[int, ...], str]) -> None:
+    def seen() -> tuple[tuple[int, ...], str] | None:
+        route = table().get(prefix)
+        return None if route is None else (route.as_path, route.next_hop)
+
+    poll(seen, pair_wait(pair), f"{cloud} holds {prefix}", until=lambda got: got == want)
 
 
 def test_mcrd_to_mcrd_routes(pair: Pair) -> None:
     """Each cloud holds the other's prefixes of both families across both MCRs: both MCRs' ASes in the path, its own
     MCR's address on that link as next hop."""
-    poll(lambda: pair.clouda.routes().get(NET_B), pair_wait(pair), "cloud A holds cloud B's prefix",
-         until=lambda r: r is not None and (r.as_path, r.next_hop) == ((MCR_AS, MCR_B_AS, CLOUD_B_AS), "169.254.1.1"))
-    poll(lambda: pair.cloudb.routes().get(NET_A), pair_wait(pair), "cloud B holds cloud A's prefix",
-         until=lambda r: r is not None and (r.as_path, r.next_hop) == ((MCR_B_AS, MCR_AS, CLOUD_A_AS), "169.254.2.1"))
-    poll(lambda: pair.clouda.routes("ipv6").get(NET_B6), pair_wait(pair), "cloud A holds cloud B's IPv6 prefix",
-         until=lambda r: r is not None and (r.as_path, r.next_hop) == ((MCR_AS, MCR_B_AS, CLOUD_B_AS),
-                                                                       "2001:db8:ffff:1::1"))
-    poll(lambda: pair.cloudb.routes("master6").get(NET_A6), pair_wait(pair), "cloud B holds cloud A's IPv6 prefix",
-         until=lambda r: r is not None and (r.as_path, r.next_hop) == ((MCR_B_AS, MCR_AS, CLOUD_A_AS),
-                                                                       "2001:db8:ffff:2::1"))
+    to_a, to_b = (MCR_AS, MCR_B_AS, CLOUD_B_AS), (MCR_B_AS, MCR_AS, CLOUD_A_AS)
+    expected: list[tuple[str, Callable[[], dict[str, Route]], str, tuple[tuple[int, ...], str]]] = [
+        ("cloud A", pair.clouda.routes, NET_B, (to_a, "169.254.1.1")),
+        ("cloud B", pair.cloudb.routes, NET_A, (to_b, "169.254.2.1")),
+        ("cloud A", lambda: pair.clouda.routes("ipv6"), NET_B6, (to_a, "2001:db8:ffff:1::1")),
+        ("cloud B", lambda: pair.cloudb.routes("master6"), NET_A6, (to_b, "2001:db8:ffff:2::1")),
+    ]
+    for cloud, table, prefix, want in expected:
+        wait_path_and_hop(pair, cloud, table, prefix, want)
 
 
 def test_mcrd_to_mcrd_communities(pair: Pair) -> None:
