@@ -200,6 +200,17 @@ def _mp_room(room: int, header: int) -> int:
     return room - 4 - header if room - 3 - header > 255 else room - 3 - header
 
 
+def ipv6_next_hop(address: str) -> bytes:
+    """The Network Address of Next Hop field of MP_REACH_NLRI for our own IPv6 address (RFC 2545 3): a global address
+    alone (16 octets), or a global one then a link-local one (32 octets). A session over link-local addresses has no
+    global address of ours to send: the link-local address goes in both, as FRR 8.4 sends it from an interface
+    without a global address. A link-local address alone in 16 octets (what ExaBGP's `next-hop self` packs) is for
+    peers that negotiated the Link-Local Next Hop capability (draft-ietf-idr-linklocal-capability), which mcrd does
+    not offer."""
+    hop = socket.inet_pton(socket.AF_INET6, address)
+    return hop + hop if hop[0] == 0xFE and hop[1] & 0xC0 == 0x80 else hop
+
+
 def announcements(attrs: PathAttributes, family: int, nlris: Sequence[bytes], profile: Profile,
                   next_hop: str, fills: Fills | None = None) -> Iterator[bytes]:
     """UPDATEs announcing `nlris` (encoded by `nlri`, all of `family`) with `attrs` and `next_hop` on a session of
@@ -214,7 +225,7 @@ def announcements(attrs: PathAttributes, family: int, nlris: Sequence[bytes], pr
             yield _message(b"", attributes, blob)
         return
     attributes = path_attributes(attrs, profile, None)
-    hop = socket.inet_pton(socket.AF_INET6, next_hop)
+    hop = ipv6_next_hop(next_hop)
     header = struct.pack("!HBB", AFI_IPV6, SAFI_UNICAST, len(hop)) + hop + b"\x00"
     for blob in _filled(family, nlris, _mp_room(room - len(attributes), len(header)), fills):
         yield _message(b"", attributes + _attribute(OPTIONAL, MP_REACH, header + blob), b"")

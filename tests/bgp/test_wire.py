@@ -305,3 +305,25 @@ def test_prefixes_packed_in_one_loop_are_what_nlri_packs_one_by_one(given_prefix
 def test_a_bad_prefix_among_many_is_named(text: str) -> None:
     with pytest.raises(ValueError, match="not a prefix"):
         wire.nlris_by_family(["10.0.0.0/8", text])
+
+
+@pytest.mark.parametrize(("ours", "field"), [
+    ("2001:db8::2", "2001:db8::2"),  # a global address alone: 16 octets
+    ("fe80::2", "fe80::2,fe80::2"),  # link-local: in both addresses of 32 octets (RFC 2545 3), as FRR sends it
+    ("febf::1", "febf::1,febf::1"),  # the last of fe80::/10
+    ("fec0::1", "fec0::1"),  # not link-local (site-local, deprecated): alone
+])
+def test_an_ipv6_next_hop_is_sent_in_rfc_2545_form(ours: str, field: str) -> None:
+    s = session(True, False, False, 6)
+    attrs = PathAttributes("self", (133937,))
+    nlris = [wire.nlri("2001:db8:10::/48")[1], wire.nlri("2001:db8:20::/48")[1]]
+    [message] = wire.announcements(attrs, 6, nlris, s.profile, ours)
+    hop = wire.ipv6_next_hop(ours)
+    assert ",".join(ipaddress.ip_address(hop[i:i + 16]).compressed for i in range(0, len(hop), 16)) == field
+    mp_reach = bytes([0, 2, 1, len(hop)]) + hop + b"\x00"  # AFI 2 (IPv6), SAFI 1, next hop length, hop, reserved
+    assert mp_reach in message
+    # ExaBGP's parser (what mcrd's receive side is checked against) reads both prefixes back from either form, once
+    # per address of the field (mcrd's receive side takes the link-local one: docs/MCR-SEMANTICS.md 2.7).
+    [update] = parsed(s, [message])
+    read = {(canonical(nlri), str(nlri.nexthop)) for nlri in update.nlris}  # a set: both addresses may be the same
+    assert read == {(prefix, hop) for prefix in ("2001:db8:10::/48", "2001:db8:20::/48") for hop in field.split(",")}

@@ -6,14 +6,18 @@ Topology (addresses stay inside the namespaces this module creates)::
     frr  (FRR 64512, fe80::1 <-> hub fe80::2, TCP-MD5)  --+                +-- glob (FRR 65010, 2001:db8:e::2)
     2001:db8:10::1 on lo, announces 2001:db8:10::/48      +-- hub (mcrd) --+   2001:db8:20::1 on lo, 2001:db8:20::/48
     bird (BIRD 65020, fe80::3 <-> hub fe80::4)          --+
-    2001:db8:30::1 on lo, announces 2001:db8:30::/48
+    2001:db8:30::1 on lo, announces 2001:db8:30::/48      |
+    gobgp (GoBGP 65030, fe80::5 <-> hub fe80::6)        --+
+    announces 2001:db8:40::/48
 
 mcrd scopes a link-local session to its VXC's interface (ExaBGP `source-interface`): without a scope the kernel
 refuses to bind or connect a link-local address, and the session used to be never attempted. FRR's side of its link
 also has a global address the hub has none in, so FRR sends a global and a link-local next hop (RFC 2545): the hub
 must route through the link-local one (`via fe80::1 dev <vxc>`), the only one on its link. The global peer gets the
-link-local peers' routes with the hub's global address as next hop, and packets cross the hub. Last, mcrd accepts
-a link-local peer's own connection: its listening socket is bound to the VXC's interface too (exabgp_listen.py).
+link-local peers' routes with the hub's global address as next hop, and packets cross the hub. To a link-local peer
+the hub sends its link-local address as both addresses of the next hop field (RFC 2545 3, as FRR does without a
+global address; `wire.ipv6_next_hop`): FRR's and GoBGP's RIBs show it. Last, mcrd accepts a link-local peer's own
+connection: its listening socket is bound to the VXC's interface too (exabgp_listen.py).
 """
 
 from __future__ import annotations
@@ -28,11 +32,24 @@ from typing import Any
 import pytest
 
 from tests.lab.conftest import LAB_MARKS, module_lab
-from tests.lab.harness import BirdNeighbor, BirdPeer, FrrNeighbor, FrrPeer, Lab, Netns, bird_config, frr_config, poll
+from tests.lab.harness import (
+    BirdNeighbor,
+    BirdPeer,
+    FrrNeighbor,
+    FrrPeer,
+    GoBgpNeighbor,
+    GoBgpPeer,
+    Lab,
+    Netns,
+    bird_config,
+    frr_config,
+    gobgp_config,
+    poll,
+)
 
 pytestmark = LAB_MARKS
 
-MCR_AS, FRR_AS, GLOBAL_AS, BIRD_AS = 133937, 64512, 65010, 65020
+MCR_AS, FRR_AS, GLOBAL_AS, BIRD_AS, GOBGP_AS = 133937, 64512, 65010, 65020, 65030
 HUB_FRR, PEER_FRR = "fe80::2", "fe80::1"  # the FRR link: link-local only on the hub's side
 PEER_FRR_GLOBAL = "2001:db8:f::2/64"  # on FRR's side of that link; the hub has no address in 2001:db8:f::/64
 HUB_BIRD, PEER_BIRD = "fe80::4", "fe80::3"
@@ -40,6 +57,8 @@ HUB_G, PEER_G = "2001:db8:e::1", "2001:db8:e::2"
 FRR_NET, FRR_HOST = "2001:db8:10::/48", "2001:db8:10::1"
 G_NET, G_HOST = "2001:db8:20::/48", "2001:db8:20::1"
 BIRD_NET, BIRD_HOST = "2001:db8:30::/48", "2001:db8:30::1"
+HUB_GOBGP, PEER_GOBGP = "fe80::6", "fe80::5"
+GOBGP_NET = "2001:db8:40::/48"
 FRR_KEY = "ll-md5-key"  # TCP-MD5 over link-local too: cloud-like peers require a key
 TIMEOUT = 30.0
 
@@ -54,6 +73,7 @@ class Topology:
     bird_if: str  # BIRD's end of its link to the hub
     glob: FrrPeer
     glob_ns: Netns
+    gobgp: GoBgpPeer
 
 
 def mcr_config(lab: Lab, *, scoped: bool = False) -> str:
@@ -73,6 +93,7 @@ def mcr_config(lab: Lab, *, scoped: bool = False) -> str:
             vxc("frr", HUB_FRR, 64, PEER_FRR, FRR_AS, password=FRR_KEY),
             vxc("bird", HUB_BIRD, 64, PEER_BIRD, BIRD_AS),
             vxc("glob", HUB_G, 126, PEER_G, GLOBAL_AS),
+            vxc("gobgp", HUB_GOBGP, 64, PEER_GOBGP, GOBGP_AS),
         ],
     }
     return json.dumps(config, indent=2) + "\n"
@@ -87,10 +108,12 @@ def topo(lab_ready: None, request: pytest.FixtureRequest) -> Iterator[Topology]:
 
 def _build(lab: Lab, *, scoped: bool) -> Topology:
     hub, frr_ns, bird_ns, glob_ns = lab.netns("hub"), lab.netns("frr"), lab.netns("bird"), lab.netns("glob")
+    gobgp_ns = lab.netns("gobgp")
     # mcrd puts the hub side's addresses on (from its config); the peer sides are the lab's.
     frr_link = lab.link(hub, "frr", frr_ns, "hub", [], [f"{PEER_FRR}/64", PEER_FRR_GLOBAL])
     bird_link = lab.link(hub, "bird", bird_ns, "hub", [], [f"{PEER_BIRD}/64"])
     lab.link(hub, "glob", glob_ns, "hub", [], [f"{PEER_G}/126"])
+    gobgp_link = lab.link(hub, "gobgp", gobgp_ns, "hub", [], [f"{PEER_GOBGP}/64"])
     for ns, host in ((frr_ns, FRR_HOST), (bird_ns, BIRD_HOST), (glob_ns, G_HOST)):
         ns.add_address("lo", f"{host}/128")
 
@@ -113,10 +136,17 @@ def _build(lab: Lab, *, scoped: bool) -> Topology:
     glob = FrrPeer(glob_ns, GLOBAL_AS, "10.0.0.2", frr_config(
         GLOBAL_AS, "10.0.0.2", [FrrNeighbor(HUB_G, MCR_AS, hold_time=9)], [G_NET], hostname="glob",
         graceful_restart=False))
+    # GoBGP names a link-local neighbour with its scope, `fe80::6%IF`, and connects from the session's own address
+    # (`local-address`), not its interface's EUI-64 one.
+    gobgp = GoBgpPeer(gobgp_ns, gobgp_config(
+        GOBGP_AS, "10.0.0.4", [GoBgpNeighbor(f"{HUB_GOBGP}%{gobgp_link.if_b}", MCR_AS, hold_time=9,
+                                             local_address=f"{PEER_GOBGP}%{gobgp_link.if_b}")]))
+    gobgp.announce(GOBGP_NET)
     frr.wait_established(HUB_FRR, TIMEOUT)
     bird.wait_established("mcr6", TIMEOUT)
     glob.wait_established(HUB_G, TIMEOUT)
-    return Topology(lab, hub, frr, bird, bird_ns, bird_link.if_b, glob, glob_ns)
+    gobgp.wait_established(f"{HUB_GOBGP}%{gobgp_link.if_b}", TIMEOUT)
+    return Topology(lab, hub, frr, bird, bird_ns, bird_link.if_b, glob, glob_ns, gobgp)
 
 
 def _hub_routes(hub: Netns) -> dict[str, tuple[str, str]]:
@@ -132,14 +162,20 @@ def _from_hub(routes: dict[str, Any]) -> dict[str, tuple[tuple[int, ...], str]]:
 def test_each_peer_learns_the_others_routes_over_the_link_local_sessions(topo: Topology) -> None:
     # Read from each peer's own RIB. The link-local peers get the hub's link-local address as next hop (the
     # session's own address, all ExaBGP sends), the global peer the hub's global address.
-    want_frr = {G_NET: ((MCR_AS, GLOBAL_AS), HUB_FRR), BIRD_NET: ((MCR_AS, BIRD_AS), HUB_FRR)}
+    want_frr = {G_NET: ((MCR_AS, GLOBAL_AS), HUB_FRR), BIRD_NET: ((MCR_AS, BIRD_AS), HUB_FRR),
+                GOBGP_NET: ((MCR_AS, GOBGP_AS), HUB_FRR)}
     poll(lambda: _from_hub(topo.frr.routes("ipv6")), TIMEOUT, "FRR's IPv6 RIB", until=lambda got: got == want_frr)
-    want_bird = {G_NET: (MCR_AS, GLOBAL_AS), FRR_NET: (MCR_AS, FRR_AS)}
+    want_bird = {G_NET: (MCR_AS, GLOBAL_AS), FRR_NET: (MCR_AS, FRR_AS), GOBGP_NET: (MCR_AS, GOBGP_AS)}
     poll(lambda: {p: a for p, (a, _) in _from_hub(topo.bird.routes("master6")).items()}, TIMEOUT,
          "BIRD's IPv6 RIB", until=lambda got: got == want_bird)
-    want_glob = {FRR_NET: ((MCR_AS, FRR_AS), HUB_G), BIRD_NET: ((MCR_AS, BIRD_AS), HUB_G)}
+    want_glob = {FRR_NET: ((MCR_AS, FRR_AS), HUB_G), BIRD_NET: ((MCR_AS, BIRD_AS), HUB_G),
+                 GOBGP_NET: ((MCR_AS, GOBGP_AS), HUB_G)}
     poll(lambda: _from_hub(topo.glob.routes("ipv6")), TIMEOUT, "the global peer's IPv6 RIB",
          until=lambda got: got == want_glob)
+    want_gobgp = {FRR_NET: ((MCR_AS, FRR_AS), HUB_GOBGP), BIRD_NET: ((MCR_AS, BIRD_AS), HUB_GOBGP),
+                  G_NET: ((MCR_AS, GLOBAL_AS), HUB_GOBGP)}
+    poll(lambda: _from_hub(topo.gobgp.routes("ipv6")), TIMEOUT, "GoBGP's IPv6 RIB",
+         until=lambda got: got == want_gobgp)
 
 
 def test_hub_kernel_routes_through_the_link_local_next_hops_and_their_interfaces(topo: Topology) -> None:
@@ -148,7 +184,8 @@ def test_hub_kernel_routes_through_the_link_local_next_hops_and_their_interfaces
     # link-local address of BIRD's end of the link is right.
     bird_link_local = {a["local"] for link in topo.bird_ns.ip_json("addr", "show", "dev", topo.bird_if)
                        for a in link.get("addr_info", []) if a["local"].startswith("fe80:")}
-    want = {FRR_NET: (PEER_FRR, lab.ifname("frr")), G_NET: (PEER_G, lab.ifname("glob"))}
+    want = {FRR_NET: (PEER_FRR, lab.ifname("frr")), G_NET: (PEER_G, lab.ifname("glob")),
+            GOBGP_NET: (PEER_GOBGP, lab.ifname("gobgp"))}
 
     def right(got: dict[str, tuple[str, str]]) -> bool:
         bird_hop = got.get(BIRD_NET, ("", ""))
