@@ -1703,7 +1703,10 @@ class OpenBgpdPeer(BgpPeer):
     def neighbor(self, address: str) -> dict[str, Any]:
         """``bgpctl -j show neighbor ADDRESS``: ``state``, ``stats.message`` sent/received by type (``updates``,
         ``route_refresh``...), ``session`` (local and remote address and port)."""
-        found = self.bgpctl_json("show", "neighbor", address).get("neighbors") or []
+        # All of them, then by address: `bgpctl show neighbor fe80::8%eth1` finds none, and bgpctl (run outside the
+        # namespace) names a scope by the interface of that index in its own namespace: compared without it.
+        found = [n for n in self.bgpctl_json("show", "neighbor").get("neighbors") or []
+                 if str(n.get("remote_addr", "")).split("%")[0] == address.split("%")[0]]
         return dict(found[0]) if found else {}
 
     def session_state(self, neighbor: str) -> str:

@@ -8,7 +8,9 @@ Topology (addresses stay inside the namespaces this module creates)::
     bird (BIRD 65020, fe80::3 <-> hub fe80::4)          --+
     2001:db8:30::1 on lo, announces 2001:db8:30::/48      |
     gobgp (GoBGP 65030, fe80::5 <-> hub fe80::6)        --+
-    announces 2001:db8:40::/48
+    announces 2001:db8:40::/48                            |
+    openbgpd (OpenBGPD 65040, fe80::7 <-> hub fe80::8)  --+
+    announces 2001:db8:50::/48
 
 mcrd scopes a link-local session to its VXC's interface (ExaBGP `source-interface`): without a scope the kernel
 refuses to bind or connect a link-local address, and the session used to be never attempted. FRR's side of its link
@@ -16,8 +18,8 @@ also has a global address the hub has none in, so FRR sends a global and a link-
 must route through the link-local one (`via fe80::1 dev <vxc>`), the only one on its link. The global peer gets the
 link-local peers' routes with the hub's global address as next hop, and packets cross the hub. To a link-local peer
 the hub sends its link-local address as both addresses of the next hop field (RFC 2545 3, as FRR does without a
-global address; `wire.ipv6_next_hop`): FRR's and GoBGP's RIBs show it. Last, mcrd accepts a link-local peer's own
-connection: its listening socket is bound to the VXC's interface too (exabgp_listen.py).
+global address; `wire.ipv6_next_hop`): FRR's, GoBGP's and OpenBGPD's RIBs show it. Last, mcrd accepts a link-local
+peer's own connection: its listening socket is bound to the VXC's interface too (exabgp_listen.py).
 """
 
 from __future__ import annotations
@@ -41,15 +43,18 @@ from tests.lab.harness import (
     GoBgpPeer,
     Lab,
     Netns,
+    OpenBgpdNeighbor,
+    OpenBgpdPeer,
     bird_config,
     frr_config,
     gobgp_config,
+    openbgpd_config,
     poll,
 )
 
 pytestmark = LAB_MARKS
 
-MCR_AS, FRR_AS, GLOBAL_AS, BIRD_AS, GOBGP_AS = 133937, 64512, 65010, 65020, 65030
+MCR_AS, FRR_AS, GLOBAL_AS, BIRD_AS, GOBGP_AS, OPENBGPD_AS = 133937, 64512, 65010, 65020, 65030, 65040
 HUB_FRR, PEER_FRR = "fe80::2", "fe80::1"  # the FRR link: link-local only on the hub's side
 PEER_FRR_GLOBAL = "2001:db8:f::2/64"  # on FRR's side of that link; the hub has no address in 2001:db8:f::/64
 HUB_BIRD, PEER_BIRD = "fe80::4", "fe80::3"
@@ -59,6 +64,8 @@ G_NET, G_HOST = "2001:db8:20::/48", "2001:db8:20::1"
 BIRD_NET, BIRD_HOST = "2001:db8:30::/48", "2001:db8:30::1"
 HUB_GOBGP, PEER_GOBGP = "fe80::6", "fe80::5"
 GOBGP_NET = "2001:db8:40::/48"
+HUB_OPENBGPD, PEER_OPENBGPD = "fe80::8", "fe80::7"
+OPENBGPD_NET = "2001:db8:50::/48"
 FRR_KEY = "ll-md5-key"  # TCP-MD5 over link-local too: cloud-like peers require a key
 TIMEOUT = 30.0
 
@@ -74,6 +81,7 @@ class Topology:
     glob: FrrPeer
     glob_ns: Netns
     gobgp: GoBgpPeer
+    openbgpd: OpenBgpdPeer
 
 
 def mcr_config(lab: Lab, *, scoped: bool = False) -> str:
@@ -94,6 +102,7 @@ def mcr_config(lab: Lab, *, scoped: bool = False) -> str:
             vxc("bird", HUB_BIRD, 64, PEER_BIRD, BIRD_AS),
             vxc("glob", HUB_G, 126, PEER_G, GLOBAL_AS),
             vxc("gobgp", HUB_GOBGP, 64, PEER_GOBGP, GOBGP_AS),
+            vxc("openbgpd", HUB_OPENBGPD, 64, PEER_OPENBGPD, OPENBGPD_AS),
         ],
     }
     return json.dumps(config, indent=2) + "\n"
@@ -108,12 +117,16 @@ def topo(lab_ready: None, request: pytest.FixtureRequest) -> Iterator[Topology]:
 
 def _build(lab: Lab, *, scoped: bool) -> Topology:
     hub, frr_ns, bird_ns, glob_ns = lab.netns("hub"), lab.netns("frr"), lab.netns("bird"), lab.netns("glob")
-    gobgp_ns = lab.netns("gobgp")
+    gobgp_ns, openbgpd_ns = lab.netns("gobgp"), lab.netns("openbgpd")
     # mcrd puts the hub side's addresses on (from its config); the peer sides are the lab's.
     frr_link = lab.link(hub, "frr", frr_ns, "hub", [], [f"{PEER_FRR}/64", PEER_FRR_GLOBAL])
     bird_link = lab.link(hub, "bird", bird_ns, "hub", [], [f"{PEER_BIRD}/64"])
     lab.link(hub, "glob", glob_ns, "hub", [], [f"{PEER_G}/126"])
     gobgp_link = lab.link(hub, "gobgp", gobgp_ns, "hub", [], [f"{PEER_GOBGP}/64"])
+    # OpenBGPD 7.7 puts a neighbour's name (`fe80::8%IF`) into the format string of its log lines: an interface
+    # name that printf reads as a conversion after the `%` (`hub...` -> `%hu`) crashes it when it logs the End-of-RIB
+    # (docs/INTEROP.md). Its end of the link is named `vhub...`: `%v` is no conversion.
+    openbgpd_link = lab.link(hub, "openbgpd", openbgpd_ns, "vhub", [], [f"{PEER_OPENBGPD}/64"])
     for ns, host in ((frr_ns, FRR_HOST), (bird_ns, BIRD_HOST), (glob_ns, G_HOST)):
         ns.add_address("lo", f"{host}/128")
 
@@ -142,11 +155,16 @@ def _build(lab: Lab, *, scoped: bool) -> Topology:
         GOBGP_AS, "10.0.0.4", [GoBgpNeighbor(f"{HUB_GOBGP}%{gobgp_link.if_b}", MCR_AS, hold_time=9,
                                              local_address=f"{PEER_GOBGP}%{gobgp_link.if_b}")]))
     gobgp.announce(GOBGP_NET)
+    openbgpd = OpenBgpdPeer(openbgpd_ns, openbgpd_config(
+        OPENBGPD_AS, "10.0.0.5", [OpenBgpdNeighbor(f"{HUB_OPENBGPD}%{openbgpd_link.if_b}", MCR_AS, hold_time=9,
+                                                   local_address=f"{PEER_OPENBGPD}%{openbgpd_link.if_b}")],
+        [OPENBGPD_NET]))
     frr.wait_established(HUB_FRR, TIMEOUT)
     bird.wait_established("mcr6", TIMEOUT)
     glob.wait_established(HUB_G, TIMEOUT)
     gobgp.wait_established(f"{HUB_GOBGP}%{gobgp_link.if_b}", TIMEOUT)
-    return Topology(lab, hub, frr, bird, bird_ns, bird_link.if_b, glob, glob_ns, gobgp)
+    openbgpd.wait_established(f"{HUB_OPENBGPD}%{openbgpd_link.if_b}", TIMEOUT)
+    return Topology(lab, hub, frr, bird, bird_ns, bird_link.if_b, glob, glob_ns, gobgp, openbgpd)
 
 
 def _hub_routes(hub: Netns) -> dict[str, tuple[str, str]]:
@@ -163,19 +181,24 @@ def test_each_peer_learns_the_others_routes_over_the_link_local_sessions(topo: T
     # Read from each peer's own RIB. The link-local peers get the hub's link-local address as next hop (the
     # session's own address, all ExaBGP sends), the global peer the hub's global address.
     want_frr = {G_NET: ((MCR_AS, GLOBAL_AS), HUB_FRR), BIRD_NET: ((MCR_AS, BIRD_AS), HUB_FRR),
-                GOBGP_NET: ((MCR_AS, GOBGP_AS), HUB_FRR)}
+                GOBGP_NET: ((MCR_AS, GOBGP_AS), HUB_FRR), OPENBGPD_NET: ((MCR_AS, OPENBGPD_AS), HUB_FRR)}
     poll(lambda: _from_hub(topo.frr.routes("ipv6")), TIMEOUT, "FRR's IPv6 RIB", until=lambda got: got == want_frr)
-    want_bird = {G_NET: (MCR_AS, GLOBAL_AS), FRR_NET: (MCR_AS, FRR_AS), GOBGP_NET: (MCR_AS, GOBGP_AS)}
+    want_bird = {G_NET: (MCR_AS, GLOBAL_AS), FRR_NET: (MCR_AS, FRR_AS), GOBGP_NET: (MCR_AS, GOBGP_AS),
+                 OPENBGPD_NET: (MCR_AS, OPENBGPD_AS)}
     poll(lambda: {p: a for p, (a, _) in _from_hub(topo.bird.routes("master6")).items()}, TIMEOUT,
          "BIRD's IPv6 RIB", until=lambda got: got == want_bird)
     want_glob = {FRR_NET: ((MCR_AS, FRR_AS), HUB_G), BIRD_NET: ((MCR_AS, BIRD_AS), HUB_G),
-                 GOBGP_NET: ((MCR_AS, GOBGP_AS), HUB_G)}
+                 GOBGP_NET: ((MCR_AS, GOBGP_AS), HUB_G), OPENBGPD_NET: ((MCR_AS, OPENBGPD_AS), HUB_G)}
     poll(lambda: _from_hub(topo.glob.routes("ipv6")), TIMEOUT, "the global peer's IPv6 RIB",
          until=lambda got: got == want_glob)
     want_gobgp = {FRR_NET: ((MCR_AS, FRR_AS), HUB_GOBGP), BIRD_NET: ((MCR_AS, BIRD_AS), HUB_GOBGP),
-                  G_NET: ((MCR_AS, GLOBAL_AS), HUB_GOBGP)}
+                  G_NET: ((MCR_AS, GLOBAL_AS), HUB_GOBGP), OPENBGPD_NET: ((MCR_AS, OPENBGPD_AS), HUB_GOBGP)}
     poll(lambda: _from_hub(topo.gobgp.routes("ipv6")), TIMEOUT, "GoBGP's IPv6 RIB",
          until=lambda got: got == want_gobgp)
+    want_openbgpd = {FRR_NET: ((MCR_AS, FRR_AS), HUB_OPENBGPD), BIRD_NET: ((MCR_AS, BIRD_AS), HUB_OPENBGPD),
+                     G_NET: ((MCR_AS, GLOBAL_AS), HUB_OPENBGPD), GOBGP_NET: ((MCR_AS, GOBGP_AS), HUB_OPENBGPD)}
+    poll(lambda: _from_hub(topo.openbgpd.routes("ipv6")), TIMEOUT, "OpenBGPD's IPv6 RIB",
+         until=lambda got: got == want_openbgpd)
 
 
 def test_hub_kernel_routes_through_the_link_local_next_hops_and_their_interfaces(topo: Topology) -> None:
@@ -185,7 +208,7 @@ def test_hub_kernel_routes_through_the_link_local_next_hops_and_their_interfaces
     bird_link_local = {a["local"] for link in topo.bird_ns.ip_json("addr", "show", "dev", topo.bird_if)
                        for a in link.get("addr_info", []) if a["local"].startswith("fe80:")}
     want = {FRR_NET: (PEER_FRR, lab.ifname("frr")), G_NET: (PEER_G, lab.ifname("glob")),
-            GOBGP_NET: (PEER_GOBGP, lab.ifname("gobgp"))}
+            GOBGP_NET: (PEER_GOBGP, lab.ifname("gobgp")), OPENBGPD_NET: (PEER_OPENBGPD, lab.ifname("openbgpd"))}
 
     def right(got: dict[str, tuple[str, str]]) -> bool:
         bird_hop = got.get(BIRD_NET, ("", ""))
