@@ -331,8 +331,8 @@ class Netns:
         return proc.returncode == 0
 
     def connects(self, source: str, target: str, port: int = 179, timeout: float = 2.0) -> bool:
-        """Whether a plain TCP connection (no TCP-MD5 key) from ``source`` reaches ``target``:``port`` within
-        ``timeout`` seconds."""
+        """Whether a plain TCP connection over IPv4 (no TCP-MD5 key) from ``source`` reaches ``target``:``port``
+        within ``timeout`` seconds."""
         script = (
             "import socket, sys\n"
             "s = socket.socket(); s.settimeout(float(sys.argv[4])); s.bind((sys.argv[1], 0))\n"
@@ -1701,8 +1701,8 @@ class OpenBgpdPeer(BgpPeer):
         return json.loads(out) if out.strip() else {}
 
     def neighbor(self, address: str) -> dict[str, Any]:
-        """``bgpctl -j show neighbor ADDRESS``: ``state``, ``stats.message`` sent/received by type (``updates``,
-        ``route_refresh``...), ``session`` (local and remote address and port)."""
+        """The neighbour at ``address`` in ``bgpctl -j show neighbor``: ``state``, ``stats.message`` sent/received by
+        type (``updates``, ``route_refresh``...), ``session`` (local and remote address and port)."""
         # All of them, then by address: `bgpctl show neighbor fe80::8%eth1` finds none, and bgpctl (run outside the
         # namespace) names a scope by the interface of that index in its own namespace: compared without it.
         found = [n for n in self.bgpctl_json("show", "neighbor").get("neighbors") or []
