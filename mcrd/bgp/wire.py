@@ -15,6 +15,7 @@ filled up to the message size.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import struct
 from collections.abc import Iterable, Iterator, Sequence
@@ -207,8 +208,8 @@ def ipv6_next_hop(address: str) -> bytes:
     without a global address. A link-local address alone in 16 octets (what ExaBGP's `next-hop self` packs) is for
     peers that negotiated the Link-Local Next Hop capability (draft-ietf-idr-linklocal-capability), which mcrd does
     not offer."""
-    hop = socket.inet_pton(socket.AF_INET6, address)
-    return hop + hop if hop[0] == 0xFE and hop[1] & 0xC0 == 0x80 else hop
+    ours = ipaddress.IPv6Address(address)
+    return ours.packed * 2 if ours.is_link_local else ours.packed
 
 
 def announcements(attrs: PathAttributes, family: int, nlris: Sequence[bytes], profile: Profile,

@@ -190,13 +190,7 @@ class Peer:
 
     def rib6(self) -> dict[str, Route]:
         """Every IPv6 route in the peer's own RIB but its own prefix (one session carries IPv6: the best path)."""
-        d = self.daemon
-        if isinstance(d, BirdPeer):
-            routes = d.routes("master6")
-        elif isinstance(d, FrrPeer | GoBgpPeer | OpenBgpdPeer):
-            routes = d.routes("ipv6")
-        else:
-            raise TypeError(d)
+        routes = self.daemon.routes_for(self.spoke.prefix6)  # each implementation's IPv6 table
         return {p: r for p, r in routes.items() if p != self.spoke.prefix6}
 
     def rib(self) -> dict[str, Route]:
@@ -662,10 +656,9 @@ def test_mcrd_to_mcrd_session(pair: Pair) -> None:
          ignore=(LabCommandError,))  # the looking glass answers a moment after the daemon starts
 
 
-def wait_path_and_hop(pair: Pair, cloud: str, table: Callable[[], dict[str, Route]], prefix: str,
-                      want: tuple[tuple[int, ...], str]) -> None:
+def wait_path_and_hop(pair: Pair, cloud: str, peer: BgpPeer, prefix: str, want: tuple[tuple[int, ...], str]) -> None:
     def seen() -> tuple[tuple[int, ...], str] | None:
-        route = table().get(prefix)
+        route = peer.routes_for(prefix).get(prefix)
         return None if route is None else (route.as_path, route.next_hop)
 
     poll(seen, pair_wait(pair), f"{cloud} holds {prefix}", until=lambda got: got == want)
@@ -675,14 +668,14 @@ def test_mcrd_to_mcrd_routes(pair: Pair) -> None:
     """Each cloud holds the other's prefixes of both families across both MCRs: both MCRs' ASes in the path, its own
     MCR's address on that link as next hop."""
     to_a, to_b = (MCR_AS, MCR_B_AS, CLOUD_B_AS), (MCR_B_AS, MCR_AS, CLOUD_A_AS)
-    expected: list[tuple[str, Callable[[], dict[str, Route]], str, tuple[tuple[int, ...], str]]] = [
-        ("cloud A", pair.clouda.routes, NET_B, (to_a, "169.254.1.1")),
-        ("cloud B", pair.cloudb.routes, NET_A, (to_b, "169.254.2.1")),
-        ("cloud A", lambda: pair.clouda.routes("ipv6"), NET_B6, (to_a, "2001:db8:ffff:1::1")),
-        ("cloud B", lambda: pair.cloudb.routes("master6"), NET_A6, (to_b, "2001:db8:ffff:2::1")),
+    expected: list[tuple[str, BgpPeer, str, tuple[tuple[int, ...], str]]] = [
+        ("cloud A", pair.clouda, NET_B, (to_a, "169.254.1.1")),
+        ("cloud B", pair.cloudb, NET_A, (to_b, "169.254.2.1")),
+        ("cloud A", pair.clouda, NET_B6, (to_a, "2001:db8:ffff:1::1")),
+        ("cloud B", pair.cloudb, NET_A6, (to_b, "2001:db8:ffff:2::1")),
     ]
-    for cloud, table, prefix, want in expected:
-        wait_path_and_hop(pair, cloud, table, prefix, want)
+    for cloud, peer, prefix, want in expected:
+        wait_path_and_hop(pair, cloud, peer, prefix, want)
 
 
 def test_mcrd_to_mcrd_communities(pair: Pair) -> None:
